@@ -1,0 +1,62 @@
+"""npconv: 2-D convolution from scratch, with kernels that count their own arithmetic.
+
+Public API::
+
+    npconv.conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                  method="reference", count=False)       # -> y, or (y, counts)
+    npconv.depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, ...)
+    npconv.pointwise_conv2d(x, weight, bias=None, ...)
+    npconv.separable_conv2d(x, depthwise_weight, pointwise_weight,
+                            depthwise_bias=None, pointwise_bias=None,
+                            stride=1, padding=0, dilation=1, ...)
+
+Layer geometry lives in :mod:`npconv.geometry`, closed-form counts in
+:mod:`npconv.formulas`, the algorithms in :mod:`npconv.kernels`.
+
+The convolution functions are imported on first access, so that
+``import npconv.formulas`` and the command line do not pay for NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from npconv.errors import ConvArgumentError, ConvTypeError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvArgumentError",
+    "ConvTypeError",
+    "available_methods",
+    "conv2d",
+    "depthwise_conv2d",
+    "pointwise_conv2d",
+    "separable_conv2d",
+]
+
+_LAZY = {
+    "conv2d": "npconv.api",
+    "depthwise_conv2d": "npconv.api",
+    "pointwise_conv2d": "npconv.api",
+    "separable_conv2d": "npconv.api",
+    "available_methods": "npconv.kernels",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from npconv.api import conv2d, depthwise_conv2d, pointwise_conv2d, separable_conv2d
+    from npconv.kernels import available_methods
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'npconv' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
