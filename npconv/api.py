@@ -1,0 +1,190 @@
+"""Public convolution functions: one general primitive and thin named wrappers.
+
+All functions follow ``torch.nn.functional.conv2d``'s layout and argument
+meanings (see :mod:`npconv.geometry`) and add two arguments:
+
+``method``
+    the algorithm, a name from :func:`npconv.kernels.available_methods`
+    (``"reference"``: plain Python loops).
+``count``
+    ``False`` returns the output only; ``True`` returns ``(y, counts)`` with
+    the operations the kernel executed, in its default convention;
+    ``"dense"`` or ``"effective"`` asks for that convention (an error if the
+    method cannot execute it).  See :mod:`npconv.counts` for what is counted.
+
+Arrays must be float32 or float64.  Integer, boolean and complex arrays are
+refused rather than converted (a silent cast could truncate or drop the
+imaginary part).  Operands of different float dtypes are promoted as NumPy
+promotes them -- float32 with float64 gives float64 -- and the output has
+that dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from npconv import kernels
+from npconv.counts import CONVENTIONS, Counts, SeparableCounts
+from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.geometry import ConvGeometry, SeparableGeometry
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
+    """Convert each named operand to an ndarray of one common float dtype.
+
+    ``None`` stays ``None`` (an absent bias).
+    """
+    arrays: dict[str, np.ndarray | None] = {}
+    for name, value in named.items():
+        if value is None:
+            arrays[name] = None
+            continue
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise ConvTypeError(name, "an array of floats", f"{type(value).__name__} ({exc})") from None
+        dtype = array.dtype
+        if dtype not in _FLOAT_DTYPES:
+            if dtype.kind in "iub":
+                hint = f"; convert it yourself, e.g. {name}.astype(np.float64)"
+            elif dtype.kind == "c":
+                hint = "; complex convolution is not supported"
+            elif dtype.kind == "f":
+                hint = f"; convert it with {name}.astype(np.float32)"
+            else:
+                hint = ""
+            raise ConvTypeError(name, "a float32 or float64 array" + hint, f"dtype {dtype}")
+        arrays[name] = array
+    common = np.result_type(*(a for a in arrays.values() if a is not None))
+    return {k: None if a is None else a.astype(common, copy=False) for k, a in arrays.items()}
+
+
+def _counting(count: object) -> tuple[bool, str | None]:
+    """Parse ``count``: (are counts wanted, requested convention or None for the default)."""
+    if isinstance(count, (bool, np.bool_)):
+        return bool(count), None
+    if isinstance(count, str) and count in CONVENTIONS:
+        return True, count
+    raise ConvArgumentError("count", "False, True, 'dense' or 'effective'", repr(count))
+
+
+def _run(method: object, count: object, x: np.ndarray, weight: np.ndarray,
+         bias: np.ndarray | None, geometry: ConvGeometry) -> tuple[np.ndarray, Counts | None]:
+    """Run ``method``'s kernel; counts are None unless ``count`` asks for them."""
+    wanted, convention = _counting(count)
+    kernel = kernels.load(method)
+    if convention is None:
+        convention = kernel.CONVENTIONS[0]
+    elif convention not in kernel.CONVENTIONS:
+        raise ConvArgumentError(
+            "count",
+            f"a convention that method {kernel.NAME!r} executes "
+            f"({', '.join(map(repr, kernel.CONVENTIONS))})",
+            repr(count),
+        )
+    return kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+           method="reference", count=False):
+    """Grouped, strided, padded, dilated 2-D cross-correlation (the general primitive).
+
+    Parameters
+    ----------
+    x : array (N, C_in, H, W), float32 or float64
+    weight : array (C_out, C_in / groups, KH, KW)
+    bias : array (C_out,) or None
+    stride, dilation : int or (along H, along W), each >= 1
+    padding : int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same"
+        (for stride > 1, "same" gives ceil(H / stride) rows and puts an odd
+        extra pixel at the bottom/right)
+    groups : int dividing C_in and C_out
+    method : algorithm name, see :func:`npconv.kernels.available_methods`
+    count : False, True, "dense" or "effective" (see module docstring)
+
+    Returns
+    -------
+    y : array (N, C_out, OH, OW), or ``(y, counts)`` when ``count`` is not False
+    """
+    a = _as_float_arrays(x=x, weight=weight, bias=bias)
+    geometry = ConvGeometry.from_shapes(
+        a["x"].shape, a["weight"].shape, None if a["bias"] is None else a["bias"].shape,
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )
+    y, counts = _run(method, count, a["x"], a["weight"], a["bias"], geometry)
+    return y if counts is None else (y, counts)
+
+
+def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
+                     method="reference", count=False):
+    """Depthwise convolution: each input channel convolved with its own filters.
+
+    ``weight`` is ``(C_in * m, 1, KH, KW)`` for depth multiplier ``m``: output
+    channel ``c * m + j`` is input channel ``c`` convolved with filter
+    ``c * m + j``.  This is :func:`conv2d` with ``groups = C_in``.
+    """
+    a = _as_float_arrays(x=x, weight=weight, bias=bias)
+    channels = a["x"].shape[1] if a["x"].ndim == 4 else 1
+    return conv2d(a["x"], a["weight"], a["bias"], stride, padding, dilation, channels, method, count)
+
+
+def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
+    if weight.ndim != 4 or weight.shape[2:] != (1, 1):
+        raise ConvArgumentError(name, "a 1x1 kernel of shape (C_out, C_in, 1, 1)", f"shape {weight.shape}")
+
+
+def pointwise_conv2d(x, weight, bias=None, method="reference", count=False):
+    """Pointwise (1x1) convolution: at every pixel, a weighted sum over all channels.
+
+    ``weight`` is ``(C_out, C_in, 1, 1)``.  This is :func:`conv2d` with a 1x1
+    kernel, stride 1 and no padding.
+    """
+    a = _as_float_arrays(x=x, weight=weight, bias=bias)
+    _check_pointwise_weight(a["weight"], "weight")
+    return conv2d(a["x"], a["weight"], a["bias"], method=method, count=count)
+
+
+def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
+                     pointwise_bias=None, stride=1, padding=0, dilation=1,
+                     method="reference", count=False):
+    """Depthwise-separable convolution: :func:`depthwise_conv2d` then :func:`pointwise_conv2d`.
+
+    Parameters
+    ----------
+    x : array (N, C_in, H, W)
+    depthwise_weight : array (C_in * m, 1, KH, KW), depth multiplier m
+    pointwise_weight : array (C_out, C_in * m, 1, 1)
+    depthwise_bias : array (C_in * m,) or None (None in the Keras convention)
+    pointwise_bias : array (C_out,) or None
+    stride, padding, dilation : apply to the depthwise part, as in :func:`conv2d`
+    method, count : as in :func:`conv2d`
+
+    Returns
+    -------
+    y : array (N, C_out, OH, OW), or ``(y, counts)`` with a
+        :class:`~npconv.counts.SeparableCounts` (depthwise, pointwise and sums)
+    """
+    a = _as_float_arrays(x=x, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight,
+                         depthwise_bias=depthwise_bias, pointwise_bias=pointwise_bias)
+    x, dw_w, pw_w, dw_b, pw_b = a.values()
+    channels = x.shape[1] if x.ndim == 4 else 1
+    depthwise = ConvGeometry.from_shapes(
+        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=channels,
+        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
+    )
+    _check_pointwise_weight(pw_w, "pointwise_weight")
+    pointwise = ConvGeometry.from_shapes(
+        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
+        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
+    )
+    layer = SeparableGeometry(depthwise, pointwise)
+    hidden, dw_counts = _run(method, count, x, dw_w, dw_b, layer.depthwise)
+    y, pw_counts = _run(method, count, hidden, pw_w, pw_b, layer.pointwise)
+    if dw_counts is None:
+        return y
+    return y, SeparableCounts(dw_counts, pw_counts)

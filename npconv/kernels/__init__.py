@@ -1,0 +1,45 @@
+"""Convolution algorithms, one module each, all with the same interface.
+
+A kernel module defines
+
+``NAME``
+    the ``method=`` name it answers to;
+``CONVENTIONS``
+    the counting conventions it can execute (``"dense"``, ``"effective"``),
+    its default first;
+``conv2d(x, weight, bias, geometry, *, convention, count) -> (y, counts | None)``
+    the general grouped, strided, padded, dilated 2-D cross-correlation on
+    arrays already validated by :mod:`npconv.api` (same float dtype, shapes
+    matching ``geometry``); ``counts`` is a :class:`~npconv.counts.Counts`
+    tallied while running when ``count`` is true.
+
+Adding an algorithm is adding a module and one line to :data:`METHODS`.
+Modules are imported on first use, so a method that compiles (Numba) costs
+nothing until it is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from npconv.errors import ConvArgumentError
+
+#: ``method`` name -> module that implements it.
+METHODS: dict[str, str] = {
+    "reference": "npconv.kernels.reference",
+}
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names accepted by ``method=``."""
+    return tuple(METHODS)
+
+
+def load(method: object) -> ModuleType:
+    """The kernel module for ``method``, imported on first use."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ConvArgumentError(
+            "method", f"one of {', '.join(map(repr, METHODS))}", repr(method)
+        )
+    return importlib.import_module(METHODS[method])

@@ -1,0 +1,80 @@
+"""Independent oracles and the tolerance policy used to compare kernels with them.
+
+* :func:`scipy_conv2d`: ``scipy.signal.correlate2d`` per (image, output
+  channel, input channel) on an explicitly zero-padded input with an
+  explicitly dilated kernel, then strided by slicing -- no code shared with
+  npconv's kernels.
+* :func:`torch_conv2d`: ``torch.nn.functional.conv2d`` after ``F.pad`` (torch
+  itself has no asymmetric padding and no "same" for stride > 1).
+
+Tolerance policy (:func:`assert_conv_close`): a sum of ``L`` products computed
+in floating point with unit roundoff ``u`` is within ``L * u * sum(|x_i w_i|)``
+of the exact sum.  Each output element is checked against the float64 oracle
+with that bound, ``sum(|x_i w_i|)`` taken from the oracle run on ``|x|`` and
+``|w|``, for ``u`` of the result's dtype: float64 results must be near exact,
+float32 ones within their own rounding, growing with the reduction length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from npconv.geometry import ConvGeometry
+
+
+def dilate_kernel(w: np.ndarray, dilation: tuple[int, int]) -> np.ndarray:
+    """Insert ``dilation - 1`` zeros between the taps of the last two axes."""
+    dh, dw = dilation
+    kh, kw = w.shape[-2:]
+    out = np.zeros((*w.shape[:-2], dh * (kh - 1) + 1, dw * (kw - 1) + 1), dtype=w.dtype)
+    out[..., ::dh, ::dw] = w
+    return out
+
+
+def scipy_conv2d(x, w, b, g: ConvGeometry) -> np.ndarray:
+    """Grouped cross-correlation from SciPy's 2-D correlate, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    w = dilate_kernel(np.asarray(w, dtype=np.float64), g.dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), g.padding[0], g.padding[1]))
+    y = np.zeros(g.output_shape)
+    cg, og = g.in_channels_per_group, g.out_channels_per_group
+    for n in range(g.batch):
+        for co in range(g.out_channels):
+            group = co // og
+            acc = sum(
+                signal.correlate2d(xp[n, group * cg + ci], w[co, ci], mode="valid")
+                for ci in range(cg)
+            )
+            y[n, co] = acc[:: g.stride[0], :: g.stride[1]][: g.out_height, : g.out_width]
+            if b is not None:
+                y[n, co] += float(b[co])
+    return y
+
+
+def torch_conv2d(x, w, b, g: ConvGeometry) -> np.ndarray:
+    """The same layer through PyTorch (float64)."""
+    import torch
+    import torch.nn.functional as F
+
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    xt = F.pad(xt, (g.padding[1][0], g.padding[1][1], g.padding[0][0], g.padding[0][1]))
+    wt = torch.from_numpy(np.asarray(w, dtype=np.float64))
+    bt = None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float64))
+    return F.conv2d(xt, wt, bt, stride=g.stride, dilation=g.dilation, groups=g.groups).numpy()
+
+
+def assert_conv_close(actual, x, w, b, g: ConvGeometry, oracle=scipy_conv2d) -> None:
+    """Check ``actual`` against ``oracle`` within the rounding bound of the module docstring."""
+    expected = oracle(x, w, b, g)
+    magnitude = oracle(np.abs(x), np.abs(w), None if b is None else np.abs(b), g)
+    terms = g.in_channels_per_group * g.kernel_h * g.kernel_w + (b is not None)
+    unit = np.finfo(actual.dtype).eps
+    bound = (terms + 1) * unit * magnitude + np.finfo(np.float64).tiny
+    error = np.abs(actual.astype(np.float64) - expected)
+    worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.size else None
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert np.all(error <= bound), (
+        f"max error {error.max():.3g} exceeds bound at {worst}: "
+        f"got {actual[worst]!r}, expected {expected[worst]!r}, bound {bound[worst]:.3g}"
+    )
