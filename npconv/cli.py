@@ -1,0 +1,190 @@
+"""The ``npconv`` command line.
+
+``npconv explain`` (no arguments) explains the worked example of the course
+problem: a 14x14x3 input, 5x5 kernels, 256 filters, stride 1, no padding.
+Shapes are read the way people write them by hand (``14x14x3`` is H x W x C)
+and the command says how it read them.
+
+Importing this module and running ``npconv --help`` or ``npconv explain``
+imports neither NumPy nor Numba.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+
+from npconv import __version__
+from npconv.errors import ConvArgumentError
+from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
+
+_SEPARATORS = re.compile(r"\s*[x\u00d7X*,]\s*")  # x, X, the times sign, * or a comma
+
+#: Geometry argument names -> the flags a command-line user typed.
+_FLAG_NAMES = {
+    "batch": "--input",
+    "in_channels": "--input",
+    "height": "--input",
+    "width": "--input",
+    "out_channels": "--filters",
+    "kernel": "--kernel",
+    "stride": "--stride",
+    "padding": "--padding",
+    "dilation": "--dilation",
+    "groups": "--groups",
+    "depth_multiplier": "--depth-multiplier",
+    "bias": "--bias",
+}
+
+
+def _ints(text: str, flag: str, expected: str) -> list[int]:
+    fields = _SEPARATORS.split(text.strip())
+    try:
+        return [int(f) for f in fields]
+    except ValueError:
+        raise ConvArgumentError(flag, expected, repr(text)) from None
+
+
+def parse_input(text: str) -> tuple[tuple[int, int, int, int], str]:
+    """``"14x14x3"`` (H x W x C) or ``"2x3x14x14"`` (N x C x H x W) -> NCHW and how it was read."""
+    expected = "H x W x C such as 14x14x3, or N x C x H x W such as 8x3x224x224"
+    numbers = _ints(text, "--input", expected)
+    if len(numbers) == 3:
+        h, w, c = numbers
+        shape = (1, c, h, w)
+        reading = f"H x W x C: a {h} x {w} image with {c} channel{'s' * (c != 1)}, batch N = 1"
+    elif len(numbers) == 4:
+        shape = tuple(numbers)
+        n, c, h, w = shape
+        reading = f"N x C x H x W (NCHW): batch N = {n}, {c} channel{'s' * (c != 1)}, {h} x {w} images"
+    else:
+        raise ConvArgumentError("--input", expected, repr(text))
+    return shape, f"Read --input {text} as {reading}."
+
+
+def parse_pair(text: str, flag: str) -> tuple[int, int]:
+    """``"2"`` or ``"2x1"`` (along H x along W)."""
+    expected = "an int, or two ints HxW such as 2x1"
+    numbers = _ints(text, flag, expected)
+    if len(numbers) == 1:
+        return numbers[0], numbers[0]
+    if len(numbers) == 2:
+        return numbers[0], numbers[1]
+    raise ConvArgumentError(flag, expected, repr(text))
+
+
+def parse_padding(text: str) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """``"1"``, ``"1x2"`` (H x W), ``"top,bottom,left,right"``, ``"same"`` or ``"valid"``."""
+    if text.strip().lower() in ("same", "valid"):
+        return text.strip().lower()
+    expected = "an int, PHxPW such as 1x2, top,bottom,left,right such as 0,1,0,1, 'same' or 'valid'"
+    numbers = _ints(text, "--padding", expected)
+    if len(numbers) == 1:
+        return (numbers[0],) * 2, (numbers[0],) * 2
+    if len(numbers) == 2:
+        return (numbers[0],) * 2, (numbers[1],) * 2
+    if len(numbers) == 4:
+        return (numbers[0], numbers[1]), (numbers[2], numbers[3])
+    raise ConvArgumentError("--padding", expected, repr(text))
+
+
+def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    layer = parser.add_argument_group("layer (defaults: the worked example of the course problem)")
+    layer.add_argument("--input", default="14x14x3", metavar="HxWxC",
+                       help="input shape, HxWxC (batch 1) or NxCxHxW (default: 14x14x3)")
+    layer.add_argument("--kernel", default="5", metavar="K",
+                       help="kernel size, K or KHxKW (default: 5)")
+    layer.add_argument("--filters", default="256", metavar="C_OUT",
+                       help="output channels of the standard and separable layers (default: 256)")
+    layer.add_argument("--stride", default="1", metavar="S", help="stride, S or SHxSW (default: 1)")
+    layer.add_argument("--padding", default="0", metavar="P",
+                       help="P, PHxPW, top,bottom,left,right, 'same' or 'valid' (default: 0); "
+                            "'same' puts an odd extra pixel at the bottom/right")
+    layer.add_argument("--dilation", default="1", metavar="D", help="dilation, D or DHxDW (default: 1)")
+    layer.add_argument("--groups", default="1", metavar="G", help="groups of the standard layer (default: 1)")
+    layer.add_argument("--depth-multiplier", default="1", metavar="M",
+                       help="depthwise outputs per input channel (default: 1)")
+    layer.add_argument("--bias", default=DEFAULT_BIAS_CONVENTION, choices=tuple(BIAS_CONVENTIONS),
+                       help="bias convention: keras = bias on the standard layer and on the pointwise "
+                            "part only; torch = bias on every layer; none (default: keras)")
+
+
+def _single_int(text: str, flag: str) -> int:
+    numbers = _ints(text, flag, "an int")
+    if len(numbers) != 1:
+        raise ConvArgumentError(flag, "an int", repr(text))
+    return numbers[0]
+
+
+def layers_from_arguments(args: argparse.Namespace) -> tuple[ConvGeometry, SeparableGeometry, str]:
+    """The standard and separable layers described by the layer flags, and how --input was read."""
+    input_shape, reading = parse_input(args.input)
+    kernel = parse_pair(args.kernel, "--kernel")
+    stride = parse_pair(args.stride, "--stride")
+    dilation = parse_pair(args.dilation, "--dilation")
+    padding = parse_padding(args.padding)
+    filters = _single_int(args.filters, "--filters")
+    standard = ConvGeometry.from_layer(
+        input_shape, filters, kernel, stride=stride, padding=padding, dilation=dilation,
+        groups=_single_int(args.groups, "--groups"), bias=BIAS_CONVENTIONS[args.bias][1],
+        argument_names=_FLAG_NAMES,
+    )
+    separable = SeparableGeometry.from_layer(
+        input_shape, filters, kernel, stride=stride, padding=padding, dilation=dilation,
+        depth_multiplier=_single_int(args.depth_multiplier, "--depth-multiplier"), bias=args.bias,
+        argument_names=_FLAG_NAMES,
+    )
+    return standard, separable, reading
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from npconv.explain import explain, render_text, to_json_dict
+
+    standard, separable, reading = layers_from_arguments(args)
+    report = explain(standard, separable, args.bias, reading)
+    if args.json:
+        print(json.dumps(to_json_dict(report), indent=2))
+    else:
+        print(render_text(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npconv",
+        description="Convolution from scratch, with kernels that count their own arithmetic.",
+    )
+    parser.add_argument("--version", action="version", version=f"npconv {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    explain = commands.add_parser(
+        "explain",
+        help="standard vs depthwise-separable layer: shapes, parameters, mults, adds, working shown",
+        description="Explain a standard and a depthwise-separable layer side by side: output "
+                    "shape, parameters, multiplications, additions, FLOPs and their ratios, each "
+                    "with its working shown. With no flags: the course problem's worked example.",
+    )
+    _add_layer_arguments(explain)
+    explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    explain.set_defaults(handler=_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except ConvArgumentError as error:
+        # A bad flag value: say which and why, as argparse does, without a traceback.
+        print(f"npconv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""``npconv explain``: a standard and a depthwise-separable layer side by side, working shown.
+
+:func:`explain` builds a plain-data report (everything comes from
+:mod:`npconv.formulas`); :func:`render_text` prints it for people and
+:func:`to_json_dict` for programs.  Pure Python: no NumPy, no Numba.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from npconv import formulas as F
+from npconv._expr import format_number
+from npconv.formulas import Quantity
+from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
+
+PARTS = ("standard", "depthwise", "pointwise", "separable")
+COUNTED = ("mults", "adds", "flops")
+_COUNTED_NAMES = {"mults": "multiplications", "adds": "additions", "flops": "FLOPs (mults + adds)"}
+
+_BIAS_WORDS = {
+    "keras": "the standard layer has a bias; the separable layer has one on its pointwise part only, "
+             "as Keras' SeparableConv2D",
+    "torch": "the standard layer has a bias; the separable layer has one on both parts, "
+             "as two torch.nn.Conv2d layers",
+    "none": "no layer has a bias",
+}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything ``npconv explain`` shows, computed once."""
+
+    standard: ConvGeometry
+    separable: SeparableGeometry
+    bias_convention: str
+    input_reading: str = ""
+    output_size: tuple[Quantity, Quantity] = field(default=())
+    quantities: dict[str, dict[str, object]] = field(default_factory=dict)
+    other_conventions: dict[str, Quantity] = field(default_factory=dict)
+    ratios: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def conventions(self) -> tuple[str, ...]:
+        """``("dense",)`` when no padding makes the two counts differ, else both."""
+        return ("dense", "effective") if self.standard.has_padding else ("dense",)
+
+
+def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
+            input_reading: str = "") -> Explanation:
+    """Compute every quantity shown for ``standard`` vs ``separable``."""
+    dw, pw = separable.depthwise, separable.pointwise
+    conventions = ("dense", "effective") if standard.has_padding else ("dense",)
+    quantities: dict[str, dict[str, object]] = {}
+    for name, g in (("standard", standard), ("depthwise", dw), ("pointwise", pw)):
+        quantities[name] = {
+            "output_shape": g.output_shape,
+            "params": F.params(g),
+            "mults": {c: F.mults(g, c) for c in conventions},
+            "adds": {c: F.adds(g, c) for c in conventions},
+            "flops": {c: F.flops(g, c) for c in conventions},
+        }
+    quantities["separable"] = {
+        "output_shape": separable.output_shape,
+        "params": F.separable_params(separable),
+        "mults": {c: F.separable_mults(separable, c) for c in conventions},
+        "adds": {c: F.separable_adds(separable, c) for c in conventions},
+        "flops": {c: F.separable_flops(separable, c) for c in conventions},
+    }
+
+    other: dict[str, Quantity] = {}
+    for name in BIAS_CONVENTIONS:
+        if name != bias_convention:
+            layer = SeparableGeometry(
+                dw.replace(bias=BIAS_CONVENTIONS[name][0]), pw.replace(bias=BIAS_CONVENTIONS[name][1])
+            )
+            other[f"separable, {name}"] = F.separable_params(layer)
+    other["standard, " + ("no bias" if standard.bias else "with bias")] = F.params(standard, not standard.bias)
+
+    std, sep = quantities["standard"], quantities["separable"]
+    ratios = {
+        "params": F.ratio("params ratio", sep["params"], std["params"]),
+        "mults": {c: F.ratio(f"mults ratio ({c})", sep["mults"][c], std["mults"][c]) for c in conventions},
+        "mobilenet": F.mobilenet_reduction(separable),
+    }
+    return Explanation(
+        standard, separable, bias_convention, input_reading,
+        (F.output_height(standard), F.output_width(standard)), quantities, other, ratios,
+    )
+
+
+# ---------------------------------------------------------------------- text
+
+
+def _hwc(shape: tuple[int, int, int, int]) -> str:
+    n, c, h, w = shape
+    return f"{h}x{w}x{c}" if n == 1 else f"{n}x{h}x{w}x{c}"
+
+
+def _times_fewer(q: Quantity) -> str:
+    return f"{float(1 / q.value):.1f}x fewer" if q.value else ""
+
+
+def _pair(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def _layer_line(e: Explanation) -> str:
+    g = e.standard
+    (pt, pb), (pl, pr) = g.padding
+    if pt == pb == pl == pr:
+        pad = str(pt)
+    else:
+        pad = f"top {pt}, bottom {pb}, left {pl}, right {pr}"
+    if g.padding_rule in ("same", "valid"):
+        pad = f"'{g.padding_rule}' = {pad}"
+    parts = [
+        f"{g.kernel_h}x{g.kernel_w} kernels",
+        f"{g.out_channels} filters",
+        f"stride {_pair(g.stride)}",
+        f"padding {pad}",
+        f"dilation {_pair(g.dilation)}",
+    ]
+    if g.groups > 1:
+        parts.append(f"groups {g.groups} (standard layer)")
+    if e.separable.depth_multiplier > 1:
+        parts.append(f"depth multiplier {e.separable.depth_multiplier}")
+    return "Layer: " + ", ".join(parts) + "."
+
+
+def _table(e: Explanation) -> list[str]:
+    layout = "H x W x C" if e.standard.batch == 1 else "N x H x W x C"
+    rows = [("", *PARTS), (f"output ({layout})", *(_hwc(e.quantities[p]["output_shape"]) for p in PARTS))]
+    rows.append(("parameters", *(format_number(e.quantities[p]["params"].value) for p in PARTS)))
+    for what in COUNTED:
+        for convention in e.conventions:
+            label = _COUNTED_NAMES[what] + (f", {convention}" if len(e.conventions) > 1 else "")
+            rows.append((label, *(format_number(e.quantities[p][what][convention].value) for p in PARTS)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                             for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def _working(label: str, q: Quantity, indent: str = "    ") -> list[str]:
+    """``label  formula``, then ``= working = value`` under it, then the named sub-quantities."""
+    pad = " " * len(label)
+    lines = [f"{indent}{label}  {q.formula}"]
+    if q.working != q.formula:
+        lines.append(f"{indent}{pad}  = {q}")
+    elif str(q) != q.working:
+        lines.append(f"{indent}{pad}  = {format_number(q.value)}")
+    lines += _details(q, f"{indent}{pad}    ")
+    return lines
+
+
+def _details(q: Quantity, indent: str) -> list[str]:
+    """One line per sub-quantity that the working names (``T_H = 4 + 5 x 10 + 4 = 58 (...)``)."""
+    lines = []
+    for detail in q.details:
+        if detail.label.startswith(("depthwise", "pointwise")):
+            continue  # the parts have lines of their own
+        lines.append(f"{indent}{detail.label} = {detail}  ({detail.formula})")
+        lines += _details(detail, indent + "  ")
+    return lines
+
+
+def render_text(e: Explanation) -> str:
+    """The human-readable report."""
+    lines = ["npconv explain: standard vs depthwise-separable convolution", ""]
+    if e.input_reading:
+        lines.append(e.input_reading)
+    lines.append(_layer_line(e))
+    lines.append(f"Bias convention: {e.bias_convention}: {_BIAS_WORDS[e.bias_convention]}.")
+    if len(e.conventions) > 1:
+        lines.append("Counting: dense = every tap, padded zeros included (textbook, im2col); "
+                     "effective = only taps on real input (direct loops).")
+    else:
+        lines.append("Counting: no padding, so dense (every tap) and effective (taps on real input) agree.")
+    lines += ["", *_table(e), "", "Working", "  Output size (standard, and the depthwise part of separable)"]
+    label_width = max(len(p) for p in PARTS)
+    for q in e.output_size:
+        lines += _working(q.label.ljust(label_width), q)
+
+    lines.append("  Parameters")
+    for part in PARTS:
+        lines += _working(part.ljust(label_width), e.quantities[part]["params"])
+    others = "; ".join(f"{name} {format_number(q.value)}" for name, q in e.other_conventions.items())
+    lines.append(f"    other bias conventions: {others}")
+
+    for what in COUNTED:
+        for convention in e.conventions:
+            heading = _COUNTED_NAMES[what][0].upper() + _COUNTED_NAMES[what][1:]
+            note = {
+                "mults": "",
+                "adds": ": each output sums its terms (products, and the bias if any); T terms take T - 1 additions",
+                "flops": "",
+            }[what]
+            suffix = f" ({convention})" if len(e.conventions) > 1 else ""
+            lines.append(f"  {heading}{suffix}{note}")
+            for part in PARTS:
+                lines += _working(part.ljust(label_width), e.quantities[part][what][convention])
+
+    lines.append("  Ratios, separable / standard")
+    r = e.ratios
+    shown = {"params": r["params"]}
+    for convention, q in r["mults"].items():
+        shown["mults" if len(e.conventions) == 1 else f"mults, {convention}"] = q
+    ratio_width = max(len(k) for k in shown)
+    for key, q in shown.items():
+        lines.append(f"    {key.ljust(ratio_width)}  {q}  ({_times_fewer(q)})")
+    mobile = r["mobilenet"]
+    lines.append(f"    MobileNet reduction {mobile.formula}")
+    lines.append(f"      = {mobile}  (equals the dense multiplication ratio)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- json
+
+
+def to_json_dict(e: Explanation) -> dict[str, object]:
+    """The report as JSON-ready data: every quantity with value, formula and working."""
+
+    def part(name: str) -> dict[str, object]:
+        q = e.quantities[name]
+        return {
+            "output_shape_nchw": list(q["output_shape"]),
+            "output_hwc": _hwc(q["output_shape"]),
+            "params": q["params"].to_dict(),
+            **{what: {c: v.to_dict() for c, v in q[what].items()} for what in COUNTED},
+        }
+
+    g = e.standard
+    return {
+        "input_reading": e.input_reading,
+        "layer": {
+            "input_shape_nchw": list(g.input_shape),
+            "kernel": [g.kernel_h, g.kernel_w],
+            "filters": g.out_channels,
+            "stride": list(g.stride),
+            "padding": {"rule": g.padding_rule, "top_bottom": list(g.padding[0]), "left_right": list(g.padding[1])},
+            "dilation": list(g.dilation),
+            "groups": g.groups,
+            "depth_multiplier": e.separable.depth_multiplier,
+        },
+        "bias_convention": e.bias_convention,
+        "counting_conventions": list(e.conventions),
+        "output_size": {q.label: q.to_dict() for q in e.output_size},
+        **{name: part(name) for name in PARTS},
+        "other_bias_conventions": {k: q.to_dict() for k, q in e.other_conventions.items()},
+        "ratios": {
+            "params": e.ratios["params"].to_dict(),
+            "mults": {c: q.to_dict() for c, q in e.ratios["mults"].items()},
+            "mobilenet": e.ratios["mobilenet"].to_dict(),
+        },
+    }
