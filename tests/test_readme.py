@@ -1,0 +1,38 @@
+"""The README shows what the code does: its explain excerpt and API example are checked here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from npconv.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_explain_excerpt_is_real_output(capsys):
+    excerpt = next(b for b in _blocks("text") if b.startswith("$ npconv explain\n"))
+    main(["explain"])
+    output = capsys.readouterr().out.splitlines()
+    for line in excerpt.splitlines()[1:]:
+        if line.strip() and line.strip() != "...":
+            assert line in output, f"README line not in `npconv explain` output: {line!r}"
+
+
+def test_readme_python_examples_run_and_their_comments_hold(capsys):
+    for block in _blocks("python"):
+        namespace: dict = {}
+        exec(compile(block, str(README), "exec"), namespace)
+        printed = capsys.readouterr().out.splitlines()
+        # "print(...)  # expected" lines: the comment is what was printed
+        expected = [m.group(1) for m in re.finditer(r"^print\(.*\)\s+# (.*)$", block, flags=re.M)]
+        assert printed == expected
+
+
+def test_readme_has_the_two_setup_commands():
+    block = re.search(r"<!-- ci:begin.*?```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    assert block.splitlines() == ['pip install . && npconv explain', 'pip install ".[test]" && pytest']
