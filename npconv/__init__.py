@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.errors import ConvArgumentError, ConvMemoryError, ConvTypeError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvArgumentError",
+    "ConvMemoryError",
     "ConvTypeError",
     "available_methods",
     "conv2d",

@@ -21,6 +21,7 @@ that dtype.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from npconv import kernels
 from npconv.counts import CONVENTIONS, Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.memory import ensure_fits
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -63,6 +65,11 @@ def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
     return {k: None if a is None else a.astype(common, copy=False) for k, a in arrays.items()}
 
 
+def _check_output_fits(geometry: ConvGeometry, dtype: np.dtype) -> None:
+    shape = geometry.output_shape
+    ensure_fits(math.prod(shape) * dtype.itemsize, f"the output, shape {shape} of {dtype.name},")
+
+
 def _counting(count: object) -> tuple[bool, str | None]:
     """Parse ``count``: (are counts wanted, requested convention or None for the default)."""
     if isinstance(count, (bool, np.bool_)):
@@ -77,6 +84,7 @@ def _run(method: object, count: object, x: np.ndarray, weight: np.ndarray,
     """Run ``method``'s kernel; counts are None unless ``count`` asks for them."""
     wanted, convention = _counting(count)
     kernel = kernels.load(method)
+    _check_output_fits(geometry, x.dtype)
     if convention is None:
         convention = kernel.CONVENTIONS[0]
     elif convention not in kernel.CONVENTIONS:

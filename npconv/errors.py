@@ -31,3 +31,7 @@ class ConvArgumentError(ValueError):
 
 class ConvTypeError(ConvArgumentError, TypeError):
     """An argument has the wrong type or dtype (also a :class:`TypeError`)."""
+
+
+class ConvMemoryError(ConvArgumentError, MemoryError):
+    """A layer's output or workspace would not fit in memory; refused before allocating."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import npconv
 from npconv import formulas, kernels
-from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.errors import ConvArgumentError, ConvMemoryError, ConvTypeError
 from npconv.geometry import BIAS_CONVENTIONS, SeparableGeometry
 
 from oracles import assert_conv_close
@@ -175,3 +175,23 @@ def test_a_convention_the_method_cannot_execute_is_refused(monkeypatch):
     assert npconv.conv2d(X, W, method="dense-only").shape == (1, 4, 6, 6)
     with pytest.raises(ConvArgumentError, match="method 'dense-only' executes \\('dense'\\)"):
         npconv.conv2d(X, W, method="dense-only", count="effective")
+
+
+def test_an_output_too_large_for_memory_is_refused_before_allocating():
+    # a broadcast view costs no memory; its output would need about 150 TB
+    x = np.broadcast_to(np.float32(1.0), (1000, 1, 2000, 2000))
+    w = np.ones((10_000, 1, 1, 1), dtype=np.float32)
+    with pytest.raises(ConvMemoryError) as info:
+        npconv.conv2d(x, w)
+    message = str(info.value)
+    assert message.startswith("x: expected the output, shape (1000, 10000, 2000, 2000) of float32, to fit in 50% of")
+    assert message.endswith("got 149,011.6 GiB needed")
+    assert isinstance(info.value, MemoryError)
+
+
+def test_reference_refuses_an_image_whose_list_copy_would_not_fit():
+    # one 1 x 1 output of a 6e9-pixel image: the output is tiny, the image's copy is not
+    x = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
+    w = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
+    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in 50% of"):
+        npconv.conv2d(x, w)

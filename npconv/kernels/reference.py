@@ -25,6 +25,10 @@ import numpy as np
 
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry
+from npconv.memory import ensure_fits
+
+#: Bytes a Python float in a list costs: the float object and the list's pointer to it.
+_BYTES_PER_LISTED_FLOAT = 24 + 8
 
 NAME = "reference"
 #: Conventions this kernel can execute; the first is its default.
@@ -67,6 +71,9 @@ def conv2d(
     in_per_group, out_per_group = g.in_channels_per_group, g.out_channels_per_group
 
     # Nested Python lists index far faster than NumPy scalars do.
+    image_elements = g.in_channels * height * width
+    ensure_fits(image_elements * _BYTES_PER_LISTED_FLOAT,
+                f"one image as Python floats ({image_elements:,} values)")
     w = weight.tolist()
     b = None if bias is None else bias.tolist()
     y = np.empty(g.output_shape, dtype=x.dtype)
