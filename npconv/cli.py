@@ -55,11 +55,11 @@ def parse_input(text: str) -> tuple[tuple[int, int, int, int], str]:
     if len(numbers) == 3:
         h, w, c = numbers
         shape = (1, c, h, w)
-        reading = f"H x W x C: a {h} x {w} image with {c} channel{'s' * (c != 1)}, batch N = 1"
+        reading = f"H x W x C: height {h}, width {w}, {c} channel{'s' * (c != 1)}, batch N = 1"
     elif len(numbers) == 4:
         shape = tuple(numbers)
         n, c, h, w = shape
-        reading = f"N x C x H x W (NCHW): batch N = {n}, {c} channel{'s' * (c != 1)}, {h} x {w} images"
+        reading = f"N x C x H x W (NCHW): batch N = {n}, {c} channel{'s' * (c != 1)}, height {h}, width {w}"
     else:
         raise ConvArgumentError("--input", expected, repr(text))
     return shape, f"Read --input {text} as {reading}."

@@ -210,7 +210,11 @@ def render_text(e: Explanation) -> str:
         lines.append(f"    {key.ljust(ratio_width)}  {q}  ({_times_fewer(q)})")
     mobile = r["mobilenet"]
     lines.append(f"    MobileNet reduction {mobile.formula}")
-    lines.append(f"      = {mobile}  (equals the dense multiplication ratio)")
+    if e.standard.groups == 1:
+        lines.append(f"      = {mobile}  (equals the dense multiplication ratio)")
+    else:
+        lines.append(f"      = {mobile}  (against an ungrouped standard layer; this one has "
+                     f"groups {e.standard.groups})")
     return "\n".join(lines)
 
 

@@ -60,6 +60,7 @@ _FIELD_NAMES = {
     "padding": "padding",
     "dilation": "dilation",
     "groups": "groups",
+    "bias": "bias",
 }
 
 
@@ -198,7 +199,7 @@ class ConvGeometry:
                 raise ConvArgumentError(names[key], expected, _show(value))
             set_(self, attribute, number)
         if not isinstance(self.bias, bool):
-            raise ConvTypeError("bias", "True or False", _show(self.bias))
+            raise ConvTypeError(names["bias"], "True or False", _show(self.bias))
 
         groups = _as_int(self.groups, names["groups"], "a positive int")
         if groups < 1:

@@ -25,7 +25,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def test_explain_default_is_the_problem_example(capsys):
     code, out, _ = run(capsys, "explain")
     assert code == 0
-    assert "Read --input 14x14x3 as H x W x C: a 14 x 14 image with 3 channels, batch N = 1." in out
+    assert "Read --input 14x14x3 as H x W x C: height 14, width 14, 3 channels, batch N = 1." in out
     assert "10x10x256" in out
     assert "= (5 x 5 x 3 + 1) x 256 = 19,456" in out
     assert "= 10 x 10 x 256 x 5 x 5 x 3 = 1,920,000" in out
@@ -59,6 +59,17 @@ def test_explain_json(capsys):
     dense = data["separable"]["mults"]["dense"]["value"]
     assert dense == 2 * 7 * 7 * (6 * 25 + 256 * 6)
     assert data["ratios"]["mobilenet"]["value"] == pytest.approx(2 / 256 + 2 / 25)
+
+
+def test_explain_grouped_standard_layer(capsys):
+    code, out, _ = run(capsys, "explain", "--input", "8x16x16", "--groups", "4", "--kernel", "3x5",
+                       "--stride", "2x1", "--padding", "0,1,2,2", "--filters", "32", "--bias", "none")
+    assert code == 0
+    assert "Read --input 8x16x16 as H x W x C: height 8, width 16, 16 channels, batch N = 1." in out
+    assert "padding top 0, bottom 1, left 2, right 2" in out and "groups 4 (standard layer)" in out
+    assert "= (3 x 5 x 4) x 32 = 1,920" in out  # (KH x KW x C_in/g) x C_out, no bias
+    assert "= floor((8 + 0 + 1 - 3) / 2) + 1 = 4" in out
+    assert "against an ungrouped standard layer; this one has groups 4" in out
 
 
 def test_explain_json_without_padding_has_one_convention(capsys):
