@@ -513,24 +513,19 @@ class SeparableGeometry:
                 names.get("bias", "bias"), f"one of {', '.join(map(repr, BIAS_CONVENTIONS))}", _show(bias)
             )
         dw_bias, pw_bias = BIAS_CONVENTIONS[bias]
-        multiplier = _as_int(depth_multiplier, names.get("depth_multiplier", "depth_multiplier"), "a positive int")
+        multiplier_name = names.get("depth_multiplier", "depth_multiplier")
+        multiplier = _as_int(depth_multiplier, multiplier_name, "a positive int")
         if multiplier < 1:
-            raise ConvArgumentError(
-                names.get("depth_multiplier", "depth_multiplier"), "a positive int", _show(depth_multiplier)
-            )
-        if not _is_sequence(input_shape) or len(input_shape) != 4:
-            raise ConvArgumentError(
-                names.get("batch", "input_shape"), "a shape (N, C_in, H, W) of 4 ints", _show(input_shape)
-            )
-        in_channels = _as_int(input_shape[1], names.get("in_channels", "input_shape"), "a positive int")
-        depthwise = ConvGeometry.from_layer(
-            input_shape, in_channels * multiplier, kernel_size, stride=stride, padding=padding,
-            dilation=dilation, groups=max(in_channels, 1), bias=dw_bias, argument_names=names,
+            raise ConvArgumentError(multiplier_name, "a positive int", _show(depth_multiplier))
+        # validates input, kernel, stride, padding, dilation and out_channels once, by their names
+        standard = ConvGeometry.from_layer(
+            input_shape, out_channels, kernel_size, stride=stride, padding=padding,
+            dilation=dilation, argument_names=names,
         )
-        pointwise = ConvGeometry.from_layer(
-            depthwise.output_shape, out_channels, 1, bias=pw_bias,
-            argument_names={k: v for k, v in names.items() if k == "out_channels"},
+        depthwise = standard.replace(
+            out_channels=standard.in_channels * multiplier, groups=standard.in_channels, bias=dw_bias
         )
+        pointwise = ConvGeometry.from_layer(depthwise.output_shape, out_channels, 1, bias=pw_bias)
         return cls(depthwise, pointwise)
 
     @property

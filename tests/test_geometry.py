@@ -190,3 +190,28 @@ def test_describe_mentions_the_layer():
     text = g.describe()
     assert "1x3x14x14" in text and "5x5" in text and "256 filters" in text
     assert "(top 1, bottom 0), (left 0, right 2)" in text and "stride (2, 1)" in text
+
+
+@pytest.mark.parametrize(
+    "changes, argument, fragment",
+    [
+        (dict(bias="keras-ish"), "bias", "one of 'keras', 'torch', 'none'"),
+        (dict(depth_multiplier=0), "depth_multiplier", "a positive int"),
+        (dict(depth_multiplier=1.5), "depth_multiplier", "a positive int"),
+        (dict(input_shape=(14, 14, 3)), "input_shape", "(N, C_in, H, W)"),
+        (dict(kernel_size=20), "kernel_size", "fits the padded input"),
+    ],
+)
+def test_separable_errors_name_the_argument(changes, argument, fragment):
+    with pytest.raises(ConvArgumentError) as info:
+        SeparableGeometry.from_layer(**{**GOOD, **changes})
+    assert info.value.argument == argument
+    assert fragment in str(info.value)
+
+
+def test_separable_parts_must_fit_together():
+    dw = ConvGeometry.from_layer((1, 3, 14, 14), 3, 5, groups=3)
+    with pytest.raises(ConvArgumentError, match=r"^pointwise: expected input shape"):
+        SeparableGeometry(dw, ConvGeometry.from_layer((1, 3, 14, 14), 8, 1))
+    with pytest.raises(ConvArgumentError, match=r"^depthwise: expected a layer with groups == in_channels"):
+        SeparableGeometry(dw.replace(groups=1), ConvGeometry.from_layer((1, 3, 10, 10), 8, 1))
