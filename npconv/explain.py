@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from npconv import formulas as F
 from npconv._expr import format_number
@@ -29,21 +29,23 @@ _BIAS_WORDS = {
 
 @dataclass(frozen=True)
 class Explanation:
-    """Everything ``npconv explain`` shows, computed once."""
+    """Everything ``npconv explain`` shows, computed once by :func:`explain`."""
 
     standard: ConvGeometry
     separable: SeparableGeometry
     bias_convention: str
-    input_reading: str = ""
-    output_size: tuple[Quantity, Quantity] = field(default=())
-    quantities: dict[str, dict[str, object]] = field(default_factory=dict)
-    other_conventions: dict[str, Quantity] = field(default_factory=dict)
-    ratios: dict[str, object] = field(default_factory=dict)
+    input_reading: str
+    #: ``("dense",)`` when there is no padding (the two counts agree), else both conventions
+    conventions: tuple[str, ...]
+    output_size: tuple[Quantity, Quantity]
+    #: part name -> {"output_shape", "params", "mults", "adds", "flops"}; counts keyed by convention
+    quantities: dict[str, dict[str, object]]
+    other_conventions: dict[str, Quantity]
+    ratios: dict[str, object]
 
-    @property
-    def conventions(self) -> tuple[str, ...]:
-        """``("dense",)`` when no padding makes the two counts differ, else both."""
-        return ("dense", "effective") if self.standard.has_padding else ("dense",)
+
+_STANDARD_FORMULAS = (F.params, F.mults, F.adds, F.flops)
+_SEPARABLE_FORMULAS = (F.separable_params, F.separable_mults, F.separable_adds, F.separable_flops)
 
 
 def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
@@ -52,21 +54,15 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
     dw, pw = separable.depthwise, separable.pointwise
     conventions = ("dense", "effective") if standard.has_padding else ("dense",)
     quantities: dict[str, dict[str, object]] = {}
-    for name, g in (("standard", standard), ("depthwise", dw), ("pointwise", pw)):
-        quantities[name] = {
-            "output_shape": g.output_shape,
-            "params": F.params(g),
-            "mults": {c: F.mults(g, c) for c in conventions},
-            "adds": {c: F.adds(g, c) for c in conventions},
-            "flops": {c: F.flops(g, c) for c in conventions},
-        }
-    quantities["separable"] = {
-        "output_shape": separable.output_shape,
-        "params": F.separable_params(separable),
-        "mults": {c: F.separable_mults(separable, c) for c in conventions},
-        "adds": {c: F.separable_adds(separable, c) for c in conventions},
-        "flops": {c: F.separable_flops(separable, c) for c in conventions},
-    }
+    for name, layer, (params, *counters) in (
+        ("standard", standard, _STANDARD_FORMULAS),
+        ("depthwise", dw, _STANDARD_FORMULAS),
+        ("pointwise", pw, _STANDARD_FORMULAS),
+        ("separable", separable, _SEPARABLE_FORMULAS),
+    ):
+        quantities[name] = {"output_shape": layer.output_shape, "params": params(layer)}
+        for what, counter in zip(COUNTED, counters, strict=True):
+            quantities[name][what] = {c: counter(layer, c) for c in conventions}
 
     other: dict[str, Quantity] = {}
     for name in BIAS_CONVENTIONS:
@@ -84,7 +80,7 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
         "mobilenet": F.mobilenet_reduction(separable),
     }
     return Explanation(
-        standard, separable, bias_convention, input_reading,
+        standard, separable, bias_convention, input_reading, conventions,
         (F.output_height(standard), F.output_width(standard)), quantities, other, ratios,
     )
 
