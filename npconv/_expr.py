@@ -29,19 +29,25 @@ def format_number(value: Number) -> str:
 
 
 class Expr:
+    """A node; subclasses define :meth:`value` and :meth:`render`."""
+
     precedence = _ATOM
 
     def value(self) -> Number:
         raise NotImplementedError
 
-    def numbers(self) -> str:
+    def render(self, how: str) -> str:
+        """``how`` is ``"numbers"`` (values substituted) or ``"symbols"``."""
         raise NotImplementedError
+
+    def numbers(self) -> str:
+        return self.render("numbers")
 
     def symbols(self) -> str:
-        raise NotImplementedError
+        return self.render("symbols")
 
-    def _wrap(self, child: Expr, render: str, tighter_than: int) -> str:
-        text = getattr(child, render)()
+    def _wrap(self, child: Expr, how: str, tighter_than: int) -> str:
+        text = child.render(how)
         return f"({text})" if child.precedence < tighter_than else text
 
 
@@ -55,11 +61,8 @@ class Leaf(Expr):
     def value(self) -> Number:
         return self.number
 
-    def numbers(self) -> str:
-        return format_number(self.number)
-
-    def symbols(self) -> str:
-        return self.symbol
+    def render(self, how: str) -> str:
+        return format_number(self.number) if how == "numbers" else self.symbol
 
 
 class _Chain(Expr):
@@ -70,11 +73,8 @@ class _Chain(Expr):
             raise ValueError("an expression chain needs at least one part")
         self.parts = parts
 
-    def numbers(self) -> str:
-        return self.joiner.join(self._wrap(p, "numbers", self.precedence) for p in self.parts)
-
-    def symbols(self) -> str:
-        return self.joiner.join(self._wrap(p, "symbols", self.precedence) for p in self.parts)
+    def render(self, how: str) -> str:
+        return self.joiner.join(self._wrap(p, how, self.precedence) for p in self.parts)
 
 
 class Product(_Chain):
@@ -96,77 +96,70 @@ class Sum(_Chain):
         return sum((part.value() for part in self.parts), 0)
 
 
-class Difference(Expr):
-    precedence = _SUM
+class _Binary(Expr):
+    """``left OP right``; each side is parenthesised below its own precedence threshold."""
+
+    operator = ""
+    left_threshold = right_threshold = _ATOM
 
     def __init__(self, left: Expr, right: Expr):
         self.left, self.right = left, right
+
+    def render(self, how: str) -> str:
+        left = self._wrap(self.left, how, self.left_threshold)
+        right = self._wrap(self.right, how, self.right_threshold)
+        return f"{left} {self.operator} {right}"
+
+
+class Difference(_Binary):
+    precedence = _SUM
+    operator = "-"
+    # the right operand of "-" needs parentheses already at equal precedence: a - (b + c)
+    left_threshold, right_threshold = _SUM, _PRODUCT
 
     def value(self) -> Number:
         return self.left.value() - self.right.value()
 
-    def _render(self, how: str) -> str:
-        # the right operand of "-" needs parentheses already at equal precedence
-        return f"{self._wrap(self.left, how, _SUM)} - {self._wrap(self.right, how, _PRODUCT)}"
 
-    def numbers(self) -> str:
-        return self._render("numbers")
-
-    def symbols(self) -> str:
-        return self._render("symbols")
-
-
-class Ratio(Expr):
+class Ratio(_Binary):
     """Exact division ``left / right`` (a :class:`Fraction`)."""
 
     precedence = _PRODUCT
-
-    def __init__(self, left: Expr, right: Expr):
-        self.left, self.right = left, right
+    operator = "/"
+    left_threshold, right_threshold = _PRODUCT, _ATOM
 
     def value(self) -> Number:
         return Fraction(self.left.value(), self.right.value())
 
-    def _render(self, how: str) -> str:
-        return f"{self._wrap(self.left, how, _PRODUCT)} / {self._wrap(self.right, how, _ATOM)}"
 
-    def numbers(self) -> str:
-        return self._render("numbers")
+class _Wrapper(Expr):
+    """``template`` around one inner expression."""
 
-    def symbols(self) -> str:
-        return self._render("symbols")
-
-
-class Group(Expr):
-    """``(inner)``: parentheses kept for readability, e.g. ``(5 x 5 x 1) x 3``."""
+    template = "{}"
 
     def __init__(self, inner: Expr):
         self.inner = inner
+
+    def render(self, how: str) -> str:
+        return self.template.format(self.inner.render(how))
+
+
+class Group(_Wrapper):
+    """``(inner)``: parentheses kept for readability, e.g. ``(5 x 5 x 1) x 3``."""
+
+    template = "({})"
 
     def value(self) -> Number:
         return self.inner.value()
 
-    def numbers(self) -> str:
-        return f"({self.inner.numbers()})"
 
-    def symbols(self) -> str:
-        return f"({self.inner.symbols()})"
-
-
-class Floor(Expr):
+class Floor(_Wrapper):
     """``floor(inner)``."""
 
-    def __init__(self, inner: Expr):
-        self.inner = inner
+    template = "floor({})"
 
     def value(self) -> Number:
         return floor(self.inner.value())
-
-    def numbers(self) -> str:
-        return f"floor({self.inner.numbers()})"
-
-    def symbols(self) -> str:
-        return f"floor({self.inner.symbols()})"
 
 
 def product(*parts: Expr | None) -> Expr:
