@@ -97,6 +97,23 @@ def _run(method: object, count: object, x: np.ndarray, weight: np.ndarray,
     return kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted)
 
 
+def _channels(x: np.ndarray) -> int:
+    """Input channels of ``x``; 1 for a wrongly shaped ``x``, which the geometry then reports."""
+    return x.shape[1] if x.ndim == 4 else 1
+
+
+def _convolve(arrays: dict[str, np.ndarray | None], stride: object, padding: object, dilation: object,
+              groups: object, method: object, count: object):
+    """:func:`conv2d` on operands already converted by :func:`_as_float_arrays`."""
+    x, weight, bias = arrays["x"], arrays["weight"], arrays["bias"]
+    geometry = ConvGeometry.from_shapes(
+        x.shape, weight.shape, None if bias is None else bias.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )
+    y, counts = _run(method, count, x, weight, bias, geometry)
+    return y if counts is None else (y, counts)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            method="reference", count=False):
     """Grouped, strided, padded, dilated 2-D cross-correlation (the general primitive).
@@ -118,13 +135,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     -------
     y : array (N, C_out, OH, OW), or ``(y, counts)`` when ``count`` is not False
     """
-    a = _as_float_arrays(x=x, weight=weight, bias=bias)
-    geometry = ConvGeometry.from_shapes(
-        a["x"].shape, a["weight"].shape, None if a["bias"] is None else a["bias"].shape,
-        stride=stride, padding=padding, dilation=dilation, groups=groups,
-    )
-    y, counts = _run(method, count, a["x"], a["weight"], a["bias"], geometry)
-    return y if counts is None else (y, counts)
+    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
+    return _convolve(arrays, stride, padding, dilation, groups, method, count)
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
@@ -135,9 +147,8 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
     channel ``c * m + j`` is input channel ``c`` convolved with filter
     ``c * m + j``.  This is :func:`conv2d` with ``groups = C_in``.
     """
-    a = _as_float_arrays(x=x, weight=weight, bias=bias)
-    channels = a["x"].shape[1] if a["x"].ndim == 4 else 1
-    return conv2d(a["x"], a["weight"], a["bias"], stride, padding, dilation, channels, method, count)
+    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
+    return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count)
 
 
 def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
@@ -151,9 +162,9 @@ def pointwise_conv2d(x, weight, bias=None, method="reference", count=False):
     ``weight`` is ``(C_out, C_in, 1, 1)``.  This is :func:`conv2d` with a 1x1
     kernel, stride 1 and no padding.
     """
-    a = _as_float_arrays(x=x, weight=weight, bias=bias)
-    _check_pointwise_weight(a["weight"], "weight")
-    return conv2d(a["x"], a["weight"], a["bias"], method=method, count=count)
+    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
+    _check_pointwise_weight(arrays["weight"], "weight")
+    return _convolve(arrays, 1, 0, 1, 1, method, count)
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
@@ -179,10 +190,9 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     a = _as_float_arrays(x=x, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight,
                          depthwise_bias=depthwise_bias, pointwise_bias=pointwise_bias)
     x, dw_w, pw_w, dw_b, pw_b = a.values()
-    channels = x.shape[1] if x.ndim == 4 else 1
     depthwise = ConvGeometry.from_shapes(
         x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
-        stride=stride, padding=padding, dilation=dilation, groups=channels,
+        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
         argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
     )
     _check_pointwise_weight(pw_w, "pointwise_weight")

@@ -29,6 +29,7 @@ nor Numba.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -297,8 +298,8 @@ def im2col_workspace_bytes(g: ConvGeometry, itemsize: int = 4) -> Quantity:
 
 
 def _sum_of_parts(label: str, dw: Quantity, pw: Quantity, note: str = "") -> Quantity:
-    dw_part = Quantity(f"depthwise {dw.label}", dw.value, dw.formula, dw.working, dw.details, dw.note)
-    pw_part = Quantity(f"pointwise {pw.label}", pw.value, pw.formula, pw.working, pw.details, pw.note)
+    dw_part = dataclasses.replace(dw, label=f"depthwise {dw.label}")
+    pw_part = dataclasses.replace(pw, label=f"pointwise {pw.label}")
     expr = Sum(dw_part.leaf(), pw_part.leaf())
     return Quantity.of(label, expr, details=(dw_part, pw_part), note=note)
 
