@@ -3,12 +3,15 @@
 Public API::
 
     npconv.conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                  method="reference", count=False)       # -> y, or (y, counts)
+                  method="reference", count=False,
+                  workspace_limit=None)                 # -> y, or (y, counts)
     npconv.depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, ...)
     npconv.pointwise_conv2d(x, weight, bias=None, ...)
     npconv.separable_conv2d(x, depthwise_weight, pointwise_weight,
                             depthwise_bias=None, pointwise_bias=None,
                             stride=1, padding=0, dilation=1, ...)
+
+    npconv.set_workspace_limit(nbytes)    # kernels' scratch memory, default 256 MiB
 
 Layer geometry lives in :mod:`npconv.geometry`, closed-form counts in
 :mod:`npconv.formulas`, the algorithms in :mod:`npconv.kernels`.
@@ -32,8 +35,10 @@ __all__ = [
     "available_methods",
     "conv2d",
     "depthwise_conv2d",
+    "get_workspace_limit",
     "pointwise_conv2d",
     "separable_conv2d",
+    "set_workspace_limit",
 ]
 
 _LAZY = {
@@ -42,11 +47,14 @@ _LAZY = {
     "pointwise_conv2d": "npconv.api",
     "separable_conv2d": "npconv.api",
     "available_methods": "npconv.kernels",
+    "get_workspace_limit": "npconv.memory",
+    "set_workspace_limit": "npconv.memory",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from npconv.api import conv2d, depthwise_conv2d, pointwise_conv2d, separable_conv2d
     from npconv.kernels import available_methods
+    from npconv.memory import get_workspace_limit, set_workspace_limit
 
 
 def __getattr__(name: str):

@@ -11,6 +11,10 @@ meanings (see :mod:`npconv.geometry`) and add two arguments:
     the operations the kernel executed, in its default convention;
     ``"dense"`` or ``"effective"`` asks for that convention (an error if the
     method cannot execute it).  See :mod:`npconv.counts` for what is counted.
+``workspace_limit``
+    bytes the kernel may allocate besides the output (``None``: the
+    process-wide limit, see :mod:`npconv.memory`).  A kernel that can works
+    in chunks that fit; otherwise the call is refused before allocating.
 
 Arrays must be float32 or float64.  Integer, boolean and complex arrays are
 refused rather than converted (a silent cast could truncate or drop the
@@ -30,7 +34,7 @@ from npconv import kernels
 from npconv.counts import CONVENTIONS, Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
-from npconv.memory import ensure_fits
+from npconv.memory import ensure_fits, resolve_workspace_limit
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -79,11 +83,12 @@ def _counting(count: object) -> tuple[bool, str | None]:
     raise ConvArgumentError("count", "False, True, 'dense' or 'effective'", repr(count))
 
 
-def _run(method: object, count: object, x: np.ndarray, weight: np.ndarray,
+def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, weight: np.ndarray,
          bias: np.ndarray | None, geometry: ConvGeometry) -> tuple[np.ndarray, Counts | None]:
     """Run ``method``'s kernel; counts are None unless ``count`` asks for them."""
     wanted, convention = _counting(count)
     kernel = kernels.load(method)
+    limit = resolve_workspace_limit(workspace_limit)
     _check_output_fits(geometry, x.dtype)
     if convention is None:
         convention = kernel.CONVENTIONS[0]
@@ -94,7 +99,8 @@ def _run(method: object, count: object, x: np.ndarray, weight: np.ndarray,
             f"({', '.join(map(repr, kernel.CONVENTIONS))})",
             repr(count),
         )
-    return kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted)
+    return kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                         workspace_limit=limit)
 
 
 def _channels(x: np.ndarray) -> int:
@@ -103,19 +109,19 @@ def _channels(x: np.ndarray) -> int:
 
 
 def _convolve(arrays: dict[str, np.ndarray | None], stride: object, padding: object, dilation: object,
-              groups: object, method: object, count: object):
+              groups: object, method: object, count: object, workspace_limit: object):
     """:func:`conv2d` on operands already converted by :func:`_as_float_arrays`."""
     x, weight, bias = arrays["x"], arrays["weight"], arrays["bias"]
     geometry = ConvGeometry.from_shapes(
         x.shape, weight.shape, None if bias is None else bias.shape,
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )
-    y, counts = _run(method, count, x, weight, bias, geometry)
+    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry)
     return y if counts is None else (y, counts)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           method="reference", count=False):
+           method="reference", count=False, workspace_limit=None):
     """Grouped, strided, padded, dilated 2-D cross-correlation (the general primitive).
 
     Parameters
@@ -130,17 +136,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     groups : int dividing C_in and C_out
     method : algorithm name, see :func:`npconv.kernels.available_methods`
     count : False, True, "dense" or "effective" (see module docstring)
+    workspace_limit : int bytes or None (see module docstring)
 
     Returns
     -------
     y : array (N, C_out, OH, OW), or ``(y, counts)`` when ``count`` is not False
     """
     arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
-    return _convolve(arrays, stride, padding, dilation, groups, method, count)
+    return _convolve(arrays, stride, padding, dilation, groups, method, count, workspace_limit)
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
-                     method="reference", count=False):
+                     method="reference", count=False, workspace_limit=None):
     """Depthwise convolution: each input channel convolved with its own filters.
 
     ``weight`` is ``(C_in * m, 1, KH, KW)`` for depth multiplier ``m``: output
@@ -148,7 +155,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
     ``c * m + j``.  This is :func:`conv2d` with ``groups = C_in``.
     """
     arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
-    return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count)
+    return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, workspace_limit)
 
 
 def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
@@ -156,7 +163,7 @@ def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
         raise ConvArgumentError(name, "a 1x1 kernel of shape (C_out, C_in, 1, 1)", f"shape {weight.shape}")
 
 
-def pointwise_conv2d(x, weight, bias=None, method="reference", count=False):
+def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, workspace_limit=None):
     """Pointwise (1x1) convolution: at every pixel, a weighted sum over all channels.
 
     ``weight`` is ``(C_out, C_in, 1, 1)``.  This is :func:`conv2d` with a 1x1
@@ -164,12 +171,12 @@ def pointwise_conv2d(x, weight, bias=None, method="reference", count=False):
     """
     arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
     _check_pointwise_weight(arrays["weight"], "weight")
-    return _convolve(arrays, 1, 0, 1, 1, method, count)
+    return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit)
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
                      pointwise_bias=None, stride=1, padding=0, dilation=1,
-                     method="reference", count=False):
+                     method="reference", count=False, workspace_limit=None):
     """Depthwise-separable convolution: :func:`depthwise_conv2d` then :func:`pointwise_conv2d`.
 
     Parameters
@@ -180,7 +187,7 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     depthwise_bias : array (C_in * m,) or None (None in the Keras convention)
     pointwise_bias : array (C_out,) or None
     stride, padding, dilation : apply to the depthwise part, as in :func:`conv2d`
-    method, count : as in :func:`conv2d`
+    method, count, workspace_limit : as in :func:`conv2d`
 
     Returns
     -------
@@ -201,8 +208,8 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
         argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
     )
     layer = SeparableGeometry(depthwise, pointwise)
-    hidden, dw_counts = _run(method, count, x, dw_w, dw_b, layer.depthwise)
-    y, pw_counts = _run(method, count, hidden, pw_w, pw_b, layer.pointwise)
+    hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise)
+    y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise)
     if dw_counts is None:
         return y
     return y, SeparableCounts(dw_counts, pw_counts)

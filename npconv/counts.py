@@ -18,6 +18,10 @@ Counting semantics (the same in every kernel and in :mod:`npconv.formulas`):
     direct kernel that skips the padding executes).
 ``padded_mults``
     how many of ``mults`` multiplied a padding zero (0 under ``effective``).
+``workspace_bytes``
+    the most memory the kernel held at once besides the output and its
+    operands (im2col's column matrix, the reference kernel's list copy of an
+    image), as allocated, not estimated.
 
 Pure Python: importing this module imports nothing else.
 """
@@ -41,6 +45,7 @@ class Counts:
     convention: str
     method: str
     padded_mults: int = 0
+    workspace_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.convention not in CONVENTIONS:
@@ -79,6 +84,11 @@ class SeparableCounts:
         return self.depthwise.padded_mults + self.pointwise.padded_mults
 
     @property
+    def workspace_bytes(self) -> int:
+        """The larger part's workspace: the parts run one after the other."""
+        return max(self.depthwise.workspace_bytes, self.pointwise.workspace_bytes)
+
+    @property
     def convention(self) -> str:
         """The parts' convention (a pointwise 1x1 layer has no padding, so both agree)."""
         return self.depthwise.convention
@@ -93,6 +103,7 @@ class SeparableCounts:
             "adds": self.adds,
             "flops": self.flops,
             "padded_mults": self.padded_mults,
+            "workspace_bytes": self.workspace_bytes,
             "convention": self.convention,
             "method": self.method,
             "depthwise": self.depthwise.to_dict(),

@@ -1,17 +1,33 @@
 """Memory checks made before allocating, so that a layer too large is refused, not OOM-killed.
 
-Pure Python.  Every allocation that grows with the layer (the output, a
-kernel's workspace) is estimated first and checked with :func:`ensure_fits`.
+Pure Python.  Two limits:
+
+* every allocation that grows with the layer (the output, a kernel's
+  workspace) must fit in :data:`MAX_FRACTION_OF_RAM` of this machine's RAM
+  (:func:`ensure_fits`);
+* a kernel's *workspace* -- what it allocates besides the output, such as
+  im2col's column matrix or the reference kernel's list copy of an image --
+  must also fit in the workspace limit (:func:`ensure_workspace_fits`).  The
+  limit is :data:`DEFAULT_WORKSPACE_LIMIT` unless changed for the process
+  with :func:`set_workspace_limit` or for one call with the convolution
+  functions' ``workspace_limit=`` argument.  A kernel that can work in chunks
+  sizes them to the limit; one that cannot is refused with the estimate.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 
-from npconv.errors import ConvMemoryError
+from npconv.errors import ConvArgumentError, ConvMemoryError
 
 #: Share of the machine's RAM one allocation may take.
 MAX_FRACTION_OF_RAM = 0.5
+
+#: Workspace a kernel may allocate per call unless told otherwise: 256 MiB.
+DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
+
+_workspace_limit = DEFAULT_WORKSPACE_LIMIT
 
 
 def physical_memory_bytes() -> int | None:
@@ -20,6 +36,14 @@ def physical_memory_bytes() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def format_bytes(nbytes: int) -> str:
+    """``268435456`` -> ``"256.0 MiB"``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:,.1f} {unit}"
+    return f"{nbytes:,} bytes"
 
 
 def ensure_fits(nbytes: int, what: str, argument: str = "x") -> None:
@@ -36,6 +60,54 @@ def ensure_fits(nbytes: int, what: str, argument: str = "x") -> None:
         raise ConvMemoryError(
             argument,
             f"{what} to fit in {MAX_FRACTION_OF_RAM:.0%} of this machine's "
-            f"{memory / 2**30:.1f} GiB of RAM ({limit / 2**30:.1f} GiB)",
-            f"{nbytes / 2**30:,.1f} GiB needed",
+            f"{format_bytes(memory)} of RAM ({format_bytes(limit)})",
+            f"{format_bytes(nbytes)} needed",
         )
+
+
+def check_workspace_limit(value: object, argument: str = "workspace_limit") -> int:
+    """Validate a workspace limit given by a caller: a positive int of bytes."""
+    try:
+        nbytes = operator.index(value)
+    except TypeError:
+        raise ConvArgumentError(argument, "a positive int of bytes, e.g. 256 * 2**20", repr(value)) from None
+    if isinstance(value, bool) or nbytes <= 0:
+        raise ConvArgumentError(argument, "a positive int of bytes, e.g. 256 * 2**20", repr(value))
+    return nbytes
+
+
+def get_workspace_limit() -> int:
+    """The process-wide workspace limit in bytes."""
+    return _workspace_limit
+
+
+def set_workspace_limit(nbytes: int | None) -> int:
+    """Set the process-wide workspace limit (bytes); ``None`` restores the default.
+
+    Returns the previous limit, so a caller can put it back.
+    """
+    global _workspace_limit
+    previous = _workspace_limit
+    _workspace_limit = DEFAULT_WORKSPACE_LIMIT if nbytes is None else check_workspace_limit(nbytes, "nbytes")
+    return previous
+
+
+def resolve_workspace_limit(value: object) -> int:
+    """A call's ``workspace_limit=`` argument: None means the process-wide limit."""
+    return get_workspace_limit() if value is None else check_workspace_limit(value)
+
+
+def ensure_workspace_fits(nbytes: int, limit: int, what: str, argument: str = "workspace_limit") -> None:
+    """Refuse a workspace of ``nbytes`` larger than ``limit`` (or than the RAM share).
+
+    ``what`` describes the smallest workspace the kernel could work with, for
+    the message, e.g. ``"the column matrix of one image and one output row"``.
+    """
+    if nbytes > limit:
+        raise ConvMemoryError(
+            argument,
+            f"{what} to fit in the workspace limit of {format_bytes(limit)} "
+            "(raise it with workspace_limit= or npconv.set_workspace_limit)",
+            f"{format_bytes(nbytes)} needed",
+        )
+    ensure_fits(nbytes, what, argument)

@@ -168,7 +168,7 @@ def test_a_convention_the_method_cannot_execute_is_refused(monkeypatch):
     """Dispatch: a kernel module that only executes dense counting refuses count='effective'."""
     module = types.ModuleType("npconv_test_dense_only")
     module.NAME, module.CONVENTIONS = "dense-only", ("dense",)
-    module.conv2d = lambda x, w, b, g, *, convention, count: (np.zeros(g.output_shape), None)
+    module.conv2d = lambda x, w, b, g, *, convention, count, workspace_limit: (np.zeros(g.output_shape), None)
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(kernels.METHODS, "dense-only", module.__name__)
     assert "dense-only" in npconv.available_methods()
@@ -193,5 +193,42 @@ def test_reference_refuses_an_image_whose_list_copy_would_not_fit():
     # one 1 x 1 output of a 6e9-pixel image: the output is tiny, the image's copy is not
     x = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
     w = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
-    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in 50% of"):
+    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in the workspace limit"):
         npconv.conv2d(x, w)
+    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in 50% of"):
+        npconv.conv2d(x, w, workspace_limit=2**62)  # past the limit, RAM still refuses
+
+
+def test_the_reference_list_copy_honours_the_workspace_limit():
+    x = np.ones((1, 4, 8, 8))
+    w = np.ones((2, 4, 3, 3))
+    needed = 4 * 8 * 8 * 32  # one image as Python floats
+    _, counts = npconv.conv2d(x, w, workspace_limit=needed, count=True)
+    assert counts.workspace_bytes == needed
+    with pytest.raises(ConvMemoryError) as info:
+        npconv.conv2d(x, w, workspace_limit=needed - 1)
+    assert str(info.value).startswith("workspace_limit: expected one image as Python floats (256 values) "
+                                      "to fit in the workspace limit of 8.0 KiB")
+    assert str(info.value).endswith("got 8.0 KiB needed")
+
+
+def test_the_process_wide_workspace_limit_is_settable_and_restorable():
+    x, w = np.ones((1, 4, 8, 8)), np.ones((2, 4, 3, 3))
+    previous = npconv.set_workspace_limit(1024)
+    try:
+        assert npconv.get_workspace_limit() == 1024
+        with pytest.raises(ConvMemoryError, match=r"workspace limit of 1\.0 KiB"):
+            npconv.conv2d(x, w)
+        assert npconv.conv2d(x, w, workspace_limit=2**20).shape == (1, 2, 6, 6)  # per call wins
+    finally:
+        npconv.set_workspace_limit(previous)
+    assert npconv.set_workspace_limit(None) == previous
+    assert npconv.get_workspace_limit() == 256 * 2**20
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "1MB", True])
+def test_a_bad_workspace_limit_is_named(bad):
+    with pytest.raises(ConvArgumentError, match=r"^workspace_limit: expected a positive int of bytes"):
+        npconv.conv2d(X, W, workspace_limit=bad)
+    with pytest.raises(ConvArgumentError, match=r"^nbytes: expected a positive int of bytes"):
+        npconv.set_workspace_limit(bad)

@@ -7,11 +7,16 @@ A kernel module defines
 ``CONVENTIONS``
     the counting conventions it can execute (``"dense"``, ``"effective"``),
     its default first;
-``conv2d(x, weight, bias, geometry, *, convention, count) -> (y, counts | None)``
+``conv2d(x, weight, bias, geometry, *, convention, count, workspace_limit) -> (y, counts | None)``
     the general grouped, strided, padded, dilated 2-D cross-correlation on
     arrays already validated by :mod:`npconv.api` (same float dtype, shapes
-    matching ``geometry``); ``counts`` is a :class:`~npconv.counts.Counts`
-    tallied while running when ``count`` is true.
+    matching ``geometry``; any memory layout); ``counts`` is a
+    :class:`~npconv.counts.Counts` tallied while running when ``count`` is
+    true.  ``workspace_limit`` (bytes, resolved by the API) bounds what the
+    kernel allocates besides the output: check with
+    :func:`npconv.memory.ensure_workspace_fits` before allocating, chunk
+    where possible, and report what was allocated in
+    ``Counts.workspace_bytes``.
 
 Adding an algorithm is adding a module and one line to :data:`METHODS`.
 Modules are imported on first use, so a method that compiles (Numba) costs

@@ -25,7 +25,7 @@ import numpy as np
 
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry
-from npconv.memory import ensure_fits
+from npconv.memory import ensure_workspace_fits
 
 #: Bytes a Python float in a list costs: the float object and the list's pointer to it.
 _BYTES_PER_LISTED_FLOAT = 24 + 8
@@ -43,6 +43,7 @@ def conv2d(
     *,
     convention: str = "dense",
     count: bool = True,
+    workspace_limit: int,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer.
 
@@ -55,6 +56,7 @@ def conv2d(
     convention : ``"dense"`` or ``"effective"`` (see module docstring)
     count : return the counts (the reference always tallies them; it costs
         little next to the interpreter's own overhead)
+    workspace_limit : bytes the list copy of one image may take
 
     Returns
     -------
@@ -72,8 +74,9 @@ def conv2d(
 
     # Nested Python lists index far faster than NumPy scalars do.
     image_elements = g.in_channels * height * width
-    ensure_fits(image_elements * _BYTES_PER_LISTED_FLOAT,
-                f"one image as Python floats ({image_elements:,} values)")
+    workspace = image_elements * _BYTES_PER_LISTED_FLOAT
+    ensure_workspace_fits(workspace, workspace_limit,
+                          f"one image as Python floats ({image_elements:,} values)")
     w = weight.tolist()
     b = None if bias is None else bias.tolist()
     y = np.empty(g.output_shape, dtype=x.dtype)
@@ -110,5 +113,5 @@ def conv2d(
                                     adds += 1
                     y[n, co, oh, ow] = 0.0 if total is None else total
 
-    counts = Counts(mults, adds, convention, NAME, padded_mults) if count else None
+    counts = Counts(mults, adds, convention, NAME, padded_mults, workspace) if count else None
     return y, counts
