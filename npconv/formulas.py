@@ -341,3 +341,54 @@ def mobilenet_reduction(s: SeparableGeometry) -> Quantity:
         Ratio(m, Group(Product(Leaf(dw.kernel_h, "KH"), Leaf(dw.kernel_w, "KW")))),
     )
     return Quantity.of("reduction", expr, note="separable / standard multiplications (dense)")
+
+
+# ---------------------------------------------------------------------- other layers of a network
+#
+# Used by :mod:`npconv.network`.  A linear layer needs no formula of its own: it
+# is a 1x1 convolution of a 1x1 input (``ConvGeometry.from_layer((N, F_in, 1, 1),
+# F_out, 1)``), so :func:`params`, :func:`mults` and :func:`adds` apply as they are.
+# A pooling window is described by a depthwise geometry (``groups == C``) whose
+# taps have no weights.
+
+
+def batch_norm_params(channels: int) -> Quantity:
+    """Learnable parameters of a batch-norm layer: ``2 x C`` (a scale and a shift per channel)."""
+    return Quantity.of("params", Product(Leaf(2, "2"), Leaf(channels, "C")),
+                       note="gamma and beta per channel")
+
+
+def batch_norm_buffers(channels: int) -> Quantity:
+    """Running statistics of a batch-norm layer: ``2 x C`` (mean and variance per channel).
+
+    PyTorch keeps them as buffers, not parameters (Keras calls them
+    non-trainable parameters).
+    """
+    return Quantity.of("buffers", Product(Leaf(2, "2"), Leaf(channels, "C")),
+                       note="running mean and variance per channel")
+
+
+def elements(shape: tuple[int, ...]) -> Quantity:
+    """Elements of an activation: ``N x C x H x W`` (``N x F`` when flat; ``N`` left out when 1).
+
+    One operation per element: a batch-norm's scale or shift at inference, a
+    residual addition.
+    """
+    symbols = ("N", "C", "H", "W") if len(shape) == 4 else ("N", "F")
+    leaves = [Leaf(size, symbol) for size, symbol in zip(shape, symbols, strict=True)]
+    if shape[0] == 1:
+        leaves = leaves[1:]
+    return Quantity.of("elements", product(*leaves))
+
+
+def pooling_window_ops(g: ConvGeometry) -> Quantity:
+    """``N x OH x OW x C x (KH x KW - 1)``: combining the taps of every pooling window.
+
+    The additions of an average pool, or the comparisons of a max pool;
+    dense (every tap of the window, padding included).  ``g`` is the window
+    as a depthwise geometry (``groups == C``).
+    """
+    oh, ow = _out_leaves(g)
+    taps = Group(Difference(Product(Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW")), Leaf(1, "1")))
+    expr = product(_batch(g), oh, ow, Leaf(g.out_channels, "C"), taps)
+    return Quantity.of("window ops", expr, note="KH x KW taps per window take KH x KW - 1 operations")

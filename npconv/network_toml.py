@@ -1,0 +1,218 @@
+"""Networks in TOML files: :func:`load`, :func:`loads` and :func:`dumps`.
+
+The format mirrors the Python classes of :mod:`npconv.network` -- one table
+per layer, ``kind`` naming the class and the other keys its arguments::
+
+    name = "tiny"
+    description = "optional"
+    input_shape = [1, 3, 8, 8]     # N, C, H, W
+
+    [[layers]]
+    kind = "conv2d"
+    name = "conv1"                 # optional
+    filters = 16
+    kernel = 3                     # or [KH, KW]
+    padding = "same"               # P, [PH, PW], [[top, bottom], [left, right]], "same", "valid"
+    bias = false
+
+    [[layers]]
+    kind = "residual"
+    name = "block1"
+
+    [[layers.main]]                # the residual block's main path, layer by layer
+    kind = "conv2d"
+    filters = 16
+    kernel = 3
+    padding = 1
+
+    [[layers]]                     # an empty shortcut is the identity
+    kind = "relu"
+
+Errors name the file, the line and the key (``net.toml, line 12: layers[1].filters``).
+Pure Python (``tomllib``; the ``tomli`` backport before Python 3.11).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from npconv.errors import ConvArgumentError
+from npconv.network import LAYER_KINDS, Layer, Network, Residual
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_TOP_LEVEL_KEYS = ("name", "description", "input_shape", "layers")
+#: Keys of a layer table that hold nested layer tables (``[[layers.main]]``).
+_NESTED = ("main", "shortcut")
+_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_.\s]+?)\s*\]\]")
+_PATH_PREFIX = re.compile(r"^layers\[\d+\](?:\.(?:main|shortcut)\[\d+\])*")
+
+
+# ---------------------------------------------------------------------- locating keys in the text
+
+
+def _table_lines(text: str) -> dict[str, int]:
+    """``"layers[1].main[0]"`` -> the line (1-based) of that ``[[...]]`` header."""
+    lines: dict[str, int] = {}
+    latest: dict[str, str] = {}  # dotted header -> path of its latest table
+    counts: dict[str, int] = {}  # path of an array -> tables seen so far
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER.match(line)
+        if not match:
+            continue
+        keys = [k.strip() for k in match.group(1).split(".")]
+        parent = latest.get(".".join(keys[:-1]), "") if len(keys) > 1 else ""
+        array = f"{parent}.{keys[-1]}" if parent else keys[-1]
+        index = counts.get(array, 0)
+        counts[array] = index + 1
+        path = f"{array}[{index}]"
+        latest[".".join(keys)] = path
+        lines[path] = number
+    return lines
+
+
+def _key_line(text: str, table_line: int, key: str) -> int | None:
+    """The line of ``key = ...`` in the table that starts at ``table_line`` (0: the top level)."""
+    for number, line in enumerate(text.splitlines()[table_line:], start=table_line + 1):
+        if number > table_line + 1 and line.lstrip().startswith("["):
+            return None
+        if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def _where(text: str, source: str, path: str) -> str:
+    """``net.toml, line 12: layers[1].filters`` -- as precise as the text allows."""
+    table = _PATH_PREFIX.match(path)
+    key = path[table.end():].lstrip(".") if table else path
+    table_line = _table_lines(text).get(table.group(0)) if table else 0
+    line = None
+    if table_line is not None:
+        line = _key_line(text, table_line, key.split(" ")[0]) if key else None
+        line = line or table_line or None
+    return f"{source}, line {line}: {path}" if line else f"{source}: {path}"
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def _layer(table: object, path: str) -> Layer:
+    if not isinstance(table, dict):
+        raise ConvArgumentError(path, "a table with a 'kind' key", repr(table))
+    kind = table.get("kind")
+    if kind not in LAYER_KINDS:
+        raise ConvArgumentError(f"{path}.kind", f"one of {', '.join(LAYER_KINDS)}", repr(kind))
+    cls = LAYER_KINDS[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    arguments = {}
+    for key, value in table.items():
+        if key == "kind":
+            continue
+        if key not in fields:
+            raise ConvArgumentError(f"{path}.{key}", f"a key of a {kind} layer ({', '.join(fields)})",
+                                    f"unknown key {key!r}")
+        if cls is Residual and key in _NESTED:
+            if not isinstance(value, list):
+                raise ConvArgumentError(f"{path}.{key}", f"an array of layer tables ([[layers.{key}]])",
+                                        repr(value))
+            value = tuple(_layer(item, f"{path}.{key}[{i}]") for i, item in enumerate(value))
+        arguments[key] = value
+    missing = [name for name, f in fields.items()
+               if name not in arguments and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConvArgumentError(f"{path}.{missing[0]}", f"a value: a {kind} layer needs {', '.join(missing)}",
+                                "nothing")
+    return cls(**arguments)
+
+
+def _network(data: dict, default_name: str) -> Network:
+    for key in data:
+        if key not in _TOP_LEVEL_KEYS:
+            raise ConvArgumentError(key, f"a top-level key ({', '.join(_TOP_LEVEL_KEYS)})", f"unknown key {key!r}")
+    for key in ("input_shape", "layers"):
+        if key not in data:
+            raise ConvArgumentError(key, "a value" + (" [N, C, H, W]" if key == "input_shape" else
+                                                      ": one [[layers]] table per layer"), "nothing")
+    layers = data["layers"]
+    if not isinstance(layers, list):
+        raise ConvArgumentError("layers", "an array of tables: one [[layers]] table per layer", repr(layers))
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConvArgumentError(key, "a string", repr(data[key]))
+    return Network(
+        data.get("name", default_name), data["input_shape"],
+        tuple(_layer(table, f"layers[{i}]") for i, table in enumerate(layers)),
+        data.get("description", ""),
+    )
+
+
+def loads(text: str, source: str = "<string>") -> Network:
+    """The network described by TOML ``text``; errors name ``source``, the line and the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConvArgumentError(source, "a valid TOML file", str(error)) from None
+    try:
+        return _network(data, Path(source).stem)
+    except ConvArgumentError as error:
+        raise ConvArgumentError(_where(text, source, error.argument), error.expected, error.got) from None
+
+
+def load(path: str | Path) -> Network:
+    """The network described by the TOML file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConvArgumentError(str(path), "a readable network file", error.strerror or str(error)) from None
+    return loads(text, str(path))
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _layer_tables(layer: Layer, header: str) -> Iterator[str]:
+    yield f"\n[[{header}]]"
+    yield f"kind = {_value(layer.kind)}"
+    nested = []
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if isinstance(layer, Residual) and f.name in _NESTED and value:
+            nested.append((f.name, value))
+        elif value != f.default:
+            yield f"{f.name} = {_value(value)}"
+    for key, layers in nested:
+        for inner in layers:
+            yield from _layer_tables(inner, f"{header}.{key}")
+
+
+def dumps(network: Network) -> str:
+    """``network`` as TOML text that :func:`loads` reads back to an equal network."""
+    lines = [f"name = {_value(network.name)}"]
+    if network.description:
+        lines.append(f"description = {_value(network.description)}")
+    lines.append(f"input_shape = {_value(network.input_shape)}  # N, C, H, W")
+    for layer in network.layers:
+        lines += _layer_tables(layer, "layers")
+    return "\n".join(lines) + "\n"
