@@ -33,6 +33,7 @@ from npconv.errors import ConvArgumentError
 #: ``method`` name -> module that implements it.
 METHODS: dict[str, str] = {
     "reference": "npconv.kernels.reference",
+    "im2col": "npconv.kernels.im2col",
 }
 
 

@@ -1,0 +1,321 @@
+"""The im2col + GEMM kernel against independent oracles, its counts against the dense formulas,
+and its workspace against the limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import npconv
+from npconv import formulas
+from npconv.errors import ConvArgumentError, ConvMemoryError
+from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.kernels import im2col
+from npconv.memory import format_bytes
+
+from oracles import assert_conv_close, torch_conv2d
+from strategies import layers
+
+DTYPES = [np.float32, np.float64]
+METHOD = "im2col"
+
+
+def reference_oracle(x, w, b, g: ConvGeometry) -> np.ndarray:
+    """The reference kernel (Python loops, double-precision sums) as an oracle."""
+    def as64(a):
+        return None if a is None else np.asarray(a, dtype=np.float64)
+
+    return npconv.conv2d(as64(x), as64(w), as64(b), g.stride, g.padding, g.dilation, g.groups,
+                         method="reference")
+
+
+def assert_dense_counts(counts, g: ConvGeometry) -> None:
+    assert counts.method == METHOD
+    assert counts.convention == "dense"
+    assert counts.mults == formulas.mults(g, "dense").value
+    assert counts.adds == formulas.adds(g, "dense").value
+    assert counts.flops == formulas.flops(g, "dense").value
+    assert counts.padded_mults == formulas.padded_mults(g).value
+
+
+def column_matrix_bytes(g: ConvGeometry, itemsize: int) -> int:
+    return formulas.im2col_workspace_bytes(g, itemsize).value
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+@given(layer=layers(), dtype=st.sampled_from(DTYPES))
+def test_im2col_matches_scipy_oracle(layer, dtype):
+    x, w, b = layer.arrays(dtype)
+    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
+    assert y.dtype == dtype
+    assert y.flags.c_contiguous
+    assert_conv_close(y, x, w, b, layer.geometry)
+
+
+@given(layer=layers(max_extra=3), dtype=st.sampled_from(DTYPES))
+def test_im2col_matches_reference_kernel(layer, dtype):
+    x, w, b = layer.arrays(dtype, seed=1)
+    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
+    assert y.dtype == dtype
+    assert_conv_close(y, x, w, b, layer.geometry, oracle=reference_oracle)
+
+
+@given(layer=layers(depthwise=True), dtype=st.sampled_from(DTYPES))
+def test_depthwise_with_multiplier_matches_oracle_and_counts(layer, dtype):
+    x, w, b = layer.arrays(dtype)
+    y, counts = npconv.depthwise_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation,
+                                        method=METHOD, count=True)
+    g = layer.geometry
+    assert g.is_depthwise and y.dtype == dtype
+    assert_conv_close(y, x, w, b, g)
+    assert_dense_counts(counts, g)
+
+
+@given(layer=layers(pointwise=True, max_batch=3, max_group_channels=8), dtype=st.sampled_from(DTYPES))
+def test_pointwise_is_a_gemm_without_lowering(layer, dtype):
+    x, w, b = layer.arrays(dtype)
+    y, counts = npconv.pointwise_conv2d(x, w, b, method=METHOD, count=True)
+    assert y.dtype == dtype
+    assert_conv_close(y, x, w, b, layer.geometry)
+    assert_dense_counts(counts, layer.geometry)
+    assert counts.workspace_bytes == 0  # x itself is the column matrix
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(layer=layers(max_batch=1, max_extra=3))
+def test_im2col_matches_torch(layer, dtype):
+    pytest.importorskip("torch")
+    x, w, b = layer.arrays(dtype)
+    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
+    assert_conv_close(y, x, w, b, layer.geometry, oracle=torch_conv2d)
+
+
+def test_hand_computed_example():
+    # the reference tests' example: 1..9 in a 3x3 image, a 2x2 kernel of ones, padding 1 on top
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.ones((1, 1, 2, 2))
+    y, counts = npconv.conv2d(x, w, np.array([0.5]), padding=((1, 0), (0, 0)), method=METHOD, count=True)
+    expected = np.array([[1 + 2, 2 + 3], [1 + 2 + 4 + 5, 2 + 3 + 5 + 6], [4 + 5 + 7 + 8, 5 + 6 + 8 + 9]]) + 0.5
+    np.testing.assert_array_equal(y[0, 0], expected)
+    # 6 outputs x 4 taps, all multiplied; the top row's 2 windows have 2 taps each on the padding
+    assert (counts.mults, counts.adds, counts.padded_mults) == (24, 24, 4)
+
+
+# ---------------------------------------------------------------------- counting
+
+
+@given(layer=layers())
+def test_counts_equal_dense_formulas(layer):
+    x, w, b = layer.arrays()
+    _, counts = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count="dense")
+    assert_dense_counts(counts, layer.geometry)
+
+
+@given(layer=layers(), dtype=st.sampled_from(DTYPES))
+def test_counting_does_not_change_the_output(layer, dtype):
+    x, w, b = layer.arrays(dtype)
+    plain = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
+    counted, _ = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count=True)
+    np.testing.assert_array_equal(counted, plain)
+
+
+def test_effective_counting_is_refused_by_name():
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ConvArgumentError) as caught:
+        npconv.conv2d(x, w, padding=1, method=METHOD, count="effective")
+    assert caught.value.argument == "count"
+    assert "'im2col'" in str(caught.value) and "'dense'" in str(caught.value)
+
+
+def test_count_true_is_dense():
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    _, counts = npconv.conv2d(x, w, padding=1, method=METHOD, count=True)
+    assert counts.convention == "dense"
+    # 4x4 outputs x 9 taps; along each axis the outputs see 2 + 3 + 3 + 2 = 10 real taps
+    assert (counts.mults, counts.padded_mults) == (16 * 9, 16 * 9 - 10 * 10)
+
+
+# ---------------------------------------------------------------------- workspace
+
+
+def smallest_chunk_bytes(g: ConvGeometry, itemsize: int) -> int:
+    """One image, one output row: its column matrix plus its zero-padded input rows."""
+    columns = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
+    if not g.has_padding:
+        return columns
+    rows_read = (g.kernel_h - 1) * g.dilation[0] + 1
+    return columns + g.in_channels * rows_read * (g.width + sum(g.padding[1])) * itemsize
+
+
+LAYER = dict(stride=(2, 1), padding=((2, 1), (0, 3)), dilation=(1, 2), groups=2)
+
+
+def _layer_arrays(dtype=np.float64):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3, 2)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    return x, w, b, ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **LAYER)
+
+
+def test_unchunked_workspace_is_the_column_matrix_and_padded_copy():
+    x, w, b, g = _layer_arrays()
+    _, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True)
+    padded_copy = g.batch * g.in_channels * ((g.out_height - 1) * 2 + 3) * (9 + 3) * 8
+    assert counts.workspace_bytes == column_matrix_bytes(g, 8) + padded_copy
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 3])
+def test_tiny_workspace_limit_chunks_by_rows_and_gives_the_same_answer(dtype, rows_per_chunk):
+    x, w, b, g = _layer_arrays(dtype)
+    whole = npconv.conv2d(x, w, b, **LAYER, method=METHOD)
+    limit = smallest_chunk_bytes(g, x.itemsize) * rows_per_chunk  # less than one image
+    y, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True, workspace_limit=limit)
+    assert counts.workspace_bytes <= limit
+    assert counts.workspace_bytes < column_matrix_bytes(g, x.itemsize) / g.batch  # rows of one image
+    plan = im2col.Plan(g, x, w, limit)
+    assert plan.rows_per_chunk < g.out_height and plan.chunks > g.batch
+    assert_conv_close(y, x, w, b, g)
+    np.testing.assert_allclose(y, whole, rtol=50 * np.finfo(dtype).eps, atol=50 * np.finfo(dtype).eps)
+    assert_dense_counts(counts, g)
+
+
+@given(layer=layers(), dtype=st.sampled_from(DTYPES), share=st.floats(0, 1))
+def test_any_workspace_limit_that_fits_gives_the_same_answer_and_counts(layer, dtype, share):
+    x, w, b = layer.arrays(dtype)
+    g = layer.geometry
+    smallest = smallest_chunk_bytes(g, x.itemsize)
+    limit = smallest + int(share * column_matrix_bytes(g, x.itemsize))
+    y, counts = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count=True, workspace_limit=limit)
+    assert counts.workspace_bytes <= limit
+    assert_conv_close(y, x, w, b, g)
+    assert_dense_counts(counts, g)
+
+
+def test_impossible_limit_is_refused_with_the_estimate_and_the_limit():
+    x, w, b, g = _layer_arrays()
+    needed = smallest_chunk_bytes(g, 8)
+    with pytest.raises(ConvMemoryError) as caught:
+        npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=needed - 1)
+    message = str(caught.value)
+    assert caught.value.argument == "workspace_limit"
+    assert f"{needed:,} bytes" in message  # the estimate, exact
+    assert format_bytes(needed - 1) in message  # the limit
+    assert "one image and one output row" in message
+    # and exactly the estimate is enough
+    npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=needed)
+
+
+def test_process_wide_workspace_limit_is_honoured():
+    x, w, b, g = _layer_arrays()
+    needed = smallest_chunk_bytes(g, 8)
+    previous = npconv.set_workspace_limit(2 * needed)
+    try:
+        y, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True)
+        assert counts.workspace_bytes <= 2 * needed
+        assert_conv_close(y, x, w, b, g)
+        npconv.set_workspace_limit(needed - 1)
+        with pytest.raises(ConvMemoryError, match="workspace_limit"):
+            npconv.conv2d(x, w, b, **LAYER, method=METHOD)
+        # a per-call limit overrides the process-wide one
+        npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=needed)
+    finally:
+        npconv.set_workspace_limit(previous)
+
+
+def test_a_large_layer_is_planned_within_the_default_limit():
+    """A 1.2 GiB column matrix is built 256 MiB at a time at most, even with no cache target."""
+    g = ConvGeometry.from_layer((1, 512, 256, 256), 1, 3, padding=1)
+    limit = npconv.get_workspace_limit()
+    assert column_matrix_bytes(g, 4) > 4 * limit
+    x = np.broadcast_to(np.float32(1), g.input_shape)  # the plan reads only dtype and strides
+    w = np.ones(g.weight_shape, np.float32)
+    plan = im2col.Plan(g, x, w, limit, target_bytes=2**40)
+    assert limit / 2 < plan.workspace_bytes <= limit
+    assert plan.chunks > 4
+
+
+# ---------------------------------------------------------------------- wrappers and layouts
+
+
+def test_separable_conv2d_with_counts():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    dw_w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)  # depth multiplier 2
+    pw_w = rng.standard_normal((5, 6, 1, 1)).astype(np.float32)
+    dw_b, pw_b = rng.standard_normal(6).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    y, counts = npconv.separable_conv2d(x, dw_w, pw_w, dw_b, pw_b, stride=2, padding="same",
+                                        method=METHOD, count=True)
+    expected = npconv.separable_conv2d(x.astype(np.float64), dw_w, pw_w, dw_b, pw_b, stride=2,
+                                       padding="same")
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    s = SeparableGeometry.from_layer(x.shape, 5, 3, stride=2, padding="same", depth_multiplier=2,
+                                     bias="torch")
+    assert counts.mults == formulas.separable_mults(s).value
+    assert counts.adds == formulas.separable_adds(s).value
+    assert counts.padded_mults == formulas.padded_mults(s.depthwise).value
+    assert counts.depthwise.method == counts.pointwise.method == METHOD
+
+
+def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The same values in awkward memory layouts."""
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    wide = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
+    wide[..., ::2] = a
+    return {
+        "fortran": np.asfortranarray(a),
+        "reversed": np.ascontiguousarray(a[..., ::-1])[..., ::-1],
+        "read-only": read_only,
+        "strided": wide[..., ::2],
+        "transposed": np.ascontiguousarray(np.moveaxis(a, 1, -1)).transpose(0, 3, 1, 2)
+        if a.ndim == 4 else a,
+    }
+
+
+@pytest.mark.parametrize("layout", ["fortran", "reversed", "read-only", "strided", "transposed"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layer", [dict(padding=1, groups=2), dict(stride=2), dict()],
+                         ids=["padded", "strided", "pointwise"])
+def test_non_contiguous_inputs(layout, dtype, layer):
+    rng = np.random.default_rng(11)
+    kernel = 1 if not layer else 3
+    x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    w = rng.standard_normal((6, 4 // layer.get("groups", 1), kernel, kernel)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **layer)
+    xl, wl, bl = _layouts(x)[layout], _layouts(w)[layout], _layouts(b)[layout]
+    assert not (xl.flags.c_contiguous and xl.flags.writeable) or layout == "transposed"
+    y, counts = npconv.conv2d(xl, wl, bl, **layer, method=METHOD, count=True)
+    assert_conv_close(y, x, w, b, g)
+    np.testing.assert_array_equal(y, npconv.conv2d(x, w, b, **layer, method=METHOD))
+    assert_dense_counts(counts, g)
+    np.testing.assert_array_equal(xl, x)  # the operands are not modified
+
+
+def test_pointwise_on_a_channel_slice_needs_no_copy():
+    rng = np.random.default_rng(2)
+    full = rng.standard_normal((2, 8, 5, 6))
+    x = full[:, 2:5]  # contiguous planes, channel stride still one plane
+    w = rng.standard_normal((4, 3, 1, 1))
+    y, counts = npconv.conv2d(x, w, method=METHOD, count=True)
+    assert counts.workspace_bytes == 0
+    np.testing.assert_allclose(y, np.einsum("oc,nchw->nohw", w[:, :, 0, 0], x), rtol=1e-12, atol=1e-12)
+
+
+def test_float32_stays_float32_with_float32_operands_only():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 3, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((256, 3, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(256).astype(np.float32)
+    y, counts = npconv.conv2d(x, w, b, padding=1, method=METHOD, count=True)
+    assert y.dtype == np.float32
+    assert counts.mults == 12 * 12 * 256 * 5 * 5 * 3
+    assert counts.workspace_bytes == (3 * 25) * (12 * 12) * 4 + 3 * 16 * 16 * 4
+    assert_conv_close(y, x, w, b, ConvGeometry.from_shapes(x.shape, w.shape, b.shape, padding=1))
