@@ -45,14 +45,15 @@ from types import ModuleType
 import numpy as np
 
 import npconv
-from npconv import formulas
+from npconv import formulas, kernels
 from npconv.counts import Counts, SeparableCounts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 
-#: Samples per contestant unless asked otherwise (``npconv bench`` on the default set: under 3 minutes).
-DEFAULT_REPEATS = 5
+#: Samples per contestant unless asked otherwise: ``npconv bench`` on the default set takes about
+#: a minute on 2 cores (the budget is 3), most of it in the reference kernel and the largest layers.
+DEFAULT_REPEATS = 9
 
 #: A sample repeats a call until it lasts this long, so that microsecond calls are timed reliably.
 MIN_SAMPLE_SECONDS = 0.02
@@ -70,8 +71,8 @@ SEED_LAYER = "seed 5x5"
 #: (a few million mults/s), for teaching: on the benchmark set that is the seed layer alone.
 SLOW_METHODS = ("reference",)
 
+#: The contestant name of PyTorch's ``torch.nn.functional.conv2d``.
 TORCH = "torch"
-GEMM = "gemm"
 
 
 def slow_method_limit() -> int:
@@ -98,8 +99,8 @@ def _normalised(name: str) -> str:
 def select_layers(text: str, argument: str = "layers") -> dict[str, ConvGeometry]:
     """Layers of the set named in ``text``: comma-separated, case and spaces ignored.
 
-    A name may be shortened to an unambiguous prefix (``resnet``, ``7x7``
-    is not a prefix but ``large`` is); ``all`` selects the whole set.
+    A name may be shortened to a prefix that names one layer (``resnet``,
+    ``large``); ``all`` selects the whole set.
     """
     by_key = {_normalised(name): name for name in BENCHMARK_LAYERS}
     expected = (f"comma-separated names from the layer set ({', '.join(BENCHMARK_LAYERS)}; case and "
@@ -610,6 +611,10 @@ class GemmPeak:
     def gflops(self) -> float:
         return self.flops / self.timing.median / 1e9
 
+    def fraction(self, result: ContestantResult) -> float:
+        """``result``'s GFLOP/s over this GEMM's: the fraction of the practical peak."""
+        return result.gflops / self.gflops
+
     def to_json_dict(self) -> dict[str, object]:
         return {"size": self.size, "dtype": self.dtype, "flops": self.flops, "gflops": self.gflops,
                 "timing": self.timing.to_json_dict()}
@@ -657,6 +662,20 @@ class LayerReport:
         baseline = self.torch
         return None if baseline is None else result.timing.median / baseline.timing.median
 
+    def to_json_dict(self, gemm: GemmPeak | None = None) -> dict[str, object]:
+        """Every result, with its fraction of ``gemm``'s rate and its time over PyTorch's."""
+        results = []
+        for result in self.results:
+            entry = result.to_json_dict()
+            entry["fraction_of_gemm_peak"] = None if gemm is None else gemm.fraction(result)
+            entry["time_ratio_to_torch"] = self.ratio_to_torch(result)
+            results.append(entry)
+        w = self.workload
+        return {"name": self.name, "description": w.describe(), "geometry": w.geometry_dict(),
+                "formula": {c: dict(zip(("mults", "adds"), w.formula_counts(c), strict=True))
+                            for c in ("dense", "effective")},
+                "results": results, "skipped": [s.to_json_dict() for s in self.skipped]}
+
 
 @dataclass(frozen=True)
 class SeparablePair:
@@ -681,7 +700,7 @@ class SeparablePair:
 
     def to_json_dict(self) -> dict[str, object]:
         return {"contestant": self.contestant, "mult_ratio": self.mult_ratio, "time_ratio": self.time_ratio,
-                "mults_source": self.standard.flops_source.replace("flops", "mults"),
+                "mults_source": self.standard.flops_source,
                 "standard": self.standard.to_json_dict(), "separable": self.separable.to_json_dict()}
 
 
@@ -694,6 +713,14 @@ class SeparableReport:
     separable: SeparableWorkload
     pairs: tuple[SeparablePair, ...]
     skipped: tuple[Skipped, ...] = ()
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {"name": self.name,
+                "standard": {"description": self.standard.describe(), "geometry": self.standard.geometry_dict()},
+                "separable": {"description": self.separable.describe(),
+                              "geometry": self.separable.geometry_dict()},
+                "pairs": [p.to_json_dict() for p in self.pairs],
+                "skipped": [s.to_json_dict() for s in self.skipped]}
 
 
 @dataclass(frozen=True)
@@ -727,32 +754,10 @@ class BenchReport:
         return not self.torch_status.startswith("PyTorch not available")
 
     def fraction_of_peak(self, result: ContestantResult) -> float | None:
-        """GFLOP/s over the GEMM's."""
-        return None if self.gemm is None else result.gflops / self.gemm.gflops
+        """GFLOP/s over the GEMM's (None without a GEMM measurement)."""
+        return None if self.gemm is None else self.gemm.fraction(result)
 
     def to_json_dict(self) -> dict[str, object]:
-        def layer_dict(layer: LayerReport) -> dict[str, object]:
-            results = []
-            for result in layer.results:
-                entry = result.to_json_dict()
-                entry["fraction_of_gemm_peak"] = self.fraction_of_peak(result)
-                entry["time_ratio_to_torch"] = layer.ratio_to_torch(result)
-                results.append(entry)
-            return {"name": layer.name, "description": layer.workload.describe(),
-                    "geometry": layer.workload.geometry_dict(),
-                    "formula": {c: dict(zip(("mults", "adds"), layer.workload.formula_counts(c), strict=True))
-                                for c in ("dense", "effective")},
-                    "results": results, "skipped": [s.to_json_dict() for s in layer.skipped]}
-
-        def separable_dict(report: SeparableReport) -> dict[str, object]:
-            return {"name": report.name,
-                    "standard": {"description": report.standard.describe(),
-                                 "geometry": report.standard.geometry_dict()},
-                    "separable": {"description": report.separable.describe(),
-                                  "geometry": report.separable.geometry_dict()},
-                    "pairs": [p.to_json_dict() for p in report.pairs],
-                    "skipped": [s.to_json_dict() for s in report.skipped]}
-
         return {
             "npconv_version": npconv.__version__,
             "environment": self.environment.to_json_dict(),
@@ -761,8 +766,8 @@ class BenchReport:
             "torch_available": self.torch_available,
             "torch": self.torch_status,
             "gemm_peak": None if self.gemm is None else self.gemm.to_json_dict(),
-            "layers": [layer_dict(layer) for layer in self.layers],
-            "separable": [separable_dict(report) for report in self.separable],
+            "layers": [layer.to_json_dict(self.gemm) for layer in self.layers],
+            "separable": [report.to_json_dict() for report in self.separable],
             "wall_seconds": self.wall_seconds,
         }
 
@@ -816,7 +821,7 @@ def run_benchmark(
     threads = check_threads(max_threads() if threads is None else threads)
     methods = tuple(npconv.available_methods() if methods is None else methods)
     for method in methods:
-        npconv.kernels.load(method)  # an unknown name fails here, before any timing
+        kernels.load(method)  # an unknown name fails here, before any timing
     if separable is None and layers is None:
         layers = BENCHMARK_LAYERS
     torch, torch_status = import_torch()
@@ -1036,7 +1041,7 @@ def plot_report(report: BenchReport, path: str, pyplot: ModuleType | None = None
         offsets = [x - 0.4 + width * (i + 0.5) for x in xs]
         ys = [groups[g][1][contestant] for g in xs]
         drawn = axes.bar(offsets, [y - 1 for y in ys], width, bottom=1, label=contestant)
-        axes.bar_label(drawn, labels=[f"{y:.2g}" for y in ys], fontsize=8, padding=2)
+        axes.bar_label(drawn, labels=[f"{y:.2g}" if y < 100 else f"{y:,.0f}" for y in ys], fontsize=8, padding=2)
         ticks = [(x, groups[g][2][contestant]) for x, g in zip(offsets, xs, strict=True) if contestant in groups[g][2]]
         for x, tick in ticks:
             axes.hlines(tick, x - width / 2, x + width / 2, color="black", linewidth=2)
