@@ -633,4 +633,5 @@ def to_standard(network: Network) -> Network:
     layers = _standard_layers(network.layers)
     if layers == network.layers:
         return network
-    return dataclasses.replace(network, name=f"{network.name} (standard)", layers=layers)
+    description = f"{network.description}, rebuilt with standard convolutions".lstrip(", ")
+    return dataclasses.replace(network, name=f"{network.name} (standard)", layers=layers, description=description)

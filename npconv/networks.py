@@ -87,7 +87,7 @@ def mobilenet_v1(width: float = 1.0, resolution: int = 224, classes: int = 1000)
         layers += _conv_bn_relu(Pointwise(channels(filters), bias=False, name=f"{block}.pw"), f"{block}.pw")
     layers += [GlobalAvgPool(name="pool"), Flatten(name="flatten"), Linear(classes, name="fc")]
     return Network("mobilenet_v1", (1, 3, resolution, resolution), tuple(layers),
-                   f"MobileNet-v1 {width:g} at {resolution}x{resolution} (Howard et al. 2017, Table 1)")
+                   f"MobileNet-v1 {float(width)} at {resolution}x{resolution} (Howard et al. 2017, Table 1)")
 
 
 #: Howard et al. 2017: (width, resolution) -> (million mult-adds, million parameters), Tables 6 and 7.
@@ -103,6 +103,14 @@ def _mobilenet_published(width: float = 1.0, resolution: int = 224, classes: int
         return {}
     source = "Howard et al. 2017, Tables 6 and 7"
     return {"mult-adds": f"{numbers[0]}M ({source})", "params": f"{numbers[1]}M ({source})"}
+
+
+def _conv_mobilenet_published(width: float = 1.0, resolution: int = 224, classes: int = 1000) -> dict[str, str]:
+    """Table 4 of Howard et al. 2017: "Conv MobileNet", every separable pair a standard 3x3 convolution."""
+    if (width, resolution, classes) != (1.0, 224, 1000):
+        return {}
+    source = "Conv MobileNet, Howard et al. 2017, Table 4"
+    return {"mult-adds": f"4866M ({source})", "params": f"29.3M ({source})"}
 
 
 # ---------------------------------------------------------------------- VGG-16
@@ -217,6 +225,8 @@ class BuiltIn:
     build: Callable[..., Network]
     options: dict[str, object]
     published: Callable[..., dict[str, str]] = field(default=_nothing_published)
+    #: what the paper reports for the network rebuilt with standard convolutions (``--standard``)
+    published_standard: Callable[..., dict[str, str]] = field(default=_nothing_published)
 
     @property
     def summary(self) -> str:
@@ -226,7 +236,7 @@ class BuiltIn:
 BUILT_INS: dict[str, BuiltIn] = {
     b.name: b for b in (
         BuiltIn("mobilenet_v1", mobilenet_v1, {"width": 1.0, "resolution": 224, "classes": 1000},
-                _mobilenet_published),
+                _mobilenet_published, _conv_mobilenet_published),
         BuiltIn("vgg16", vgg16, {"resolution": 224, "classes": 1000}, _vgg_published),
         BuiltIn("resnet18", resnet18, {"resolution": 224, "classes": 1000}, _resnet_published),
         BuiltIn("small_separable", small_separable, {"classes": 10}),
@@ -255,8 +265,12 @@ def build(name: str, **options: object) -> Network:
     return built_in.build(**options)
 
 
-def published(name: str, **options: object) -> dict[str, str]:
-    """What the paper reports for ``name`` with these options (empty when it reports nothing)."""
+def published(name: str, *, standard: bool = False, **options: object) -> dict[str, str]:
+    """What the paper reports for ``name`` with these options (empty when it reports nothing).
+
+    ``standard``: for the network rebuilt with standard convolutions (:func:`npconv.network.to_standard`).
+    """
     built_in = _built_in(name)
     _check_options(built_in, options)
-    return built_in.published(**{**built_in.options, **options})
+    report = built_in.published_standard if standard else built_in.published
+    return report(**{**built_in.options, **options})

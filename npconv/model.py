@@ -1,0 +1,388 @@
+"""``npconv model``: a whole network's per-layer table and totals, measured or compared with PyTorch.
+
+:func:`model_report` gathers the numbers (all from :mod:`npconv.network`);
+:func:`render_text` and :func:`to_json_dict` print them; :func:`add_parser`
+and :func:`run` are the command.  NumPy is imported only for ``--measure``
+and PyTorch only for ``--compare torch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from npconv.errors import ConvArgumentError
+from npconv.network import LayerCount, Network, NetworkTotals, to_standard
+
+#: The conventions, stated in every report.
+CONVENTIONS_TEXT = (
+    "params: learnable -- weights, biases, batch-norm scale and shift (2 per channel); batch-norm running "
+    "mean and variance are buffers (PyTorch's word), shown apart, never in params.",
+    "mults: multiplications of the conv and linear layers = MACs, the papers' 'mult-adds'; adds: their "
+    "additions, bias included (summing T terms takes T - 1); FLOPs = mults + adds. A linear layer counts "
+    "as the 1x1 convolution of a 1x1 input that it is.",
+    "dense: every tap, padded zeros included (the textbook formula, im2col, PyTorch's FlopCounterMode); "
+    "effective: only taps that land on real input (a direct kernel that skips the padding).",
+    "Not in mults, listed apart (dense): batch-norm at inference folded to a scale and a shift, 1 mult + "
+    "1 add per element (none if folded into the conv); average pooling KH x KW - 1 adds + 1 mult per "
+    "output; max pooling KH x KW - 1 comparisons per output; residual addition 1 add per element; "
+    "ReLU nothing.",
+)
+
+_HIDDEN_KINDS = ("relu",)
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(1, 32, 112, 112) -> '112x112x32'`` (H x W x C); flat ``(1, 1000) -> '1000'``; N shown when > 1."""
+    if len(shape) == 4:
+        n, c, h, w = shape
+        sizes = (h, w, c)
+    else:
+        n, *sizes = shape
+    return "x".join(map(str, (*((n,) if n > 1 else ()), *sizes)))
+
+
+def short_number(value: int) -> str:
+    """Three significant digits with a suffix, as papers write them: ``568,740,352 -> '569M'``."""
+    for scale, suffix in ((10**9, "G"), (10**5, "M"), (10**3, "K")):
+        if value >= scale:
+            scale = 10**6 if suffix == "M" else scale
+            return f"{value / scale:.3g}{suffix}"
+    return str(value)
+
+
+def _share(part: int, total: int) -> str:
+    return f"{100 * part / total:.2f}%" if total else "-"
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything ``npconv model`` prints without running anything."""
+
+    network: Network
+    totals: NetworkTotals
+    #: what the paper reports, e.g. {"params": "4.2M (Howard et al. 2017, Tables 6 and 7)"}
+    published: dict[str, str] = field(default_factory=dict)
+    #: the separable network a --standard report was rebuilt from, with its totals
+    separable: Network | None = None
+    separable_totals: NetworkTotals | None = None
+
+
+def model_report(network: Network, published: dict[str, str] | None = None,
+                 separable: Network | None = None) -> ModelReport:
+    """Count ``network``; ``separable`` is the network it is the standard rebuild of, if any."""
+    return ModelReport(network, network.totals(), dict(published or {}), separable,
+                       None if separable is None else separable.totals())
+
+
+# ---------------------------------------------------------------------- text
+
+
+def _table(rows: list[tuple[str, ...]], left: int) -> list[str]:
+    """Columns padded to their widest cell: the first ``left`` flush left, the rest flush right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
+                             for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def _layer_cells(row: LayerCount, totals: NetworkTotals) -> tuple[str, ...]:
+    params = row.value("params")
+    counted = (f"{row.value('mults'):,}", f"{row.value('mults', 'effective'):,}",
+               _share(row.value("mults"), totals.mults["dense"])) if row.is_weighted else ("-", "-", "-")
+    return (row.name, row.kind, shape_text(row.output_shape),
+            f"{params:,}" if row.params is not None else "-",
+            _share(params, totals.params) if row.params is not None else "-", *counted)
+
+
+def _layer_lines(report: ModelReport) -> list[str]:
+    header = ("layer", "kind", "output", "params", "%params", "mults dense", "mults effective", "%mults")
+    shown = [row for row in report.network.rows if row.kind not in _HIDDEN_KINDS]
+    lines = _table([header, *(_layer_cells(row, report.totals) for row in shown)], left=3)
+    hidden = len(report.network.rows) - len(shown)
+    if hidden:
+        lines.append(f"  ({hidden} ReLU layers not shown: no parameters, nothing counted; output shapes are "
+                     "H x W x C, or features when flat)")
+    return lines
+
+
+def _totals_lines(report: ModelReport) -> list[str]:
+    t = report.totals
+    lines = [f"  parameters  {t.params:,}"]
+    if t.buffers:
+        lines.append(f"  buffers     {t.buffers:,}  (batch-norm running mean and variance: not parameters)")
+    rows = [("", "dense", "effective")]
+    for label, counted in (("mults (MACs)", t.mults), ("adds", t.adds), ("FLOPs = mults + adds", t.flops)):
+        rows.append((label, f"{counted['dense']:,}", f"{counted['effective']:,}"))
+    lines += _table(rows, left=1)
+    kinds = [kind for kind in dict.fromkeys(r.kind for r in report.network.rows)
+             if kind in t.mults_by_kind or kind in t.params_by_kind]
+    by_kind = [("by kind", "layers", "params", "%params", "mults dense", "%mults")]
+    for kind in kinds:
+        layers = sum(1 for r in report.network.rows if r.kind == kind)
+        params = t.params_by_kind.get(kind, 0)
+        mults = (f"{t.mults_by_kind[kind]:,}", _share(t.mults_by_kind[kind], t.mults["dense"])) \
+            if kind in t.mults_by_kind else ("-", "-")
+        by_kind.append((kind, str(layers), f"{params:,}", _share(params, t.params), *mults))
+    lines += ["", *_table(by_kind, left=1)]
+    if t.other:
+        other = "; ".join("{} {}".format(kind, " + ".join(f"{n:,} {op}" for op, n in ops.items()))
+                          for kind, ops in t.other.items())
+        lines += ["", f"  Not in mults (dense): {other}"]
+    return lines
+
+
+def _published_lines(report: ModelReport) -> list[str]:
+    if not report.published:
+        return []
+    t = report.totals
+    ours = {"mult-adds": f"{short_number(t.mults['dense'])} mults (dense)",
+            "params": f"{short_number(t.params)} params"}
+    lines = ["Published"]
+    for what, text in report.published.items():
+        lines.append(f"  {what}: {text}; npconv: {ours.get(what, '')}")
+    return lines
+
+
+def _savings_lines(report: ModelReport) -> list[str]:
+    if report.separable is None:
+        return []
+    sep, std = report.separable_totals, report.totals
+    rows = [("", "separable", "standard", "standard / separable")]
+    for label, separable, standard in (
+        ("params", sep.params, std.params),
+        ("mults, dense", sep.mults["dense"], std.mults["dense"]),
+        ("mults, effective", sep.mults["effective"], std.mults["effective"]),
+    ):
+        rows.append((label, f"{separable:,}", f"{standard:,}", f"{standard / separable:.2f}x"))
+    return [f"What separability saved: {report.separable.name} against {report.network.name}, rebuilt "
+            "with standard convolutions of the same shapes", *_table(rows, left=1)]
+
+
+def render_text(report: ModelReport) -> str:
+    """The per-layer table, the totals, the published numbers and the conventions."""
+    net = report.network
+    n, c, h, w = net.input_shape
+    lines = [f"npconv model {net.name}: {net.description}".rstrip(": "),
+             f"Input {shape_text(net.input_shape)} (N x C x H x W = {n}x{c}x{h}x{w}), "
+             f"output {shape_text(net.output_shape)}.", "",
+             *_layer_lines(report), "", "Totals", *_totals_lines(report)]
+    for section in (_published_lines(report), _savings_lines(report)):
+        if section:
+            lines += ["", *section]
+    lines += ["", "Conventions", *(f"  {text}" for text in CONVENTIONS_TEXT)]
+    return "\n".join(lines)
+
+
+def render_measurement(measurement) -> list[str]:
+    """``--measure``: each weighted layer's measured counts beside its formulas, then the totals."""
+    m = measurement
+    rows = [("layer", "measured mults", "formula mults", "measured adds", "formula adds", "seconds", "")]
+    for layer in m.layers:
+        rows.append((layer.row.name, f"{layer.counts.mults:,}", f"{layer.formula_mults:,}",
+                     f"{layer.counts.adds:,}", f"{layer.formula_adds:,}", f"{layer.seconds:.3f}",
+                     "ok" if layer.matches else "MISMATCH"))
+    rows.append(("total", f"{m.mults:,}", f"{m.formula_mults:,}", f"{m.adds:,}", f"{m.formula_adds:,}",
+                 f"{m.seconds:.3f}", "ok" if m.matches else "MISMATCH"))
+    verdict = ("measured totals equal the formula totals" if m.matches
+               else "MISMATCH: measured counts differ from the formulas")
+    return [f"Measured: every conv and linear layer run once on random float32 data through method "
+            f"{m.method!r}, counting {m.convention} (the kernel tallies where it multiplies)",
+            *_table(rows, left=1), f"  {verdict}; {m.seconds:.1f} s"]
+
+
+# ---------------------------------------------------------------------- json
+
+
+def _quantities(row: LayerCount, what: str) -> dict[str, object]:
+    return {c: q.to_dict() for c, q in getattr(row, what).items()}
+
+
+def _row_dict(row: LayerCount, totals: NetworkTotals) -> dict[str, object]:
+    return {
+        "path": row.path,
+        "name": row.name,
+        "kind": row.kind,
+        "input_shape": list(row.input_shape),
+        "output_shape": list(row.output_shape),
+        "params": None if row.params is None else row.params.to_dict(),
+        "buffers": None if row.buffers is None else row.buffers.to_dict(),
+        "mults": _quantities(row, "mults"),
+        "adds": _quantities(row, "adds"),
+        "other": {op: q.to_dict() for op, q in row.other.items()},
+        "share": {"params": row.value("params") / totals.params if totals.params else 0,
+                  "mults_dense": row.value("mults") / totals.mults["dense"] if totals.mults["dense"] else 0},
+    }
+
+
+def _totals_dict(t: NetworkTotals) -> dict[str, object]:
+    return {"params": t.params, "buffers": t.buffers, "mults": t.mults, "adds": t.adds, "flops": t.flops,
+            "mults_by_kind": t.mults_by_kind, "params_by_kind": t.params_by_kind, "other": t.other}
+
+
+def to_json_dict(report: ModelReport) -> dict[str, object]:
+    """The report as JSON-ready data."""
+    net = report.network
+    data: dict[str, object] = {
+        "network": net.name,
+        "description": net.description,
+        "input_shape": list(net.input_shape),
+        "output_shape": list(net.output_shape),
+        "conventions": list(CONVENTIONS_TEXT),
+        "layers": [_row_dict(row, report.totals) for row in net.rows],
+        "totals": _totals_dict(report.totals),
+        "published": report.published,
+    }
+    if report.separable is not None:
+        data["separable"] = {"network": report.separable.name, "totals": _totals_dict(report.separable_totals)}
+    return data
+
+
+# ---------------------------------------------------------------------- the command
+
+_OPTION_FLAGS = {"width": "--width", "resolution": "--resolution", "classes": "--classes"}
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``npconv model``."""
+    model = commands.add_parser(
+        "model",
+        help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
+        description="Count a whole network layer by layer: output shape, parameters, multiplications "
+                    "(dense and effective) and their share of the total, with the conventions stated. "
+                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
+    )
+    model.add_argument("network", nargs="?", metavar="NAME|FILE",
+                       help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
+                            "small_standard) or a .toml file")
+    model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
+    model.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    options = model.add_argument_group("options of the built-in networks")
+    options.add_argument("--width", type=float, metavar="ALPHA",
+                         help="MobileNet's width multiplier alpha (default 1.0)")
+    options.add_argument("--resolution", type=int, metavar="R", help="input R x R (default 224)")
+    options.add_argument("--classes", type=int, metavar="K", help="outputs of the last linear layer")
+    model.add_argument("--standard", action="store_true",
+                       help="rebuild a separable network with standard convolutions of the same shapes, "
+                            "and show what separability saved")
+    model.add_argument("--measure", action="store_true",
+                       help="run every conv and linear layer on random data with counting on and set the "
+                            "measured totals beside the formulas (exit 1 on a mismatch)")
+    model.add_argument("--method", metavar="M",
+                       help="with --measure: the algorithm (default: the first available of direct, im2col)")
+    model.add_argument("--convention", choices=("dense", "effective"),
+                       help="with --measure: counting convention (default: the method's own)")
+    model.add_argument("--compare", choices=("torch",),
+                       help="build the same network in PyTorch and set its parameter count and "
+                            "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
+                            "they disagree)")
+    model.set_defaults(handler=run)
+
+
+def _list(as_json: bool) -> int:
+    from npconv.networks import BUILT_INS
+
+    if as_json:
+        print(json.dumps({name: {"options": b.options, "description": b.summary}
+                          for name, b in BUILT_INS.items()}, indent=2))
+        return 0
+    rows = [("name", "options (defaults)", "description")]
+    for name, built_in in BUILT_INS.items():
+        options = " ".join(f"{_OPTION_FLAGS[k]} {v}" for k, v in built_in.options.items())
+        rows.append((name, options, built_in.summary))
+    lines = ["Built-in networks: npconv model NAME [options]", *_table(rows, left=3),
+             "Or a network file: npconv model FILE.toml (format: python -m pydoc npconv.network_toml)"]
+    print("\n".join(lines))
+    return 0
+
+
+def load_network(target: str | None, options: dict[str, object],
+                 standard: bool = False) -> tuple[Network, dict[str, str]]:
+    """The built-in network or TOML file ``target`` and what its paper reports.
+
+    ``standard``: what the paper reports for the standard rebuild instead.
+    """
+    from npconv import network_toml, networks
+
+    if target is None:
+        raise ConvArgumentError("NAME|FILE", "a built-in network name or a .toml file (see --list)", "nothing")
+    if target in networks.BUILT_INS:
+        try:
+            return networks.build(target, **options), networks.published(target, standard=standard, **options)
+        except ConvArgumentError as error:
+            if error.argument in _OPTION_FLAGS:
+                raise ConvArgumentError(_OPTION_FLAGS[error.argument], error.expected, error.got) from None
+            raise
+    if target.endswith(".toml") or Path(target).exists():
+        if options:
+            flag = _OPTION_FLAGS[next(iter(options))]
+            raise ConvArgumentError(flag, "a built-in network to apply it to (a file sets its own sizes)",
+                                    repr(target))
+        return network_toml.load(target), {}
+    raise ConvArgumentError("NAME|FILE", f"a built-in network ({', '.join(networks.BUILT_INS)}) or a .toml file",
+                            repr(target))
+
+
+def _progress(index: int, total: int, row: LayerCount) -> None:
+    print(f"\r  measuring {index + 1}/{total}: {row.name:<30}", end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``npconv model``: exit 0, or 1 when a measurement or a comparison disagrees with the formulas."""
+    if args.list:
+        return _list(args.json)
+    for flag in ("method", "convention"):
+        if getattr(args, flag) is not None and not args.measure:
+            raise ConvArgumentError(f"--{flag}", "--measure beside it", f"--{flag} {getattr(args, flag)}")
+    options = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k) is not None}
+    network, published = load_network(args.network, options, args.standard)
+    separable = None
+    if args.standard:
+        separable, network = network, to_standard(network)
+        if network is separable:
+            raise ConvArgumentError("--standard", "a network with separable layers (separable, or depthwise "
+                                    "followed by pointwise)", f"{separable.name}, which has none")
+    report = model_report(network, published, separable)
+
+    measurement = comparison = None
+    if args.measure:
+        from npconv import network_measure
+
+        method = network_measure.choose_method(network, args.method, "--method")
+        convention = network_measure.choose_convention(method, args.convention, "--convention")
+        estimate = network_measure.estimated_seconds(network, method)
+        if estimate is not None and estimate > 60:
+            print(f"npconv model: warning: the reference method runs about "
+                  f"{network_measure.REFERENCE_MULTS_PER_SECOND:,} mults/s; this may take "
+                  f"{estimate / 60:.0f} minutes", file=sys.stderr)
+        progress = _progress if sys.stderr.isatty() else None
+        measurement = network_measure.measure(network, method, convention, progress=progress)
+        if progress is not None:
+            print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    if args.compare == "torch":
+        try:
+            from npconv import network_torch
+        except ImportError as error:
+            raise ConvArgumentError("--compare", "PyTorch installed (pip install 'npconv[compare]')",
+                                    str(error)) from None
+        comparison = network_torch.compare(network)
+
+    agrees = (measurement is None or measurement.matches) and (
+        comparison is None or network_torch.agrees(comparison, report.totals))
+    if args.json:
+        data = to_json_dict(report)
+        if measurement is not None:
+            data["measured"] = measurement.to_dict()
+        if comparison is not None:
+            data["torch"] = {**comparison.to_dict(), "agrees": network_torch.agrees(comparison, report.totals)}
+        print(json.dumps(data, indent=2))
+    else:
+        text = render_text(report)
+        if measurement is not None:
+            text += "\n\n" + "\n".join(render_measurement(measurement))
+        if comparison is not None:
+            text += "\n\n" + "\n".join(network_torch.explain(comparison, report.totals, network.rows))
+        print(text)
+    return 0 if agrees else 1
