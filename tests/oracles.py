@@ -78,3 +78,14 @@ def assert_conv_close(actual, x, w, b, g: ConvGeometry, oracle=scipy_conv2d) -> 
         f"max error {error.max():.3g} exceeds bound at {worst}: "
         f"got {actual[worst]!r}, expected {expected[worst]!r}, bound {bound[worst]:.3g}"
     )
+
+
+def reference_conv2d(x, w, b, g: ConvGeometry) -> np.ndarray:
+    """npconv's reference kernel (Python loops, double-precision sums) run in float64."""
+    import npconv
+
+    def as64(a):
+        return None if a is None else np.asarray(a, dtype=np.float64)
+
+    return npconv.conv2d(as64(x), as64(w), as64(b), g.stride, g.padding, g.dilation, g.groups,
+                         method="reference")

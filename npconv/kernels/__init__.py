@@ -34,6 +34,7 @@ from npconv.errors import ConvArgumentError
 METHODS: dict[str, str] = {
     "reference": "npconv.kernels.reference",
     "im2col": "npconv.kernels.im2col",
+    "direct": "npconv.kernels.direct",
 }
 
 
