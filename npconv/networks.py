@@ -90,27 +90,12 @@ def mobilenet_v1(width: float = 1.0, resolution: int = 224, classes: int = 1000)
                    f"MobileNet-v1 {float(width)} at {resolution}x{resolution} (Howard et al. 2017, Table 1)")
 
 
+_HOWARD = "Howard et al. 2017, Tables 6 and 7"
 #: Howard et al. 2017: (width, resolution) -> (million mult-adds, million parameters), Tables 6 and 7.
 MOBILENET_V1_PUBLISHED = {
     (1.0, 224): (569, 4.2), (0.75, 224): (325, 2.6), (0.5, 224): (149, 1.3), (0.25, 224): (41, 0.5),
     (1.0, 192): (418, 4.2), (1.0, 160): (290, 4.2), (1.0, 128): (186, 4.2),
 }
-
-
-def _mobilenet_published(width: float = 1.0, resolution: int = 224, classes: int = 1000) -> dict[str, str]:
-    numbers = MOBILENET_V1_PUBLISHED.get((width, resolution)) if classes == 1000 else None
-    if numbers is None:
-        return {}
-    source = "Howard et al. 2017, Tables 6 and 7"
-    return {"mult-adds": f"{numbers[0]}M ({source})", "params": f"{numbers[1]}M ({source})"}
-
-
-def _conv_mobilenet_published(width: float = 1.0, resolution: int = 224, classes: int = 1000) -> dict[str, str]:
-    """Table 4 of Howard et al. 2017: "Conv MobileNet", every separable pair a standard 3x3 convolution."""
-    if (width, resolution, classes) != (1.0, 224, 1000):
-        return {}
-    source = "Conv MobileNet, Howard et al. 2017, Table 4"
-    return {"mult-adds": f"4866M ({source})", "params": f"29.3M ({source})"}
 
 
 # ---------------------------------------------------------------------- VGG-16
@@ -137,13 +122,6 @@ def vgg16(resolution: int = 224, classes: int = 1000) -> Network:
                Linear(classes, name="fc8")]
     return Network("vgg16", (1, 3, resolution, resolution), tuple(layers),
                    f"VGG-16 (configuration D) at {resolution}x{resolution} (Simonyan & Zisserman 2015)")
-
-
-def _vgg_published(resolution: int = 224, classes: int = 1000) -> dict[str, str]:
-    if (resolution, classes) != (224, 1000):
-        return {}
-    return {"params": "138M (Simonyan & Zisserman 2015, Table 2)",
-            "mult-adds": "15.5G (widely quoted, e.g. by torchvision as 15.47 GFLOPS; not in the paper)"}
 
 
 # ---------------------------------------------------------------------- ResNet-18
@@ -180,41 +158,45 @@ def resnet18(resolution: int = 224, classes: int = 1000) -> Network:
                    f"ResNet-18 at {resolution}x{resolution} (He et al. 2016, Table 1; torchvision's layout)")
 
 
-def _resnet_published(resolution: int = 224, classes: int = 1000) -> dict[str, str]:
-    if (resolution, classes) != (224, 1000):
-        return {}
-    return {"mult-adds": "1.8G, called FLOPs (He et al. 2016, Table 1)",
-            "params": "11.7M (torchvision; the paper gives none for ResNet-18)"}
-
-
 # ---------------------------------------------------------------------- the small pair
+
+
+def _small(name: str, conv: type[Conv2d] | type[Separable], classes: int, description: str) -> Network:
+    """The small network with ``conv`` layers: 3x3, 16 / 32 stride 2 / 32 filters, "same" padding."""
+    return Network(name, (1, 3, 8, 8), (
+        conv(16, 3, padding="same", name="conv1"), ReLU(name="relu1"),
+        conv(32, 3, stride=2, padding="same", name="conv2"), ReLU(name="relu2"),
+        conv(32, 3, padding="same", name="conv3"), ReLU(name="relu3"),
+        GlobalAvgPool(name="pool"), Flatten(name="flatten"), Linear(classes, name="fc"),
+    ), description)
 
 
 def small_separable(classes: int = 10) -> Network:
     """Three separable 3x3 layers (Keras bias convention) on 8x8x3, pooled, then a linear layer."""
-    return Network("small_separable", (1, 3, 8, 8), (
-        Separable(16, 3, padding="same", name="conv1"), ReLU(name="relu1"),
-        Separable(32, 3, stride=2, padding="same", name="conv2"), ReLU(name="relu2"),
-        Separable(32, 3, padding="same", name="conv3"), ReLU(name="relu3"),
-        GlobalAvgPool(name="pool"), Flatten(name="flatten"), Linear(classes, name="fc"),
-    ), "Three depthwise-separable 3x3 layers on 8x8x3 (the course problem's separable network)")
+    return _small("small_separable", Separable, classes,
+                  "Three depthwise-separable 3x3 layers on 8x8x3 (the course problem's separable network)")
 
 
 def small_standard(classes: int = 10) -> Network:
     """``small_separable`` with a standard 3x3 convolution (with bias) in place of each separable one."""
-    return Network("small_standard", (1, 3, 8, 8), (
-        Conv2d(16, 3, padding="same", name="conv1"), ReLU(name="relu1"),
-        Conv2d(32, 3, stride=2, padding="same", name="conv2"), ReLU(name="relu2"),
-        Conv2d(32, 3, padding="same", name="conv3"), ReLU(name="relu3"),
-        GlobalAvgPool(name="pool"), Flatten(name="flatten"), Linear(classes, name="fc"),
-    ), "Three standard 3x3 layers on 8x8x3 (the course problem's standard network)")
+    return _small("small_standard", Conv2d, classes,
+                  "Three standard 3x3 layers on 8x8x3 (the course problem's standard network)")
 
 
 # ---------------------------------------------------------------------- registry
 
 
-def _nothing_published(**options: object) -> dict[str, str]:
-    return {}
+@dataclass(frozen=True)
+class Published:
+    """Numbers a paper reports for one configuration of a built-in network.
+
+    ``options`` name the configuration (options not named are at their
+    defaults); ``standard``: for the network rebuilt with standard convolutions.
+    """
+
+    numbers: dict[str, str]
+    options: dict[str, object] = field(default_factory=dict)
+    standard: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,9 +206,7 @@ class BuiltIn:
     name: str
     build: Callable[..., Network]
     options: dict[str, object]
-    published: Callable[..., dict[str, str]] = field(default=_nothing_published)
-    #: what the paper reports for the network rebuilt with standard convolutions (``--standard``)
-    published_standard: Callable[..., dict[str, str]] = field(default=_nothing_published)
+    published: tuple[Published, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -235,10 +215,21 @@ class BuiltIn:
 
 BUILT_INS: dict[str, BuiltIn] = {
     b.name: b for b in (
-        BuiltIn("mobilenet_v1", mobilenet_v1, {"width": 1.0, "resolution": 224, "classes": 1000},
-                _mobilenet_published, _conv_mobilenet_published),
-        BuiltIn("vgg16", vgg16, {"resolution": 224, "classes": 1000}, _vgg_published),
-        BuiltIn("resnet18", resnet18, {"resolution": 224, "classes": 1000}, _resnet_published),
+        BuiltIn("mobilenet_v1", mobilenet_v1, {"width": 1.0, "resolution": 224, "classes": 1000}, (
+            *(Published({"mult-adds": f"{mult_adds}M ({_HOWARD})", "params": f"{params}M ({_HOWARD})"},
+                        {"width": width, "resolution": resolution})
+              for (width, resolution), (mult_adds, params) in MOBILENET_V1_PUBLISHED.items()),
+            Published({"mult-adds": "4866M (Conv MobileNet, Howard et al. 2017, Table 4)",
+                       "params": "29.3M (Conv MobileNet, Howard et al. 2017, Table 4)"}, standard=True),
+        )),
+        BuiltIn("vgg16", vgg16, {"resolution": 224, "classes": 1000}, (
+            Published({"params": "138M (Simonyan & Zisserman 2015, Table 2)",
+                       "mult-adds": "15.5G (widely quoted, e.g. by torchvision as 15.47 GFLOPS; not in the paper)"}),
+        )),
+        BuiltIn("resnet18", resnet18, {"resolution": 224, "classes": 1000}, (
+            Published({"mult-adds": "1.8G, called FLOPs (He et al. 2016, Table 1)",
+                       "params": "11.7M (torchvision; the paper gives none for ResNet-18)"}),
+        )),
         BuiltIn("small_separable", small_separable, {"classes": 10}),
         BuiltIn("small_standard", small_standard, {"classes": 10}),
     )
@@ -272,5 +263,8 @@ def published(name: str, *, standard: bool = False, **options: object) -> dict[s
     """
     built_in = _built_in(name)
     _check_options(built_in, options)
-    report = built_in.published_standard if standard else built_in.published
-    return report(**{**built_in.options, **options})
+    asked = {**built_in.options, **options}
+    for entry in built_in.published:
+        if entry.standard == standard and {**built_in.options, **entry.options} == asked:
+            return dict(entry.numbers)
+    return {}
