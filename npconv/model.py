@@ -274,6 +274,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="with --measure: the algorithm (default: the first available of direct, im2col)")
     model.add_argument("--convention", choices=("dense", "effective"),
                        help="with --measure: counting convention (default: the method's own)")
+    model.add_argument("--workspace-limit", type=int, metavar="MIB",
+                       help="with --measure: scratch memory a kernel may take per layer, in MiB "
+                            "(default: npconv's, 256)")
     model.add_argument("--compare", choices=("torch",),
                        help="build the same network in PyTorch and set its parameter count and "
                             "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
@@ -333,9 +336,10 @@ def run(args: argparse.Namespace) -> int:
     """``npconv model``: exit 0, or 1 when a measurement or a comparison disagrees with the formulas."""
     if args.list:
         return _list(args.json)
-    for flag in ("method", "convention"):
+    for flag in ("method", "convention", "workspace_limit"):
         if getattr(args, flag) is not None and not args.measure:
-            raise ConvArgumentError(f"--{flag}", "--measure beside it", f"--{flag} {getattr(args, flag)}")
+            name = "--" + flag.replace("_", "-")
+            raise ConvArgumentError(name, "--measure beside it", f"{name} {getattr(args, flag)}")
     options = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k) is not None}
     network, published = load_network(args.network, options, args.standard)
     separable = None
@@ -358,7 +362,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{network_measure.REFERENCE_MULTS_PER_SECOND:,} mults/s; this may take "
                   f"{estimate / 60:.0f} minutes", file=sys.stderr)
         progress = _progress if sys.stderr.isatty() else None
-        measurement = network_measure.measure(network, method, convention, progress=progress)
+        if args.workspace_limit is not None and args.workspace_limit < 1:
+            raise ConvArgumentError("--workspace-limit", "a positive number of MiB", str(args.workspace_limit))
+        limit = None if args.workspace_limit is None else args.workspace_limit * 2**20
+        measurement = network_measure.measure(network, method, convention, workspace_limit=limit,
+                                              limit_argument="--workspace-limit", progress=progress)
         if progress is not None:
             print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     if args.compare == "torch":

@@ -573,10 +573,6 @@ class Network:
     def totals(self) -> NetworkTotals:
         return network_totals(self.rows)
 
-    @property
-    def has_separable_layers(self) -> bool:
-        return to_standard(self) != self
-
 
 # ---------------------------------------------------------------------- standard rebuild
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from npconv import api, kernels
 from npconv.counts import Counts, SeparableCounts
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.network import LayerCount, Network
 
@@ -154,30 +154,35 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...] | None) -> np.ndarr
 
 
 def _run_layer(geometry: ConvGeometry | SeparableGeometry, method: str, convention: str,
-               rng: np.random.Generator) -> Counts | SeparableCounts:
+               rng: np.random.Generator, workspace_limit: int | None) -> Counts | SeparableCounts:
     """Run one layer on random inputs of its shapes; the kernel's counts."""
     x = _random(rng, geometry.input_shape)
+    run = {"method": method, "count": convention, "workspace_limit": workspace_limit}
     if isinstance(geometry, SeparableGeometry):
         dw, pw = geometry.depthwise, geometry.pointwise
         _, counts = api.separable_conv2d(
             x, _random(rng, dw.weight_shape), _random(rng, pw.weight_shape),
             _random(rng, dw.bias_shape), _random(rng, pw.bias_shape),
-            stride=dw.stride, padding=dw.padding, dilation=dw.dilation, method=method, count=convention,
+            stride=dw.stride, padding=dw.padding, dilation=dw.dilation, **run,
         )
         return counts
     _, counts = api.conv2d(
         x, _random(rng, geometry.weight_shape), _random(rng, geometry.bias_shape),
         stride=geometry.stride, padding=geometry.padding, dilation=geometry.dilation,
-        groups=geometry.groups, method=method, count=convention,
+        groups=geometry.groups, **run,
     )
     return counts
 
 
 def measure(network: Network, method: str, convention: str | None = None, *, seed: int = 0,
+            workspace_limit: int | None = None, limit_argument: str = "workspace_limit",
             progress: Callable[[int, int, LayerCount], None] | None = None) -> Measurement:
     """Run every weighted layer of ``network`` through ``method`` with counting on.
 
-    ``progress(i, n, row)`` is called before the i-th of n layers runs.
+    ``workspace_limit`` (bytes; None: the process-wide limit) is passed to
+    every call; a layer that needs more is refused naming the layer and
+    ``limit_argument``.  ``progress(i, n, row)`` is called before the i-th of
+    n layers runs.
     """
     convention = choose_convention(method, convention)
     rng = np.random.default_rng(seed)
@@ -188,6 +193,10 @@ def measure(network: Network, method: str, convention: str | None = None, *, see
         if progress is not None:
             progress(index, len(weighted), row)
         begin = time.perf_counter()
-        counts = _run_layer(row.geometry, method, convention, rng)
+        try:
+            counts = _run_layer(row.geometry, method, convention, rng, workspace_limit)
+        except ConvMemoryError as error:
+            raise ConvMemoryError(f"{limit_argument} (layer {row.name}, method {method!r})",
+                                  error.expected, error.got) from None
         measured.append(MeasuredLayer(row, counts, time.perf_counter() - begin))
     return Measurement(network.name, method, convention, tuple(measured), time.perf_counter() - started)
