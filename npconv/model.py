@@ -13,9 +13,13 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from npconv.errors import ConvArgumentError
 from npconv.network import LayerCount, Network, NetworkTotals, to_standard
+
+if TYPE_CHECKING:  # pragma: no cover
+    from npconv.network_measure import Measurement  # imports NumPy
 
 #: The conventions, stated in every report.
 CONVENTIONS_TEXT = (
@@ -176,7 +180,7 @@ def render_text(report: ModelReport) -> str:
     return "\n".join(lines)
 
 
-def render_measurement(measurement) -> list[str]:
+def render_measurement(measurement: Measurement) -> list[str]:
     """``--measure``: each weighted layer's measured counts beside its formulas, then the totals."""
     m = measurement
     rows = [("layer", "measured mults", "formula mults", "measured adds", "formula adds", "seconds", "")]
