@@ -97,7 +97,10 @@ class Plan:
         self.lowered = not _is_column_matrix_already(g, x)
         batch, out_height = g.batch, g.out_height
         if not self.lowered:
-            self.images_per_chunk, self.rows_per_chunk = _even_chunks(batch, batch), out_height
+            # no workspace; chunk only so that the bias is added while the output is in cache
+            output_image_bytes = g.out_channels * out_height * g.out_width * itemsize
+            self.images_per_chunk = _even_chunks(batch, target_bytes // output_image_bytes)
+            self.rows_per_chunk = out_height
             self.col_bytes = self.pad_bytes = 0
         else:
             row_bytes = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
@@ -180,22 +183,27 @@ class _Lowering:
     def __init__(self, x: np.ndarray, plan: Plan, count: bool):
         g = plan.g
         self.x, self.g, self.plan, self.count = x, g, plan, count
-        self.dtype = x.dtype
-        self.group_shape = (g.groups, g.in_channels_per_group * g.kernel_h * g.kernel_w)
         self.padded_entries = 0
+        self.out_width = g.out_width
+        self.stack = (g.groups, g.in_channels_per_group * g.kernel_h * g.kernel_w)
+        self.taps = (g.in_channels, g.kernel_h, g.kernel_w)
         if not plan.lowered:
+            self.stack = (g.groups, g.in_channels_per_group, g.height * g.width)
             return
-        images, rows = plan.images_per_chunk, plan.rows_per_chunk
+        (sh, sw), (dh, dw) = g.stride, g.dilation
+        # window view strides, in units of the source's (image, channel, row, column) strides
+        self.step = (dh, dw, sh, sw)
         self.cols = np.empty(plan.col_bytes // x.itemsize, dtype=x.dtype)
         if plan.padded:
             self.padded_input = np.empty(
-                (images, g.in_channels, _input_rows(g, rows), _padded_width(g)), dtype=x.dtype
+                (plan.images_per_chunk, g.in_channels, _input_rows(g, plan.rows_per_chunk), _padded_width(g)),
+                dtype=x.dtype,
             )
             if count:
                 # which padded-input columns hold input, seen through the lowering's window view
                 real = np.zeros(_padded_width(g), dtype=np.uint8)
                 real[g.padding[1][0]: g.padding[1][0] + g.width] = 1
-                self.real_taps_w = int(_windows(real, g.kernel_w, g.out_width, g.dilation[1], g.stride[1]).sum())
+                self.real_taps_w = int(_windows(real, g.kernel_w, g.out_width, dw, sw).sum())
 
     def __call__(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """The column matrices of images ``n0:n1``, output rows ``r0:r1``.
@@ -204,41 +212,44 @@ class _Lowering:
         a view of ``x`` when no lowering is needed, else a view of the
         reused column buffer.
         """
-        g, x = self.g, self.x
         images, rows = n1 - n0, r1 - r0
         if not self.plan.lowered:
-            return x[n0:n1].reshape(images, g.groups, g.in_channels_per_group, g.height * g.width)
-        sh, sw = g.stride
-        dh, dw = g.dilation
-        shape = (images, g.in_channels, g.kernel_h, g.kernel_w, rows, g.out_width)
+            return self.x[n0:n1].reshape(images, *self.stack)
+        dh, dw, sh, sw = self.step
+        shape = (images, *self.taps, rows, self.out_width)
         if self.plan.padded:
             source = self._fill_padded(n0, n1, r0, r1)
             s0, s1, s2, s3 = source.strides
-            windows = np.ndarray(shape, self.dtype, source, 0, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
+            windows = np.ndarray(shape, source.dtype, source, 0, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
         else:
-            source = x[n0:n1, :, r0 * sh:]
+            source = self.x[n0:n1, :, r0 * sh:]
             s0, s1, s2, s3 = source.strides
             windows = as_strided(source, shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
-        cols = self.cols[: math.prod(shape)].reshape(shape)
+        cols = self.cols[: windows.size].reshape(shape)
         np.copyto(cols, windows)
-        return cols.reshape(images, *self.group_shape, rows * g.out_width)
+        return cols.reshape(images, *self.stack, rows * self.out_width)
 
     def _fill_padded(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """Copy the input rows that output rows ``r0:r1`` read into the zero-bordered buffer."""
         g = self.g
         (top, _), (left, _) = g.padding
+        height, width = g.height, g.width
         rows_in = _input_rows(g, r1 - r0)
         buffer = self.padded_input[: n1 - n0]
         first = r0 * g.stride[0]  # first padded-input row read
         # buffer rows [a, b) hold input rows [first + a - top, first + b - top); the rest is zero
         a = min(max(top - first, 0), rows_in)
-        b = max(min(top + g.height - first, rows_in), a)
+        b = max(min(top + height - first, rows_in), a)
         if a < b:
-            buffer[:, :, a:b, left: left + g.width] = self.x[n0:n1, :, first + a - top: first + b - top]
-            buffer[:, :, a:b, :left] = 0
-            buffer[:, :, a:b, left + g.width:] = 0
-        buffer[:, :, :a] = 0
-        buffer[:, :, b:rows_in] = 0
+            buffer[:, :, a:b, left: left + width] = self.x[n0:n1, :, first + a - top: first + b - top]
+            if left:
+                buffer[:, :, a:b, :left] = 0
+            if left + width < buffer.shape[3]:
+                buffer[:, :, a:b, left + width:] = 0
+        if a:
+            buffer[:, :, :a] = 0
+        if b < rows_in:
+            buffer[:, :, b:rows_in] = 0
         if self.count:
             real = np.zeros(rows_in, dtype=np.uint8)
             real[a:b] = 1
@@ -262,19 +273,21 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     ``"gemm"`` and ``"bias"`` (for ``bench/im2col_split.py``).
     """
     g = plan.g
-    groups, out_per_group = g.groups, g.out_channels_per_group
+    batch, groups, out_per_group = g.batch, g.groups, g.out_channels_per_group
+    out_height, out_width = g.out_height, g.out_width
+    images_per_chunk, rows_per_chunk = plan.images_per_chunk, plan.rows_per_chunk
     weights = np.ascontiguousarray(weight).reshape(groups, out_per_group, -1)
-    y = np.empty(g.output_shape, dtype=x.dtype)
+    y = np.empty((batch, g.out_channels, out_height, out_width), dtype=x.dtype)
     # y[n] as (groups, C_out/g, OH, OW): a row chunk of it is the GEMM output as it is
-    y_groups = y.reshape(g.batch, groups, out_per_group, g.out_height, g.out_width)
+    y_groups = y.reshape(batch, groups, out_per_group, out_height, out_width)
     bias_column = None if bias is None else bias.reshape(groups, out_per_group, 1)
     lower = _Lowering(x, plan, count)
     timed = stage_times is not None
     mults = adds = 0
-    for n0 in range(0, g.batch, plan.images_per_chunk):
-        n1 = min(n0 + plan.images_per_chunk, g.batch)
-        for r0 in range(0, g.out_height, plan.rows_per_chunk):
-            r1 = min(r0 + plan.rows_per_chunk, g.out_height)
+    for n0 in range(0, batch, images_per_chunk):
+        n1 = min(n0 + images_per_chunk, batch)
+        for r0 in range(0, out_height, rows_per_chunk):
+            r1 = min(r0 + rows_per_chunk, out_height)
             started = time.perf_counter() if timed else 0.0
             cols = lower(n0, n1, r0, r1)
             out = y_groups[n0:n1, :, :, r0:r1].reshape(n1 - n0, groups, out_per_group, -1)
@@ -283,9 +296,9 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
             np.matmul(weights, cols, out=out)
             if timed:
                 multiplied = time.perf_counter()
-            # multiplications and additions of the product just made, from its operands' shapes
-            images, _, reduction, columns = cols.shape
-            products = images * groups * out_per_group * columns
+            # the product just made: (groups, M, K) @ (images, groups, K, N), from the operands' shapes
+            images, stack, reduction, columns = cols.shape
+            products = images * stack * weights.shape[1] * columns  # output elements written
             mults += products * reduction
             adds += products * (reduction - 1)
             if bias_column is not None:
@@ -296,7 +309,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
                 stage_times["lower"] = stage_times.get("lower", 0.0) + lowered - started
                 stage_times["gemm"] = stage_times.get("gemm", 0.0) + multiplied - lowered
                 stage_times["bias"] = stage_times.get("bias", 0.0) + finished - multiplied
-    return y, (mults, adds, lower.padded_entries * out_per_group)
+    return y, (mults, adds, lower.padded_entries * weights.shape[1])
 
 
 def conv2d(
