@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -152,6 +153,66 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layer_defaults() -> argparse.Namespace:
+    """The layer flags' defaults (explain's): the course problem's worked example."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_layer_arguments(parser)
+    return parser.parse_args([])
+
+
+def _output_file(path: str | None, flag: str) -> str | None:
+    """``path`` if its folder exists: checked before timing, so that a typo does not waste the run."""
+    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConvArgumentError(flag, "a file in an existing folder", repr(path))
+    return path
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from npconv import bench
+
+    # Everything a typo can break is checked before the (minutes-long) timing starts.
+    json_path, plot_path = _output_file(args.json, "--json"), _output_file(args.plot, "--plot")
+    pyplot = bench.import_pyplot("--plot") if plot_path else None
+    methods = bench.select_methods(args.methods, "--methods")
+    threads = None if args.threads is None else bench.check_threads(args.threads, "--threads")
+    repeats = bench.DEFAULT_REPEATS if args.repeats is None else bench.check_repeats(args.repeats, "--repeats")
+    named = bench.select_layers(args.layers, "--layers") if args.layers is not None else {}
+    defaults = vars(_layer_defaults())
+    given = {flag: getattr(args, flag) for flag in defaults if getattr(args, flag) is not None}
+    ad_hoc = layers_from_arguments(argparse.Namespace(**{**defaults, **given})) if given else None
+    if ad_hoc is not None:
+        print(f"Ad-hoc layer: {ad_hoc[2]}")
+
+    options = dict(methods=methods, threads=threads, dtype=args.dtype, repeats=repeats)
+    progress = bench.ProgressLine()
+    try:
+        if args.separable:
+            pairs = {name: bench.separable_counterpart(layer) for name, layer in named.items()}
+            if ad_hoc is not None:
+                pairs["ad-hoc"] = ad_hoc[:2]
+            if not pairs:  # the course problem's example and the resnet-like layer
+                pairs = {"problem example": layers_from_arguments(argparse.Namespace(**defaults))[:2],
+                         "resnet 3x3": bench.separable_counterpart(bench.BENCHMARK_LAYERS["resnet 3x3"])}
+            report = bench.run_benchmark(separable=pairs, progress=progress, **options)
+        else:
+            layers = dict(named)
+            if ad_hoc is not None:
+                layers["ad-hoc"] = ad_hoc[0]
+            report = bench.run_benchmark(layers or None, progress=progress, **options)
+    finally:
+        progress.close()
+
+    print(bench.render_text(report))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as file:
+            json.dump(report.to_json_dict(), file, indent=2)
+        print(f"JSON written to {json_path}")
+    if plot_path:
+        bench.plot_report(report, plot_path, pyplot)
+        print(f"Plot written to {plot_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npconv",
@@ -169,7 +230,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layer_arguments(explain)
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
+    _add_bench_parser(commands)
     return parser
+
+
+def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.layerset import BENCHMARK_LAYERS  # pure Python, like this module
+
+    bench = commands.add_parser(
+        "bench",
+        help="time every npconv method against PyTorch's conv2d and NumPy's GEMM peak",
+        description="Time every npconv method (and PyTorch's conv2d, when installed) on the benchmark "
+                    "layer set, beside NumPy's GEMM as the machine's practical peak, all in this process "
+                    "with one thread count. Reports median time, spread, GFLOP/s from the counts the "
+                    "kernels measured, fraction of the GEMM peak, counting-call overhead and time over "
+                    "PyTorch's. Layers: --layers names from the set, and/or one ad-hoc layer given with "
+                    "explain's layer flags (any layer flag adds it; flags not given keep explain's "
+                    "defaults), e.g. --input 8x64x56x56 --kernel 3 --filters 64 --padding 1.",
+    )
+    bench.add_argument("--layers", metavar="NAMES",
+                       help=f"comma-separated layers of the set: {', '.join(BENCHMARK_LAYERS)} (case and "
+                            "spaces ignored, a unique prefix such as 'resnet' will do; 'all'); default: "
+                            "the whole set, or only the ad-hoc layer when layer flags are given")
+    bench.add_argument("--methods", metavar="NAMES",
+                       help="comma-separated npconv methods (default: every available one); PyTorch is "
+                            "always timed when installed")
+    bench.add_argument("--threads", type=int, metavar="N",
+                       help="threads for Numba, BLAS and PyTorch alike (default: all cores)")
+    bench.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="dtype of the layers and of the GEMM (default: float32)")
+    bench.add_argument("--repeats", type=int, metavar="N",
+                       help="timed samples per contestant after warm-up; the median is reported (default: 9)")
+    bench.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="also draw a bar chart of time over PyTorch's per layer and method "
+                            "(needs matplotlib: pip install 'npconv[plot]')")
+    bench.add_argument("--separable", action="store_true",
+                       help="does fewer multiplications mean faster? Time standard layers against their "
+                            "depthwise-separable counterparts (default: the course problem's example and "
+                            "resnet 3x3) and print the measured mult ratio beside the time ratio")
+    _add_layer_arguments(bench)
+    # None marks a layer flag that was not given: any given one makes the ad-hoc layer.
+    bench.set_defaults(handler=_bench, **dict.fromkeys(vars(_layer_defaults()), None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
