@@ -14,82 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 
 from npconv import __version__
 from npconv.errors import ConvArgumentError
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
+from npconv.question import QUESTION_KEYS, Question, parse_input, parse_padding, parse_pair
 
-_SEPARATORS = re.compile(r"\s*[x\u00d7X*,]\s*")  # x, X, the times sign, * or a comma
-
-#: Geometry argument names -> the flags a command-line user typed.
-_FLAG_NAMES = {
-    "batch": "--input",
-    "in_channels": "--input",
-    "height": "--input",
-    "width": "--input",
-    "out_channels": "--filters",
-    "kernel": "--kernel",
-    "stride": "--stride",
-    "padding": "--padding",
-    "dilation": "--dilation",
-    "groups": "--groups",
-    "depth_multiplier": "--depth-multiplier",
-    "bias": "--bias",
-}
-
-
-def _ints(text: str, flag: str, expected: str) -> list[int]:
-    fields = _SEPARATORS.split(text.strip())
-    try:
-        return [int(f) for f in fields]
-    except ValueError:
-        raise ConvArgumentError(flag, expected, repr(text)) from None
-
-
-def parse_input(text: str) -> tuple[tuple[int, int, int, int], str]:
-    """``"14x14x3"`` (H x W x C) or ``"2x3x14x14"`` (N x C x H x W) -> NCHW and how it was read."""
-    expected = "H x W x C such as 14x14x3, or N x C x H x W such as 8x3x224x224"
-    numbers = _ints(text, "--input", expected)
-    if len(numbers) == 3:
-        h, w, c = numbers
-        shape = (1, c, h, w)
-        reading = f"H x W x C: height {h}, width {w}, {c} channel{'s' * (c != 1)}, batch N = 1"
-    elif len(numbers) == 4:
-        shape = tuple(numbers)
-        n, c, h, w = shape
-        reading = f"N x C x H x W (NCHW): batch N = {n}, {c} channel{'s' * (c != 1)}, height {h}, width {w}"
-    else:
-        raise ConvArgumentError("--input", expected, repr(text))
-    return shape, f"Read --input {text} as {reading}."
-
-
-def parse_pair(text: str, flag: str) -> tuple[int, int]:
-    """``"2"`` or ``"2x1"`` (along H x along W)."""
-    expected = "an int, or two ints HxW such as 2x1"
-    numbers = _ints(text, flag, expected)
-    if len(numbers) == 1:
-        return numbers[0], numbers[0]
-    if len(numbers) == 2:
-        return numbers[0], numbers[1]
-    raise ConvArgumentError(flag, expected, repr(text))
-
-
-def parse_padding(text: str) -> str | tuple[tuple[int, int], tuple[int, int]]:
-    """``"1"``, ``"1x2"`` (H x W), ``"top,bottom,left,right"``, ``"same"`` or ``"valid"``."""
-    if text.strip().lower() in ("same", "valid"):
-        return text.strip().lower()
-    expected = "an int, PHxPW such as 1x2, top,bottom,left,right such as 0,1,0,1, 'same' or 'valid'"
-    numbers = _ints(text, "--padding", expected)
-    if len(numbers) == 1:
-        return (numbers[0],) * 2, (numbers[0],) * 2
-    if len(numbers) == 2:
-        return (numbers[0],) * 2, (numbers[1],) * 2
-    if len(numbers) == 4:
-        return (numbers[0], numbers[1]), (numbers[2], numbers[3])
-    raise ConvArgumentError("--padding", expected, repr(text))
+__all__ = ["build_parser", "layers_from_arguments", "main", "parse_input", "parse_padding", "parse_pair",
+           "question_from_arguments"]
 
 
 def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,32 +47,15 @@ def _add_layer_arguments(parser: argparse.ArgumentParser) -> None:
                             "part only; torch = bias on every layer; none (default: keras)")
 
 
-def _single_int(text: str, flag: str) -> int:
-    numbers = _ints(text, flag, "an int")
-    if len(numbers) != 1:
-        raise ConvArgumentError(flag, "an int", repr(text))
-    return numbers[0]
+def question_from_arguments(args: argparse.Namespace) -> tuple[Question, str]:
+    """The question the layer flags describe, validated, and how --input was read."""
+    return Question.from_text({key: getattr(args, key) for key in QUESTION_KEYS})
 
 
 def layers_from_arguments(args: argparse.Namespace) -> tuple[ConvGeometry, SeparableGeometry, str]:
     """The standard and separable layers described by the layer flags, and how --input was read."""
-    input_shape, reading = parse_input(args.input)
-    kernel = parse_pair(args.kernel, "--kernel")
-    stride = parse_pair(args.stride, "--stride")
-    dilation = parse_pair(args.dilation, "--dilation")
-    padding = parse_padding(args.padding)
-    filters = _single_int(args.filters, "--filters")
-    standard = ConvGeometry.from_layer(
-        input_shape, filters, kernel, stride=stride, padding=padding, dilation=dilation,
-        groups=_single_int(args.groups, "--groups"), bias=BIAS_CONVENTIONS[args.bias][1],
-        argument_names=_FLAG_NAMES,
-    )
-    separable = SeparableGeometry.from_layer(
-        input_shape, filters, kernel, stride=stride, padding=padding, dilation=dilation,
-        depth_multiplier=_single_int(args.depth_multiplier, "--depth-multiplier"), bias=args.bias,
-        argument_names=_FLAG_NAMES,
-    )
-    return standard, separable, reading
+    question, reading = question_from_arguments(args)
+    return (*question.layers(), reading)
 
 
 def _explain(args: argparse.Namespace) -> int:
