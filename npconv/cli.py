@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from npconv import __version__
 from npconv.errors import ConvArgumentError
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
-from npconv.question import QUESTION_KEYS, Question, parse_input, parse_padding, parse_pair
+from npconv.question import QUESTION_KEYS, Question, flag_name, parse_input, parse_padding, parse_pair
 
 __all__ = ["build_parser", "layers_from_arguments", "main", "parse_input", "parse_padding", "parse_pair",
            "question_from_arguments"]
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layer_arguments(explain)
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
+    _add_check_parser(commands)
     _add_bench_parser(commands)
     return parser
 
@@ -189,6 +190,84 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     _add_layer_arguments(bench)
     # None marks a layer flag that was not given: any given one makes the ad-hoc layer.
     bench.set_defaults(handler=_bench, **dict.fromkeys(vars(_layer_defaults()), None))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from npconv import claims
+
+    if args.file is not None:
+        if args.claim:
+            raise ConvArgumentError("--claim", "claims in FILE or on the command line, not both",
+                                    f"FILE {args.file!r} and --claim {args.claim[0]!r}")
+        defaults = vars(build_parser().parse_args(["check"]))
+        for key in (*QUESTION_KEYS, "counting"):
+            if getattr(args, key) != defaults[key]:
+                raise ConvArgumentError(flag_name(key), "no layer flag with FILE (its [question] table "
+                                        "describes the layer)", repr(getattr(args, key)))
+        sheet = claims.load_sheet(args.file)
+    elif args.claim:
+        question, reading = question_from_arguments(args)
+        sheet = claims.sheet_from_strings(question, args.claim, args.counting, reading)
+    else:
+        raise ConvArgumentError("FILE", "a claims file, or one or more --claim QUANTITY=VALUE", "neither")
+    report = claims.check(sheet)
+    _print_report(args, report, claims)
+    return report.exit_status
+
+
+def _print_report(args: argparse.Namespace, report: object, renderer: object) -> None:
+    """``renderer.to_json_dict(report)`` as JSON with --json, else ``renderer.render_text(report)``."""
+    print(json.dumps(renderer.to_json_dict(report), indent=2) if args.json else renderer.render_text(report))
+
+
+_CHECK_EPILOG = """\
+quantities: {quantities}.
+
+values: 19454, "1,102", "2.76M" or 0.0439 (a decimal holds to the digits written); shapes "12x12x254".
+expressions: + - * / x, parentheses, floor(...), ceil(...), e.g. "(5*5*3+1)*254" or "15 + 1024".
+
+claims file (TOML), see examples/answer_sheet.toml:
+  [question]
+  input = "14x14x3"      # and kernel, filters; optional: stride, padding, dilation, groups,
+  kernel = 5             # depth_multiplier, bias (keras|torch|none), counting (dense|effective)
+  filters = 256
+  [[claim]]
+  quantity = "standard.params"
+  value = 19454
+  expression = "(5 x 5 x 3 + 1) x 254"   # optional, as is note = "..."
+
+verdicts: holds; wrong (with the right value and its working); holds under another reading (named:
+another padding or input size, bias convention, FLOPs vs mults, dense vs effective counting, a
+filter count off by a typo, the inverse ratio, or two of these at once).
+
+exit status: 0 every claim holds; 1 some claim is wrong; 3 none is wrong but some hold only under
+another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
+"""
+
+
+def _add_check_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.claims import QUANTITY_HELP  # pure Python, like this module
+
+    check = commands.add_parser(
+        "check",
+        help="check hand-computed answers (a TOML claims file or --claim): verdict, working, readings",
+        description="Check claims about a standard and a depthwise-separable layer -- output shapes, "
+                    "parameters, mults, adds, FLOPs, ratios -- each with the value written and, optionally, "
+                    "the arithmetic written. Each gets a verdict: holds, wrong (with the right value and "
+                    "its working) or holds under another reading of the question (named). Claims come "
+                    "from FILE, or from --claim with the layer flags (defaults: the course problem).",
+        epilog=_CHECK_EPILOG.format(quantities=QUANTITY_HELP),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("file", nargs="?", metavar="FILE", help="a TOML claims file")
+    check.add_argument("--claim", action="append", metavar="QUANTITY=VALUE",
+                       help="a claim QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE, e.g. separable.params=1102 "
+                            "or 'separable.params=15+1024=1102' (repeatable)")
+    check.add_argument("--counting", choices=("dense", "effective"), default="dense",
+                       help="the counting convention the question means (default: dense, the textbook's)")
+    _add_layer_arguments(check)
+    check.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    check.set_defaults(handler=_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
