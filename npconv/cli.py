@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
     _add_check_parser(commands)
+    _add_measure_parser(commands)
     _add_bench_parser(commands)
     return parser
 
@@ -268,6 +269,40 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
     _add_layer_arguments(check)
     check.add_argument("--json", action="store_true", help="print machine-readable JSON")
     check.set_defaults(handler=_check)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from npconv import measure
+
+    standard, separable, reading = layers_from_arguments(args)
+    methods, named = measure.choose_methods(args.methods, "--methods")
+    time_limit = measure.check_time_limit(args.time_limit, "--time-limit")
+    report = measure.run(standard, separable, reading, methods, named, time_limit)
+    _print_report(args, report, measure)
+    return report.exit_status
+
+
+def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.measure import DEFAULT_TIME_LIMIT, MULTS_PER_SECOND
+
+    slow = ", ".join(f"{m} ~{rate:,} mults/s" for m, rate in MULTS_PER_SECOND.items())
+    measure = commands.add_parser(
+        "measure",
+        help="run the layer through every method and compare the counts it measured with the formulas",
+        description="Run the standard and the depthwise-separable layer on random data through every "
+                    "available method, in each counting convention the method executes, and print the "
+                    "mults and adds each one counted beside the closed-form dense and effective counts, "
+                    "with a check and the time. Exit status 1 if any measured count disagrees with its "
+                    "formula.",
+    )
+    _add_layer_arguments(measure)
+    measure.add_argument("--methods", metavar="NAMES",
+                         help="comma-separated methods (default: every available one)")
+    measure.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
+                         help=f"skip an interpreted method ({slow}) expected to take longer on this layer, "
+                              f"or refuse it when named in --methods (default: {DEFAULT_TIME_LIMIT:g})")
+    measure.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    measure.set_defaults(handler=_measure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
