@@ -1,9 +1,11 @@
-"""The README shows what the code does: its explain excerpt and API example are checked here."""
+"""The README shows what the code does: its command excerpts and API examples are checked here."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 from npconv.cli import main
 
@@ -14,13 +16,20 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_readme_explain_excerpt_is_real_output(capsys):
-    excerpt = next(b for b in _blocks("text") if b.startswith("$ npconv explain\n"))
-    main(["explain"])
+#: README excerpts of command output, each checked line by line against a real run (from the
+#: repository root): every line shown, except "..." and blank ones, must be a line of the output.
+VERIFIED_COMMANDS = ("npconv explain", "npconv check examples/answer_sheet.toml")
+
+
+@pytest.mark.parametrize("command", VERIFIED_COMMANDS)
+def test_readme_excerpt_is_real_output(capsys, monkeypatch, command):
+    excerpt = next(b for b in _blocks("text") if b.startswith(f"$ {command}\n"))
+    monkeypatch.chdir(README.parent)
+    main(command.split()[1:])
     output = capsys.readouterr().out.splitlines()
     for line in excerpt.splitlines()[1:]:
         if line.strip() and line.strip() != "...":
-            assert line in output, f"README line not in `npconv explain` output: {line!r}"
+            assert line in output, f"README line not in `{command}` output: {line!r}"
 
 
 def test_readme_python_examples_run_and_their_comments_hold(capsys):
