@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_parser(commands)
     _add_measure_parser(commands)
     _add_bench_parser(commands)
+    from npconv.model import add_parser as add_model_parser  # pure Python: NumPy only for --measure
+
+    add_model_parser(commands)
     return parser
 
 
