@@ -402,3 +402,14 @@ def test_check_imports_neither_numpy_nor_numba():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("question", [
+    PROBLEM,
+    Question((2, 4, 9, 8), (3, 3), 6, stride=(2, 1), padding=((1, 0), (1, 1)), depth_multiplier=2, bias="none"),
+])
+@pytest.mark.parametrize("quantity", claims.QUANTITIES)
+def test_every_quantity_holds_at_its_own_right_value(question, quantity):
+    right = claims.answer(quantity, claims.Setting(question))
+    v = verdict(quantity, right.text, question=question)
+    assert v.kind == claims.HOLDS, (quantity, right.text, readings(v))
