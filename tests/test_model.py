@@ -248,8 +248,7 @@ def test_layers_of_every_kind_in_python():
     (("conv",), "layers[0]: expected a layer"),
 ])
 def test_invalid_networks_name_the_layer(layers, message):
-    with pytest.raises(ConvArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConvArgumentError, match=re.escape(message)):
         Network("bad", (1, 3, 8, 8), layers)
 
 
