@@ -10,7 +10,9 @@ all of them (Numba's, BLAS's through threadpoolctl, and PyTorch's):
   benchmark's dtype) as the machine's practical peak.
 
 Timing policy (see ``design.md``): each call is made once untimed (a Numba
-method compiles on its first call), timed once more to size the samples --
+method compiles on its first call), then repeated for
+:data:`WARM_UP_SECONDS` (at least once more: thread pools wake, caches and
+PyTorch's per-shape primitives fill), whose fastest call sizes the samples --
 a sample repeats a fast call until it lasts :data:`MIN_SAMPLE_SECONDS`, as
 :meth:`timeit.Timer.autorange` does -- and then ``repeats`` samples are
 taken.  A result reports the median time per call and its spread (the
@@ -51,12 +53,15 @@ from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 
-#: Samples per contestant unless asked otherwise: ``npconv bench`` on the default set takes about
+#: Samples per contestant unless asked otherwise: ``npconv bench`` on the default set takes under
 #: a minute on 2 cores (the budget is 3), most of it in the reference kernel and the largest layers.
 DEFAULT_REPEATS = 9
 
 #: A sample repeats a call until it lasts this long, so that microsecond calls are timed reliably.
 MIN_SAMPLE_SECONDS = 0.02
+
+#: Each call is repeated untimed for this long (at least once) before its samples are taken.
+WARM_UP_SECONDS = 0.2
 
 #: Side of the square GEMM that stands for the machine's peak: about 0.1 s in float32 on 2 cores.
 GEMM_SIZE = 2048
@@ -477,16 +482,19 @@ class Timing:
 
 
 def time_interleaved(calls: Sequence[Callable[[], object]], repeats: int) -> list[Timing]:
-    """Time each of ``calls`` (already warmed up) in interleaved samples; one :class:`Timing` each.
+    """Time each of ``calls`` (called once already) in interleaved samples; one :class:`Timing` each.
 
-    One timed call per callable sizes its samples to :data:`MIN_SAMPLE_SECONDS`.
+    Each call is first repeated for :data:`WARM_UP_SECONDS` (at least once);
+    its fastest time there sizes its samples to :data:`MIN_SAMPLE_SECONDS`.
     """
     numbers = []
     for call in calls:
-        start = time.perf_counter()
-        call()
-        once = time.perf_counter() - start
-        numbers.append(max(1, math.ceil(MIN_SAMPLE_SECONDS / max(once, 1e-9))))
+        fastest, warm_up_end = math.inf, time.perf_counter() + WARM_UP_SECONDS
+        while fastest == math.inf or time.perf_counter() < warm_up_end:
+            start = time.perf_counter()
+            call()
+            fastest = min(fastest, time.perf_counter() - start)
+        numbers.append(max(1, math.ceil(MIN_SAMPLE_SECONDS / max(fastest, 1e-9))))
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
         for call, number, taken in zip(calls, numbers, samples, strict=True):
@@ -729,9 +737,11 @@ class Settings:
     repeats: int
     threads: int
     min_sample_seconds: float = MIN_SAMPLE_SECONDS
+    warm_up_seconds: float = WARM_UP_SECONDS
 
     def to_json_dict(self) -> dict[str, object]:
         return {"dtype": self.dtype, "repeats": self.repeats, "threads": self.threads,
+                "warm_up_seconds": self.warm_up_seconds,
                 "min_sample_seconds": self.min_sample_seconds, "timer": "time.perf_counter",
                 "statistic": "median seconds per call; spread = interquartile range / median"}
 
@@ -916,7 +926,8 @@ def _skipped_lines(skipped: Sequence[Skipped]) -> list[str]:
 def _header_lines(report: BenchReport) -> list[str]:
     s = report.settings
     lines = [f"npconv bench: {s.dtype}, median of {s.repeats} sample{'s' * (s.repeats != 1)} per contestant "
-             f"after warm-up (a sample repeats a call for at least {s.min_sample_seconds * 1e3:g} ms)",
+             f"after {s.warm_up_seconds:g} s of warm-up (a sample repeats a call for at least "
+             f"{s.min_sample_seconds * 1e3:g} ms)",
              report.environment.describe()]
     if not report.torch_available:
         lines.append(f"{report.torch_status}: no PyTorch rows and no ratio to it; "
