@@ -1055,7 +1055,8 @@ def plot_report(report: BenchReport, path: str, pyplot: ModuleType | None = None
         axes.bar_label(drawn, labels=[f"{y:.2g}" if y < 100 else f"{y:,.0f}" for y in ys], fontsize=8, padding=2)
         ticks = [(x, groups[g][2][contestant]) for x, g in zip(offsets, xs, strict=True) if contestant in groups[g][2]]
         for x, tick in ticks:
-            axes.hlines(tick, x - width / 2, x + width / 2, color="black", linewidth=2)
+            axes.hlines(tick, x - width / 2, x + width / 2, color="black", linewidth=2,
+                        label="mult ratio (separable / standard)" if i == 0 and x == ticks[0][0] else None)
     axes.axhline(1, color="black", linewidth=0.8)
     axes.set_yscale("log")
     axes.set_ylim(min(*values, 1) / 2.5, max(*values, 1) * 2.5)
