@@ -1,36 +1,45 @@
 """Direct kernel: the reference loops compiled with Numba, parallel and vectorised.
 
 The same cross-correlation as :mod:`npconv.kernels.reference`, with the loops
-rearranged for speed but the arithmetic unchanged: every output is its bias
-(if any) plus its products taken in the order ``ci, kh, kw``, and a tap that
-falls on the padding is *skipped*, never multiplied -- no padded copy of the
-input is made.  So this kernel executes the **effective** count.
+rearranged for speed: a tap that falls on the padding is *skipped*, never
+multiplied, and no padded copy of the input is made -- so this kernel
+executes the **effective** count.
 
 Loop order.  One parallel task computes one output row ``y[n, co, oh, :]``
-(``N * C_out * OH`` tasks keep both cores busy even for ``N = 1``).  Within a
-task, for each tap ``(ci, kh, kw)`` whose input row ``ih`` exists, the
-innermost loop runs along the output row over exactly the columns ``ow`` whose
-input column ``iw = ow * stride_w + kw * dilation_w - pad_left`` exists::
+(``N x OH x C_out`` tasks keep both cores busy even for ``N = 1``; the output
+channel varies fastest, so neighbouring tasks read the same input rows).  The
+kernel rows ``kh`` whose input row exists form a contiguous range, and for
+each tap column ``kw`` the output columns whose input column exists form a
+range ``[lo, hi)`` computed once per call.  The innermost loop runs along
+that range of the output row::
 
-    y[n, co, oh, lo:hi] += w[co, ci, kh, kw] * x[n, c, ih, lo*sw + off : hi*sw + off : sw]
+    y[n, co, oh, lo:hi] += sum over a block of input rows r of  w_r * x_r[lo*sw + off : hi*sw + off : sw]
 
-That innermost loop is contiguous at stride 1 and free of bounds checks and
-branches, so LLVM vectorises it.  A pointwise (1x1, stride 1, unpadded) layer
-is a matrix product; it gets its own loop over blocks of output channels and
-pixels that reuses each input load for several output channels.
+where the block ("streams") is 8 input channels at one ``(kh, kw)``, or, for
+the channels left over (a depthwise layer has one per group), up to 4 kernel
+rows of one channel.  Summing a block before touching the output row loads
+and stores the row once per block instead of once per product, which is
+what bounds a direct kernel's speed; at stride 1 the loop reads contiguous
+memory, has no bounds checks or branches, and LLVM vectorises it (with FMA:
+``fastmath`` is limited to contraction, so NaN and inf still propagate).
+Products are summed in a different order than the reference's, so results
+agree with it to rounding, not bit for bit.
 
-Counting.  Each kernel exists in two compiled variants with the same loop
-nest: ``*_fast`` returns the output only; ``*_counting`` also tallies, at the
-place each innermost loop runs, its trip count ``hi - lo`` -- the
-multiplications that loop executes -- and how many of them added to a sum
-already begun.  Summing ``T`` terms takes ``T - 1`` additions (see
-:mod:`npconv.counts`): without a bias, the first term that reaches an output
-*starts* its sum (``y = w * x``, no addition), and the kernel executes exactly
-that.  The tallies are per-task partial sums that Numba's ``prange``
-reduction combines, so they do not depend on the thread count.
+Counting.  Two entry points share one loop nest: ``_rows_fast`` returns the
+output only; ``_rows_counting`` also tallies, where each innermost loop runs,
+the multiplications it executes (its trip count times the block size) and
+the additions.  Both call the same compiled row function; in the fast one
+the tallies are switched off by a flag tested once per pass over a row
+segment (not per product), so the fast path does not pay for counting and
+the two cannot compute different outputs.  Summing ``T`` terms takes
+``T - 1`` additions (see :mod:`npconv.counts`): without a bias, the first
+block that reaches an output *starts* its sum (``y = w_0 x_0 + ...``: one
+addition fewer), and the kernel executes exactly that.  The tallies are
+per-task partial sums that Numba's ``prange`` reduction combines, so they do
+not depend on the thread count.
 
 Compilation happens on first use of ``method="direct"`` (this module is
-imported only then) and is cached on disk (``cache=True``), per dtype.
+imported only then) and is cached on disk (``cache=True``), per dtype;
 float32 stays float32.
 """
 
@@ -55,28 +64,32 @@ CHANNEL_BLOCK = 8
 # Index arithmetic in the innermost loops is unsigned (np.uint64): Numba
 # checks a signed index for wraparound (a negative index counts from the end),
 # and that check keeps LLVM from vectorising the loop.
+#
+# A "pass" adds the products of several *streams* -- input rows that share
+# the output row: 8 input channels at the same (kh, kw), or, for the last
+# channels of a group (depthwise layers have only one), up to 4 kernel rows
+# of one channel -- so the output row is loaded and stored once per stream
+# block.  ``_streams_K`` sums K streams: element ``i`` of the output segment
+# gets ``sum_k w[w_at + k * w_step] * x[x_at + k * x_gap + i * x_step]``, and
+# ``begin`` says whether that starts the sum (K - 1 additions) or continues it
+# (K additions).  Weights are read into locals first so that the loop does
+# not reload them (LLVM cannot prove ``y`` and ``w`` do not overlap).
 
 
 @njit(cache=True, inline="always")
-def _products_8(y, y_at, x, x_at, x_step, plane, w, w_at, length, begin):
-    """``y[y_at + i] (+)= sum_c w[w_at + c] * x[x_at + c * plane + i * x_step]`` over 8 channels c.
-
-    ``begin``: the sums start here (assign, 7 additions per element) rather
-    than continue (8 additions).
-    """
-    t0, t1, t2, t3 = w[w_at], w[w_at + 1], w[w_at + 2], w[w_at + 3]
-    t4, t5, t6, t7 = w[w_at + 4], w[w_at + 5], w[w_at + 6], w[w_at + 7]
-    x0 = x_at
-    x1 = x0 + plane
-    x2 = x1 + plane
-    x3 = x2 + plane
-    x4 = x3 + plane
-    x5 = x4 + plane
-    x6 = x5 + plane
-    x7 = x6 + plane
+def _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    t0, t1, t2, t3 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step], w[w_at + 3 * w_step]
+    t4, t5, t6, t7 = w[w_at + 4 * w_step], w[w_at + 5 * w_step], w[w_at + 6 * w_step], w[w_at + 7 * w_step]
+    x1 = x_at + x_gap
+    x2 = x1 + x_gap
+    x3 = x2 + x_gap
+    x4 = x3 + x_gap
+    x5 = x4 + x_gap
+    x6 = x5 + x_gap
+    x7 = x6 + x_gap
     for i in range(length):
         j = i * x_step
-        total = (t0 * x[x0 + j] + t1 * x[x1 + j] + t2 * x[x2 + j] + t3 * x[x3 + j]
+        total = (t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j] + t3 * x[x3 + j]
                  + t4 * x[x4 + j] + t5 * x[x5 + j] + t6 * x[x6 + j] + t7 * x[x7 + j])
         if begin:
             y[y_at + i] = total
@@ -85,16 +98,90 @@ def _products_8(y, y_at, x, x_at, x_step, plane, w, w_at, length, begin):
 
 
 @njit(cache=True, inline="always")
-def _products_1(y, y_at, x, x_at, x_step, tap, length, begin):
-    """``y[y_at + i] (+)= tap * x[x_at + i * x_step]`` (0 or 1 addition per element)."""
+def _streams_4(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    t0, t1, t2, t3 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step], w[w_at + 3 * w_step]
+    x1 = x_at + x_gap
+    x2 = x1 + x_gap
+    x3 = x2 + x_gap
     for i in range(length):
+        j = i * x_step
+        total = t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j] + t3 * x[x3 + j]
         if begin:
-            y[y_at + i] = tap * x[x_at + i * x_step]
+            y[y_at + i] = total
         else:
-            y[y_at + i] += tap * x[x_at + i * x_step]
+            y[y_at + i] += total
 
 
 @njit(cache=True, inline="always")
+def _streams_2(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    t0, t1 = w[w_at], w[w_at + w_step]
+    x1 = x_at + x_gap
+    for i in range(length):
+        j = i * x_step
+        total = t0 * x[x_at + j] + t1 * x[x1 + j]
+        if begin:
+            y[y_at + i] = total
+        else:
+            y[y_at + i] += total
+
+
+@njit(cache=True, inline="always")
+def _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    t0 = w[w_at]
+    for i in range(length):
+        if begin:
+            y[y_at + i] = t0 * x[x_at + i * x_step]
+        else:
+            y[y_at + i] += t0 * x[x_at + i * x_step]
+
+
+@njit(cache=True, inline="always")
+def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    if streams == 8:
+        _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+    elif streams == 4:
+        _streams_4(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+    elif streams == 2:
+        _streams_2(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+    else:
+        _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+
+
+@njit(cache=True, inline="always")
+def _pass(streams, y, y_row, x, x_row, x_gap, x_step, w, w_tap, w_kw, w_step, columns, starting, counting):
+    """Add one stream block's products for every tap column kw to an output row.
+
+    ``x_row`` / ``w_tap``: the first stream's input row and its weight at
+    kw = 0; ``w_kw``: weight step from one kw to the next.  ``starting``: no
+    term has reached this row yet (no bias, first block).  Returns the
+    (mults, adds) executed when counting.
+    """
+    mults = 0
+    adds = 0
+    # Columns right of ``begun`` already hold a term.  The valid range [lo, hi)
+    # slides left as kw grows, so everything right of the previous range's
+    # start is begun and everything left of it is not.
+    begun = columns[0, 1]
+    for kw in range(columns.shape[0]):
+        lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+        if hi == lo:
+            continue
+        split = min(hi, begun) if starting else lo
+        fresh = np.uint64(split - lo)
+        x_at = np.uint64(x_row + offset) + np.uint64(lo) * x_step
+        w_at = np.uint64(w_tap + kw * w_kw)
+        if fresh > 0:
+            _streams(streams, y, y_row + np.uint64(lo), x, x_at, x_gap, x_step, w, w_at, w_step, fresh, True)
+        _streams(streams, y, y_row + np.uint64(split), x, x_at + fresh * x_step, x_gap, x_step,
+                 w, w_at, w_step, np.uint64(hi - split), False)
+        if counting:
+            mults += streams * (hi - lo)
+            adds += streams * (hi - lo) - (split - lo)
+        begun = lo
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
 def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
     """Compute output row ``y[n, co, oh, :]`` (flat arrays); return its (mults, adds) when counting.
 
@@ -109,9 +196,8 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
     (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
     first_channel = (co // out_per_group) * in_per_group
-    plane = np.uint64(height * width)
-    x_step = np.uint64(stride_w)
     y_row = np.uint64(((n * out_channels + co) * out_height + oh) * out_width)
+    w_kw = in_per_group  # weight step from one kw to the next, and kh: kernel_w * in_per_group
     mults = 0
     adds = 0
 
@@ -119,43 +205,35 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
     start = bias[co] if has_bias else 0.0
     for i in range(np.uint64(out_width)):
         y[y_row + i] = start  # unreached outputs keep this
-    starting = not has_bias  # the first tap row that reaches an output starts its sum
+    starting = not has_bias  # the first block that reaches an output starts its sum
 
+    # The kernel rows that land inside the image: a contiguous range of kh.
+    top = oh * stride_h - pad_top
+    kh_first = max(0, -(top // dilation_h))
+    kh_end = min(kernel_h, max(0, -((top - height) // dilation_h)))
+    x_step = np.uint64(stride_w)
     c = 0
     while c < in_per_group:
-        block = CHANNEL_BLOCK if in_per_group - c >= CHANNEL_BLOCK else 1
         x_channel = (n * in_channels + first_channel + c) * height
-        for kh in range(kernel_h):
-            ih = oh * stride_h - pad_top + kh * dilation_h
-            if ih < 0 or ih >= height:
-                continue  # a padded row: skipped, not multiplied
-            x_row = (x_channel + ih) * width
-            w_tap = ((co * kernel_h + kh) * kernel_w) * in_per_group + c
-            # Columns right of ``begun`` already hold a term in this tap row.  The
-            # valid range [lo, hi) slides left as kw grows, so everything right of
-            # the previous range's start is begun and everything left of it is not.
-            begun = out_width
-            for kw in range(kernel_w):
-                lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
-                if hi > lo:
-                    split = min(hi, begun) if starting else lo
-                    x_at = np.uint64(x_row + lo * stride_w + offset)
-                    w_at = np.uint64(w_tap + kw * in_per_group)
-                    fresh, rest = np.uint64(split - lo), np.uint64(hi - split)
-                    if block == CHANNEL_BLOCK:
-                        _products_8(y, y_row + np.uint64(lo), x, x_at, x_step, plane, w, w_at, fresh, True)
-                        _products_8(y, y_row + np.uint64(split), x, x_at + fresh * x_step, x_step, plane,
-                                    w, w_at, rest, False)
-                    else:
-                        _products_1(y, y_row + np.uint64(lo), x, x_at, x_step, w[w_at], fresh, True)
-                        _products_1(y, y_row + np.uint64(split), x, x_at + fresh * x_step, x_step,
-                                    w[w_at], rest, False)
-                    if counting:
-                        mults += block * (hi - lo)
-                        adds += block * (hi - lo) - (split - lo)
-                    begun = lo
+        if in_per_group - c >= CHANNEL_BLOCK:
+            # 8 channels at a time, one kernel row after another
+            streams, x_gap, w_step = CHANNEL_BLOCK, height * width, 1
+        kh = kh_first
+        while kh < kh_end:
+            if in_per_group - c < CHANNEL_BLOCK:
+                # one channel, up to 4 kernel rows at a time
+                rows = kh_end - kh
+                streams = 4 if rows >= 4 else (2 if rows >= 2 else 1)
+                x_gap, w_step = dilation_h * width, kernel_w * in_per_group
+            x_row = (x_channel + top + kh * dilation_h) * width
+            w_tap = (co * kernel_h + kh) * kernel_w * in_per_group + c
+            m, a = _pass(streams, y, y_row, x, x_row, np.uint64(x_gap), x_step, w, w_tap, w_kw,
+                         np.uint64(w_step), columns, starting, counting)
+            mults += m
+            adds += a
             starting = False
-        c += block
+            kh += 1 if streams == CHANNEL_BLOCK else streams
+        c += CHANNEL_BLOCK if streams == CHANNEL_BLOCK else 1
     return mults, adds
 
 
@@ -163,8 +241,9 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
 def _rows_fast(x, w, bias, layer, columns, y):
     batch, out_channels, out_height = layer[0], layer[4], layer[5]
     for task in prange(batch * out_channels * out_height):
-        n, rest = divmod(np.int64(task), out_channels * out_height)
-        co, oh = divmod(rest, out_height)
+        # output channel fastest: neighbouring tasks read the same input rows
+        n, rest = divmod(np.int64(task), out_height * out_channels)
+        oh, co = divmod(rest, out_channels)
         _row(x, w, bias, n, co, oh, layer, columns, y, False)
 
 
@@ -174,8 +253,9 @@ def _rows_counting(x, w, bias, layer, columns, y):
     mults = 0
     adds = 0
     for task in prange(batch * out_channels * out_height):
-        n, rest = divmod(np.int64(task), out_channels * out_height)
-        co, oh = divmod(rest, out_height)
+        # output channel fastest: neighbouring tasks read the same input rows
+        n, rest = divmod(np.int64(task), out_height * out_channels)
+        oh, co = divmod(rest, out_channels)
         m, a = _row(x, w, bias, n, co, oh, layer, columns, y, True)
         mults += m
         adds += a
@@ -198,7 +278,7 @@ def _contiguous(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, i
     """``array`` C-contiguous, and the bytes copied to make it so (workspace)."""
     if array.flags.c_contiguous:
         return array, 0
-    ensure_workspace_fits(array.nbytes, limit, f"a C-contiguous copy of {name}, shape {array.shape},")
+    ensure_workspace_fits(array.nbytes, limit, f"a contiguous copy of {name}, {array.nbytes:,} bytes,")
     return np.ascontiguousarray(array), array.nbytes
 
 
@@ -231,8 +311,7 @@ def conv2d(
     """
     g = geometry
     x, x_copied = _contiguous(x, "x", workspace_limit)
-    ensure_workspace_fits(weight.nbytes, workspace_limit, f"the transposed weight, shape {weight.shape},")
-    w = np.ascontiguousarray(np.moveaxis(weight, 1, 3))  # (C_out, KH, KW, C_in/g)
+    w, w_copied = _contiguous(np.moveaxis(weight, 1, 3), "weight", workspace_limit)  # (C_out, KH, KW, C_in/g)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
     y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size == 0:
@@ -246,4 +325,4 @@ def conv2d(
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
-    return y, Counts(mults, adds, "effective", NAME, 0, x_copied + w.nbytes)
+    return y, Counts(mults, adds, "effective", NAME, 0, x_copied + w_copied)
