@@ -16,6 +16,7 @@ import npconv
 from npconv import formulas
 from npconv.errors import ConvArgumentError, ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.layerset import BENCHMARK_LAYERS
 
 from oracles import assert_conv_close, reference_conv2d, torch_conv2d
 from strategies import layers
@@ -135,6 +136,30 @@ def test_nan_and_inf_propagate():
     x[0, 0, 3, 3] = np.inf
     y = npconv.conv2d(x, np.ones((1, 1, 2, 2)), method=METHOD)
     assert np.isnan(y[0, 0, 0, 0]) and np.isinf(y[0, 0, 2, 2]) and y[0, 0, 1, 1] == 4.0
+
+
+@pytest.mark.parametrize("loop", ["rows", "pixels"])
+@given(layer=layers(max_group_channels=10), dtype=st.sampled_from(DTYPES))
+def test_both_loop_nests_match_scipy_and_count_exactly(loop, layer, dtype):
+    """Each loop nest on every layer, whichever one choose_loop would pick."""
+    from npconv.kernels import direct
+
+    x, w, b = layer.arrays(dtype)
+    g = layer.geometry
+    y, counts = direct.conv2d(x, w, b, g, count=True, workspace_limit=2**30, loop=loop)
+    fast, none = direct.conv2d(x, w, b, g, count=False, workspace_limit=2**30, loop=loop)
+    assert y.dtype == dtype and none is None
+    assert_conv_close(y, x, w, b, g)
+    np.testing.assert_array_equal(y, fast)
+    assert_effective_counts(counts, g)
+
+
+def test_the_loop_nest_is_chosen_by_row_length_stride_and_channels():
+    from npconv.kernels.direct import choose_loop
+
+    chosen = {name: choose_loop(g) for name, g in BENCHMARK_LAYERS.items()}
+    assert chosen == {"seed 5x5": "pixels", "resnet 3x3": "rows", "stem s2": "pixels",
+                      "depthwise 3x3": "rows", "pointwise 1x1": "rows", "large 7x7": "rows"}
 
 
 # ---------------------------------------------------------------------- counts

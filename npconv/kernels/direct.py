@@ -25,18 +25,23 @@ memory, has no bounds checks or branches, and LLVM vectorises it (with FMA:
 Products are summed in a different order than the reference's, so results
 agree with it to rounding, not bit for bit.
 
-Counting.  Two entry points share one loop nest: ``_rows_fast`` returns the
-output only; ``_rows_counting`` also tallies, where each innermost loop runs,
-the multiplications it executes (its trip count times the block size) and
-the additions.  Both call the same compiled row function; in the fast one
-the tallies are switched off by a flag tested once per pass over a row
-segment (not per product), so the fast path does not pay for counting and
-the two cannot compute different outputs.  Summing ``T`` terms takes
-``T - 1`` additions (see :mod:`npconv.counts`): without a bias, the first
-block that reaches an output *starts* its sum (``y = w_0 x_0 + ...``: one
-addition fewer), and the kernel executes exactly that.  The tallies are
-per-task partial sums that Numba's ``prange`` reduction combines, so they do
-not depend on the thread count.
+Counting.  Each loop nest has one compiled entry point with a ``counting``
+flag.  With the flag on, it tallies, where each innermost loop runs, the
+multiplications that loop executes (its trip count times the products per
+element) and the additions; with it off (the fast path) the tallies are
+skipped -- the flag is tested once per vector loop, not per product, so the
+fast path does not pay for counting, and the two modes cannot compute
+different outputs because they are the same code.  Summing ``T`` terms
+takes ``T - 1`` additions (see :mod:`npconv.counts`): without a bias, the
+first term or block that reaches an output *starts* its sum (an assignment,
+no addition), and the kernel executes exactly that.  The tallies are
+per-task partial sums that Numba's ``prange`` reduction combines, so they
+do not depend on the thread count.
+
+Two loop nests.  The row loop above vectorises along output rows; when rows
+are short or strided and a group has at least 16 output channels (the seed
+and stem layers), :func:`_pixels` vectorises along output channels instead
+(:func:`choose_loop`).
 
 Compilation happens on first use of ``method="direct"`` (this module is
 imported only then) and is cached on disk (``cache=True``), per dtype;
@@ -237,26 +242,91 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
     return mults, adds
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def _rows_fast(x, w, bias, layer, columns, y):
-    batch, out_channels, out_height = layer[0], layer[4], layer[5]
-    for task in prange(batch * out_channels * out_height):
-        # output channel fastest: neighbouring tasks read the same input rows
-        n, rest = divmod(np.int64(task), out_height * out_channels)
-        oh, co = divmod(rest, out_channels)
-        _row(x, w, bias, n, co, oh, layer, columns, y, False)
-
-
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def _rows_counting(x, w, bias, layer, columns, y):
+@njit(parallel=True, cache=True)
+def _rows(x, w, bias, layer, columns, y, counting):
+    """All output rows in parallel; the summed (mults, adds) of the rows when counting, else zeros."""
     batch, out_channels, out_height = layer[0], layer[4], layer[5]
     mults = 0
     adds = 0
-    for task in prange(batch * out_channels * out_height):
+    for task in prange(batch * out_height * out_channels):
         # output channel fastest: neighbouring tasks read the same input rows
         n, rest = divmod(np.int64(task), out_height * out_channels)
         oh, co = divmod(rest, out_channels)
-        m, a = _row(x, w, bias, n, co, oh, layer, columns, y, True)
+        m, a = _row(x, w, bias, n, co, oh, layer, columns, y, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting):
+    """Compute ``y[n, group's channels, oh, :]`` pixel by pixel, vectorised over output channels.
+
+    For each output pixel, each valid tap ``(ci, kh, kw)`` multiplies one input
+    value by the group's ``C_out/g`` weights of that tap, which are contiguous
+    in ``w`` -- the flat weight transposed to (groups, C_in/g, KH, KW, C_out/g)
+    -- and accumulates into ``acc`` (C_out/g values, in L1); the pixel's sums
+    are then stored into the NCHW output.  The vector loop is as long as the
+    output channels, however short the output rows and whatever the stride.
+    Other arguments as in :func:`_row`.  Returns (mults, adds) when counting.
+    """
+    (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    outs = np.uint64(out_per_group)
+    first_channel = group * in_per_group
+    has_bias = bias.shape[0] > 0
+    top = oh * stride_h - pad_top
+    kh_first = max(0, -(top // dilation_h))
+    kh_end = min(kernel_h, max(0, -((top - height) // dilation_h)))
+    plane = np.uint64(out_height * out_width)
+    y_pixel = np.uint64(((n * out_channels + group * out_per_group) * out_height + oh) * out_width)
+    mults = 0
+    adds = 0
+    for ow in range(out_width):
+        starting = True
+        if has_bias:
+            for j in range(outs):
+                acc[j] = bias[group * out_per_group + j]
+            starting = False
+        for ci in range(in_per_group):
+            x_channel = (n * in_channels + first_channel + ci) * height
+            for kh in range(kh_first, kh_end):
+                x_row = (x_channel + top + kh * dilation_h) * width
+                w_row = ((group * in_per_group + ci) * kernel_h + kh) * kernel_w
+                for kw in range(kernel_w):
+                    if ow < columns[kw, 0] or ow >= columns[kw, 1]:
+                        continue  # a padded column: skipped, not multiplied
+                    value = x[np.uint64(x_row + ow * stride_w + columns[kw, 2])]
+                    w_at = np.uint64(w_row + kw) * outs
+                    if starting:
+                        for j in range(outs):
+                            acc[j] = value * w[w_at + j]
+                    else:
+                        for j in range(outs):
+                            acc[j] += value * w[w_at + j]
+                    if counting:
+                        mults += out_per_group
+                        adds += 0 if starting else out_per_group
+                    starting = False
+        if starting:
+            for j in range(outs):
+                acc[j] = 0.0  # no tap reached this output
+        for j in range(outs):
+            y[y_pixel + np.uint64(ow) + j * plane] = acc[j]
+    return mults, adds
+
+
+@njit(parallel=True, cache=True)
+def _pixel_rows(x, w, bias, layer, columns, y, counting):
+    """All (image, output row, group) tasks of :func:`_pixels` in parallel; (mults, adds) as :func:`_rows`."""
+    batch, out_height, groups = layer[0], layer[5], layer[4] // layer[14]
+    mults = 0
+    adds = 0
+    for task in prange(batch * out_height * groups):
+        n, rest = divmod(np.int64(task), out_height * groups)
+        oh, group = divmod(rest, groups)
+        acc = np.empty(layer[14], dtype=y.dtype)
+        m, a = _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting)
         mults += m
         adds += a
     return mults, adds
@@ -282,6 +352,22 @@ def _contiguous(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, i
     return np.ascontiguousarray(array), array.nbytes
 
 
+#: The two loop nests: "rows" vectorises along output rows, "pixels" along output channels.
+LOOPS = ("rows", "pixels")
+
+
+def choose_loop(g: ConvGeometry) -> str:
+    """The loop nest that runs ``g`` faster.
+
+    Rows vectorise well when they are long, read contiguously (stride 1) and
+    have 8 input channels to block; otherwise, when a group has at least 16
+    output channels, vectorising over them is faster (the seed and stem
+    layers).  Depthwise layers (one output channel per group) use rows.
+    """
+    short_or_strided = g.out_width < 32 or g.stride[1] > 1 or g.in_channels_per_group < CHANNEL_BLOCK
+    return "pixels" if g.out_channels_per_group >= 16 and short_or_strided else "rows"
+
+
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
@@ -291,6 +377,7 @@ def conv2d(
     convention: str = "effective",
     count: bool = False,
     workspace_limit: int,
+    loop: str | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer with the compiled loops.
 
@@ -302,7 +389,9 @@ def conv2d(
     geometry : the layer, validated against these shapes
     convention : ``"effective"`` (padded taps are skipped, so that is what runs)
     count : run the counting variant and return its tallies
-    workspace_limit : bytes that contiguous copies of non-contiguous operands may take
+    workspace_limit : bytes that contiguous copies of the operands may take
+    loop : ``"rows"`` or ``"pixels"`` to force a loop nest (tests); default
+        :func:`choose_loop`
 
     Returns
     -------
@@ -310,8 +399,16 @@ def conv2d(
     counts : :class:`~npconv.counts.Counts` (``padded_mults`` is 0), or None
     """
     g = geometry
+    loop = choose_loop(g) if loop is None else loop
     x, x_copied = _contiguous(x, "x", workspace_limit)
-    w, w_copied = _contiguous(np.moveaxis(weight, 1, 3), "weight", workspace_limit)  # (C_out, KH, KW, C_in/g)
+    if loop == "rows":
+        kernel = _rows
+        w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)
+    else:
+        kernel = _pixel_rows
+        split = weight.reshape(g.groups, g.out_channels_per_group, *weight.shape[1:])
+        w = np.moveaxis(split, 1, 4)  # (groups, C_in/g, KH, KW, C_out/g)
+    w, w_copied = _contiguous(w, "weight", workspace_limit)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
     y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size == 0:
@@ -320,8 +417,7 @@ def conv2d(
         layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
                  g.in_channels_per_group, g.out_channels_per_group)
-        args = (x.reshape(-1), w.reshape(-1), bias, layer, _column_ranges(g), y.reshape(-1))
-        tallies = _rows_counting(*args) if count else _rows_fast(*args)
+        tallies = kernel(x.reshape(-1), w.reshape(-1), bias, layer, _column_ranges(g), y.reshape(-1), count)
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
