@@ -76,6 +76,9 @@ SEED_LAYER = "seed 5x5"
 #: (a few million mults/s), for teaching: on the benchmark set that is the seed layer alone.
 SLOW_METHODS = ("reference",)
 
+#: Above this 1-minute load average per core at the start, the report warns that times are noisy.
+BUSY_LOAD_PER_CORE = 0.25
+
 #: The contestant name of PyTorch's ``torch.nn.functional.conv2d``.
 TORCH = "torch"
 
@@ -294,6 +297,13 @@ class Environment:
     numba: str
     torch: str
     threads: Mapping[str, int | None]
+    #: the 1-minute load average when the run started (None where the OS does not say)
+    load_average: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Other processes were using a good share of the CPU: the times will be noisy."""
+        return self.load_average is not None and self.load_average > BUSY_LOAD_PER_CORE * self.cores
 
     @classmethod
     def collect(cls, threads: Mapping[str, int | None], torch_version: str) -> Environment:
@@ -303,8 +313,12 @@ class Environment:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
+        try:
+            load_average = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load_average = None
         return cls(_cpu_model(), cores, platform.python_version(), np.__version__, _numpy_blas(),
-                   numba.__version__, torch_version, dict(threads))
+                   numba.__version__, torch_version, dict(threads), load_average)
 
     def describe(self) -> str:
         """Two lines: the machine and libraries, and the thread counts in force."""
@@ -313,11 +327,13 @@ class Environment:
                             if count is not None)
         return (f"Environment: {self.cpu}, {self.cores} cores | Python {self.python} | NumPy {self.numpy}, "
                 f"BLAS {self.blas} | Numba {self.numba} | PyTorch {self.torch}\n"
-                f"Threads: {threads}")
+                f"Threads: {threads}" + ("" if self.load_average is None else
+                                         f" | load average {self.load_average:.2f} at the start"))
 
     def to_json_dict(self) -> dict[str, object]:
         return {"cpu": self.cpu, "cores": self.cores, "python": self.python, "numpy": self.numpy,
-                "blas": self.blas, "numba": self.numba, "torch": self.torch, "threads": dict(self.threads)}
+                "blas": self.blas, "numba": self.numba, "torch": self.torch, "threads": dict(self.threads),
+                "load_average": self.load_average}
 
 
 # ---------------------------------------------------------------------- workloads
@@ -929,6 +945,10 @@ def _header_lines(report: BenchReport) -> list[str]:
              f"after {s.warm_up_seconds:g} s of warm-up (a sample repeats a call for at least "
              f"{s.min_sample_seconds * 1e3:g} ms)",
              report.environment.describe()]
+    if report.environment.busy:
+        lines.append(f"Warning: other processes were using the CPU (load average "
+                     f"{report.environment.load_average:.2f} on {report.environment.cores} cores): times are "
+                     "noisy, multithreaded ones (PyTorch's, the GEMM) most; rerun on a quiet machine.")
     if not report.torch_available:
         lines.append(f"{report.torch_status}: no PyTorch rows and no ratio to it; "
                      "pip install 'npconv[compare]' to add them.")

@@ -7,6 +7,7 @@ seconds; they check how numbers are derived, never how large a time is.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import subprocess
@@ -50,7 +51,8 @@ def test_json_structure(tiny_run):
     assert code == 0
     assert {"npconv_version", "environment", "settings", "methods", "torch_available", "torch", "gemm_peak",
             "layers", "separable", "wall_seconds"} <= set(data)
-    assert {"cpu", "cores", "python", "numpy", "blas", "numba", "torch", "threads"} <= set(data["environment"])
+    assert {"cpu", "cores", "python", "numpy", "blas", "numba", "torch", "threads", "load_average"} <= set(
+        data["environment"])
     assert set(data["environment"]["threads"]) == {"numba", "blas", "torch"}
     assert data["settings"]["repeats"] == 1 and data["settings"]["dtype"] == "float32"
     assert data["methods"] == ["reference"]
@@ -127,7 +129,7 @@ def test_without_torch_it_still_runs_and_says_so(monkeypatch, tmp_path):
     path = tmp_path / "bench.json"
     code, out, _ = run_cli("bench", *TINY, "--methods", "reference", "--repeats", "1", "--json", str(path))
     assert code == 0
-    assert "PyTorch not available" in out and "PyTorch not available" in out.splitlines()[2]
+    assert any(line.startswith("PyTorch not available (") for line in out.splitlines()[:6])
     data = json.loads(path.read_text())
     assert data["torch_available"] is False and data["torch"].startswith("PyTorch not available")
     assert data["environment"]["threads"]["torch"] is None
@@ -254,3 +256,11 @@ def test_timing_statistics():
     assert single.quartiles == (2.0, 2.0) and single.relative_iqr == 0
     fast, slow = bench.time_interleaved([lambda: None, lambda: sum(range(1000))], repeats=3)
     assert len(fast.samples) == len(slow.samples) == 3 and fast.calls_per_sample >= 1
+
+
+def test_a_busy_machine_is_flagged():
+    environment = bench.Environment("a CPU", 2, "3.11", "2.0", "a BLAS", "0.60", "2.13", {"numba": 2},
+                                    load_average=1.5)
+    assert environment.busy and "load average 1.50 at the start" in environment.describe()
+    assert not dataclasses.replace(environment, load_average=0.1).busy
+    assert not dataclasses.replace(environment, load_average=None).busy
