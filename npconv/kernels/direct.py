@@ -16,7 +16,7 @@ that range of the output row::
     y[n, co, oh, lo:hi] += sum over a block of input rows r of  w_r * x_r[lo*sw + off : hi*sw + off : sw]
 
 where the block ("streams") is 8 input channels at one ``(kh, kw)``, or, for
-the channels left over (a depthwise layer has one per group), up to 4 kernel
+the channels left over (a depthwise layer has one per group), up to 3 kernel
 rows of one channel.  Summing a block before touching the output row loads
 and stores the row once per block instead of once per product, which is
 what bounds a direct kernel's speed; at stride 1 the loop reads contiguous
@@ -72,7 +72,7 @@ CHANNEL_BLOCK = 8
 #
 # A "pass" adds the products of several *streams* -- input rows that share
 # the output row: 8 input channels at the same (kh, kw), or, for the last
-# channels of a group (depthwise layers have only one), up to 4 kernel rows
+# channels of a group (depthwise layers have only one), up to 3 kernel rows
 # of one channel -- so the output row is loaded and stored once per stream
 # block.  ``_streams_K`` sums K streams: element ``i`` of the output segment
 # gets ``sum_k w[w_at + k * w_step] * x[x_at + k * x_gap + i * x_step]``, and
@@ -103,14 +103,13 @@ def _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
 
 
 @njit(cache=True, inline="always")
-def _streams_4(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
-    t0, t1, t2, t3 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step], w[w_at + 3 * w_step]
+def _streams_3(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    t0, t1, t2 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step]
     x1 = x_at + x_gap
     x2 = x1 + x_gap
-    x3 = x2 + x_gap
     for i in range(length):
         j = i * x_step
-        total = t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j] + t3 * x[x3 + j]
+        total = t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j]
         if begin:
             y[y_at + i] = total
         else:
@@ -144,8 +143,8 @@ def _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
 def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
     if streams == 8:
         _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
-    elif streams == 4:
-        _streams_4(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+    elif streams == 3:
+        _streams_3(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
     elif streams == 2:
         _streams_2(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
     else:
@@ -226,9 +225,9 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
         kh = kh_first
         while kh < kh_end:
             if in_per_group - c < CHANNEL_BLOCK:
-                # one channel, up to 4 kernel rows at a time
+                # one channel, up to 3 kernel rows at a time
                 rows = kh_end - kh
-                streams = 4 if rows >= 4 else (2 if rows >= 2 else 1)
+                streams = 3 if rows >= 3 else rows
                 x_gap, w_step = dilation_h * width, kernel_w * in_per_group
             x_row = (x_channel + top + kh * dilation_h) * width
             w_tap = (co * kernel_h + kh) * kernel_w * in_per_group + c
