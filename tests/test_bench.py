@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import json
 import subprocess
@@ -41,8 +42,9 @@ def tiny_run(tmp_path_factory):
     """One ``npconv bench`` run on the tiny layer: exit code, stdout, stderr, the JSON, the plot's path."""
     folder = tmp_path_factory.mktemp("bench")
     json_path, plot_path = folder / "bench.json", folder / "bench.png"
+    plot = ["--plot", str(plot_path)] if importlib.util.find_spec("matplotlib") else []  # the 'plot' extra
     code, out, err = run_cli("bench", *TINY, "--methods", "reference", "--repeats", "1",
-                             "--json", str(json_path), "--plot", str(plot_path))
+                             "--json", str(json_path), *plot)
     return code, out, err, json.loads(json_path.read_text()), plot_path
 
 
