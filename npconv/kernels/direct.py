@@ -75,14 +75,15 @@ CHANNEL_BLOCK = 8
 # channels of a group (depthwise layers have only one), up to 3 kernel rows
 # of one channel -- so the output row is loaded and stored once per stream
 # block.  ``_streams_K`` sums K streams: element ``i`` of the output segment
-# gets ``sum_k w[w_at + k * w_step] * x[x_at + k * x_gap + i * x_step]``, and
+# gets ``sum_k w[w_at + k * w_step] * x[x_at + k * x_gap + i]`` (contiguous;
+# a single stream may also be read at a stride ``x_step``), and
 # ``begin`` says whether that starts the sum (K - 1 additions) or continues it
 # (K additions).  Weights are read into locals first so that the loop does
 # not reload them (LLVM cannot prove ``y`` and ``w`` do not overlap).
 
 
 @njit(cache=True, inline="always")
-def _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+def _streams_8(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin):
     t0, t1, t2, t3 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step], w[w_at + 3 * w_step]
     t4, t5, t6, t7 = w[w_at + 4 * w_step], w[w_at + 5 * w_step], w[w_at + 6 * w_step], w[w_at + 7 * w_step]
     x1 = x_at + x_gap
@@ -93,9 +94,8 @@ def _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
     x6 = x5 + x_gap
     x7 = x6 + x_gap
     for i in range(length):
-        j = i * x_step
-        total = (t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j] + t3 * x[x3 + j]
-                 + t4 * x[x4 + j] + t5 * x[x5 + j] + t6 * x[x6 + j] + t7 * x[x7 + j])
+        total = (t0 * x[x_at + i] + t1 * x[x1 + i] + t2 * x[x2 + i] + t3 * x[x3 + i]
+                 + t4 * x[x4 + i] + t5 * x[x5 + i] + t6 * x[x6 + i] + t7 * x[x7 + i])
         if begin:
             y[y_at + i] = total
         else:
@@ -103,13 +103,12 @@ def _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
 
 
 @njit(cache=True, inline="always")
-def _streams_3(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+def _streams_3(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin):
     t0, t1, t2 = w[w_at], w[w_at + w_step], w[w_at + 2 * w_step]
     x1 = x_at + x_gap
     x2 = x1 + x_gap
     for i in range(length):
-        j = i * x_step
-        total = t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j]
+        total = t0 * x[x_at + i] + t1 * x[x1 + i] + t2 * x[x2 + i]
         if begin:
             y[y_at + i] = total
         else:
@@ -117,12 +116,11 @@ def _streams_3(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
 
 
 @njit(cache=True, inline="always")
-def _streams_2(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+def _streams_2(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin):
     t0, t1 = w[w_at], w[w_at + w_step]
     x1 = x_at + x_gap
     for i in range(length):
-        j = i * x_step
-        total = t0 * x[x_at + j] + t1 * x[x1 + j]
+        total = t0 * x[x_at + i] + t1 * x[x1 + i]
         if begin:
             y[y_at + i] = total
         else:
@@ -141,12 +139,15 @@ def _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
 
 @njit(cache=True, inline="always")
 def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+    # Blocks of streams run at stride 1 only (see _row), where a contiguous
+    # loop over up to 9 arrays still vectorises; a runtime stride would make
+    # LLVM give up on them.
     if streams == 8:
-        _streams_8(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+        _streams_8(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin)
     elif streams == 3:
-        _streams_3(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+        _streams_3(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin)
     elif streams == 2:
-        _streams_2(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+        _streams_2(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin)
     else:
         _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
 
@@ -216,18 +217,17 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
     kh_first = max(0, -(top // dilation_h))
     kh_end = min(kernel_h, max(0, -((top - height) // dilation_h)))
     x_step = np.uint64(stride_w)
+    blocks = stride_w == 1  # blocks of streams need contiguous input rows (see _streams)
     c = 0
     while c < in_per_group:
         x_channel = (n * in_channels + first_channel + c) * height
-        if in_per_group - c >= CHANNEL_BLOCK:
-            # 8 channels at a time, one kernel row after another
-            streams, x_gap, w_step = CHANNEL_BLOCK, height * width, 1
+        wide = blocks and in_per_group - c >= CHANNEL_BLOCK
         kh = kh_first
         while kh < kh_end:
-            if in_per_group - c < CHANNEL_BLOCK:
-                # one channel, up to 3 kernel rows at a time
-                rows = kh_end - kh
-                streams = 3 if rows >= 3 else rows
+            if wide:  # 8 channels at a time, one kernel row after another
+                streams, x_gap, w_step = CHANNEL_BLOCK, height * width, 1
+            else:  # one channel, up to 3 kernel rows at a time (3x3 kernels are the common case)
+                streams = min(3, kh_end - kh) if blocks else 1
                 x_gap, w_step = dilation_h * width, kernel_w * in_per_group
             x_row = (x_channel + top + kh * dilation_h) * width
             w_tap = (co * kernel_h + kh) * kernel_w * in_per_group + c
@@ -236,8 +236,8 @@ def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
             mults += m
             adds += a
             starting = False
-            kh += 1 if streams == CHANNEL_BLOCK else streams
-        c += CHANNEL_BLOCK if streams == CHANNEL_BLOCK else 1
+            kh += 1 if wide else streams
+        c += CHANNEL_BLOCK if wide else 1
     return mults, adds
 
 
