@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from npconv.cli import main, parse_input, parse_padding
+from npconv.cli import parse_input, parse_padding
 
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_runner import run
 
 
 def test_explain_default_is_the_problem_example(capsys):

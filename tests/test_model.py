@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from npconv import network_toml, networks
-from npconv.cli import main
 from npconv.errors import ConvArgumentError
 from npconv.network import (
     AvgPool,
@@ -28,14 +27,7 @@ from npconv.network import (
     to_standard,
 )
 
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_runner import run
 
 
 def row(network: Network, name: str):
