@@ -10,11 +10,12 @@
 # 2. **pointwise** — a `1 x 1` convolution: at every pixel, a weighted sum over
 #    the channels (channel mixing, no space).
 #
-# This notebook draws the two steps, then works the course problem's example
-# (`shared/problem.md`: a 14x14x3 input, 5x5 kernels, 256 filters) with every
-# number twice — from the closed-form formulas and from the multiplications the
-# kernels counted while they ran — and then looks at padding, at the famous
-# reduction `1/C_out + 1/K²`, and at the bias conventions.
+# This notebook draws the two steps, then works the example of the course
+# problem that started this project (a 14x14x3 input, 5x5 kernels, 256
+# filters) with every number twice — from the closed-form formulas and from
+# the multiplications the kernels counted while they ran — and then looks at
+# padding, at the famous reduction `1/C_out + 1/K²`, and at the bias
+# conventions.
 
 # %%
 import html
@@ -211,10 +212,11 @@ print(f"params separable / standard = {params_ratio}  ({float(1 / params_ratio.v
 # %% [markdown]
 # ### Beside the answer sheet
 #
-# The course's answer sheet wrote its own numbers (`problem.md`). Its output
-# size, 12x12, is what a padding of 1 gives, so the table puts each of its
-# numbers beside the right value without padding (the question as asked) and
-# with `padding=1`, and evaluates the arithmetic the sheet wrote next to each
+# The course's answer sheet wrote its own numbers (they are in
+# `examples/answer_sheet.toml`, with the working it wrote). Its output size,
+# 12x12, is what a padding of 1 gives, so the table puts each of its numbers
+# beside the right value without padding (the question as asked) and with
+# `padding=1`, and evaluates the arithmetic the sheet wrote next to each
 # number. `npconv check examples/answer_sheet.toml` grades the same sheet line
 # by line, and searches for the reading under which each line holds.
 
