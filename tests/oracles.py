@@ -6,6 +6,11 @@
   npconv's kernels.
 * :func:`torch_conv2d`: ``torch.nn.functional.conv2d`` after ``F.pad`` (torch
   itself has no asymmetric padding and no "same" for stride > 1).
+* :func:`numpy_conv2d`: every product formed by NumPy broadcasting, then
+  summed -- the oracle for NaN and infinity, in either counting convention
+  (``dense`` multiplies the padding's zeros, ``effective`` leaves those
+  products out; see :mod:`npconv.api`).  It holds the whole product array,
+  so it is for small layers.
 
 Tolerance policy (:func:`assert_conv_close`): a sum of ``L`` products computed
 in floating point with unit roundoff ``u`` is within ``L * u * sum(|x_i w_i|)``
@@ -78,6 +83,34 @@ def assert_conv_close(actual, x, w, b, g: ConvGeometry, oracle=scipy_conv2d) -> 
         f"max error {error.max():.3g} exceeds bound at {worst}: "
         f"got {actual[worst]!r}, expected {expected[worst]!r}, bound {bound[worst]:.3g}"
     )
+
+
+def numpy_conv2d(x, w, b, g: ConvGeometry, convention: str = "dense") -> np.ndarray:
+    """The layer in float64 with NumPy's IEEE semantics, products of padded taps kept or left out."""
+    x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    (top, bottom), (left, right) = g.padding
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    span = (dh * (g.kernel_h - 1) + 1, dw * (g.kernel_w - 1) + 1)
+    out = (slice(None, g.out_height * sh, sh), slice(None, g.out_width * sw, sw),
+           slice(None, None, dh), slice(None, None, dw))
+
+    def windows(a):  # (..., OH, OW, KH, KW): the taps of every output, strided and dilated
+        view = np.lib.stride_tricks.sliding_window_view(a, span, axis=(-2, -1))
+        return view[(Ellipsis, *out)]
+
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    real = np.pad(np.ones((g.height, g.width), dtype=bool), ((top, bottom), (left, right)))
+    groups, cg, og = g.groups, g.in_channels_per_group, g.out_channels_per_group
+    taps = windows(padded).reshape(g.batch, groups, 1, cg, g.out_height, g.out_width, g.kernel_h, g.kernel_w)
+    weights = w.reshape(1, groups, og, cg, 1, 1, g.kernel_h, g.kernel_w)
+    with np.errstate(invalid="ignore", over="ignore"):
+        products = taps * weights  # (N, groups, C_out/g, C_in/g, OH, OW, KH, KW)
+        if convention == "effective":
+            products = np.where(windows(real), products, 0.0)
+        y = products.sum(axis=(3, 6, 7)).reshape(g.output_shape)
+        if b is not None:
+            y = y + np.asarray(b, dtype=np.float64)[:, None, None]
+    return y
 
 
 def reference_conv2d(x, w, b, g: ConvGeometry) -> np.ndarray:

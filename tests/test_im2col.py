@@ -16,7 +16,7 @@ from npconv.kernels import im2col
 from npconv.memory import format_bytes
 
 from oracles import assert_conv_close, torch_conv2d
-from strategies import layers
+from strategies import layers, memory_layouts
 
 DTYPES = [np.float32, np.float64]
 METHOD = "im2col"
@@ -263,22 +263,6 @@ def test_separable_conv2d_with_counts():
     assert counts.depthwise.method == counts.pointwise.method == METHOD
 
 
-def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
-    """The same values in awkward memory layouts."""
-    read_only = a.copy()
-    read_only.flags.writeable = False
-    wide = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
-    wide[..., ::2] = a
-    return {
-        "fortran": np.asfortranarray(a),
-        "reversed": np.ascontiguousarray(a[..., ::-1])[..., ::-1],
-        "read-only": read_only,
-        "strided": wide[..., ::2],
-        "transposed": np.ascontiguousarray(np.moveaxis(a, 1, -1)).transpose(0, 3, 1, 2)
-        if a.ndim == 4 else a,
-    }
-
-
 @pytest.mark.parametrize("layout", ["fortran", "reversed", "read-only", "strided", "transposed"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layer", [dict(padding=1, groups=2), dict(stride=2), dict()],
@@ -290,7 +274,7 @@ def test_non_contiguous_inputs(layout, dtype, layer):
     w = rng.standard_normal((6, 4 // layer.get("groups", 1), kernel, kernel)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
     g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **layer)
-    xl, wl, bl = _layouts(x)[layout], _layouts(w)[layout], _layouts(b)[layout]
+    xl, wl, bl = memory_layouts(x)[layout], memory_layouts(w)[layout], memory_layouts(b)[layout]
     assert not (xl.flags.c_contiguous and xl.flags.writeable) or layout == "transposed"
     y, counts = npconv.conv2d(xl, wl, bl, **layer, method=METHOD, count=True)
     assert_conv_close(y, x, w, b, g)
