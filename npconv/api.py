@@ -20,7 +20,28 @@ Arrays must be float32 or float64.  Integer, boolean and complex arrays are
 refused rather than converted (a silent cast could truncate or drop the
 imaginary part).  Operands of different float dtypes are promoted as NumPy
 promotes them -- float32 with float64 gives float64 -- and the output has
-that dtype.
+that dtype.  Any memory layout is accepted (views, Fortran order, negative
+strides, read-only arrays); operands are never modified.  A batch of 0
+images gives an empty output of shape ``(0, C_out, OH, OW)`` and counts of 0.
+
+NaN and infinity propagate by IEEE arithmetic (``0 * inf = nan``,
+``inf - inf = nan``), with no error raised.  Where they meet the padding,
+the two counting conventions are two different sums, and the output follows
+the one the kernel executes:
+
+* ``dense`` (``"reference"`` by default, ``"im2col"``): every padded tap
+  multiplies a zero, so a NaN or infinite weight over the padding makes the
+  output NaN.  This is the definition of a zero-padded convolution, what
+  ``np.pad`` followed by a correlation and ``torch.nn.functional.conv2d``
+  compute.
+* ``effective`` (``"direct"``; ``"reference"`` with ``count="effective"``):
+  padded taps are not in the sum, so the same weight leaves those outputs
+  finite, and an output whose window sees only padding is its bias (or 0).
+
+For finite operands both conventions give the same values (to rounding).
+``"im2col"`` multiplies with NumPy's ``matmul`` and so reports an invalid
+operation as NumPy does: a ``RuntimeWarning``, or ``FloatingPointError``
+under ``np.errstate(invalid="raise")``.
 """
 
 from __future__ import annotations
@@ -38,15 +59,21 @@ from npconv.memory import ensure_fits, resolve_workspace_limit
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Operands that may be ``None`` (absent).
+_OPTIONAL_OPERANDS = frozenset({"bias", "depthwise_bias", "pointwise_bias"})
+
 
 def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
     """Convert each named operand to an ndarray of one common float dtype.
 
-    ``None`` stays ``None`` (an absent bias).
+    ``None`` stays ``None`` for an optional operand (an absent bias) and is
+    refused for the others.
     """
     arrays: dict[str, np.ndarray | None] = {}
     for name, value in named.items():
         if value is None:
+            if name not in _OPTIONAL_OPERANDS:
+                raise ConvTypeError(name, "an array of floats", "None")
             arrays[name] = None
             continue
         try:

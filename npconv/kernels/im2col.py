@@ -348,6 +348,8 @@ def conv2d(
         naming ``workspace_limit`` when even one image and one output row
         do not fit, before anything is allocated.
     """
+    if geometry.batch == 0:  # an empty batch: no chunk to plan, nothing to lower or multiply
+        return np.empty(geometry.output_shape, dtype=x.dtype), (Counts(0, 0, convention, NAME) if count else None)
     plan = Plan(geometry, x, weight, workspace_limit)
     y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count)
     if not count:
