@@ -78,8 +78,10 @@ def _layer_defaults() -> argparse.Namespace:
 
 
 def _output_file(path: str | None, flag: str) -> str | None:
-    """``path`` if its folder exists: checked before timing, so that a typo does not waste the run."""
-    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+    """``path`` if it names a file in an existing folder: checked before timing, so that a typo does
+    not waste the run."""
+    if path is not None and (not path or os.path.isdir(path)
+                             or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
         raise ConvArgumentError(flag, "a file in an existing folder", repr(path))
     return path
 

@@ -49,6 +49,11 @@ DEFAULT_BIAS_CONVENTION = "keras"
 
 PADDING_RULES = ("same", "valid")
 
+#: Largest stride, dilation or padding accepted (2**31 - 1).  The kernels index with 64-bit
+#: integers (Numba's int64, NumPy's strides in bytes); this bound keeps products of a step and
+#: an array stride from overflowing them, and no layer that fits in memory needs a larger step.
+MAX_STEP = 2**31 - 1
+
 _FIELD_NAMES = {
     "batch": "batch",
     "in_channels": "in_channels",
@@ -74,10 +79,13 @@ def _show(value: object) -> str:
 
 
 def _as_int(value: object, argument: str, expected: str) -> int:
-    """``value`` as a Python int; bools, floats and strings are refused."""
+    """``value`` as a Python int; bools, floats, strings and arrays are refused."""
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
         raise ConvTypeError(argument, expected, _show(value))
-    return operator.index(value)
+    try:
+        return operator.index(value)
+    except TypeError:  # a NumPy array: its type has __index__, which only 0-d arrays of old NumPy honour
+        raise ConvTypeError(argument, expected, _show(value)) from None
 
 
 def _is_sequence(value: object) -> bool:
@@ -99,6 +107,8 @@ def as_pair(value: object, argument: str, minimum: int) -> Pair:
         pair = (number, number)
     if min(pair) < minimum:
         raise ConvArgumentError(argument, expected, _show(value))
+    if max(pair) > MAX_STEP:
+        raise ConvArgumentError(argument, f"{expected}, at most {MAX_STEP:,}", _show(value))
     return pair
 
 
@@ -278,7 +288,11 @@ class ConvGeometry:
             raise ConvArgumentError(
                 w_name, "a 4-D array (C_out, C_in / groups, KH, KW)", f"shape {weight_shape}"
             )
-        in_channels = input_shape[1]
+        # C_in first: groups and the weight are checked against it, and an x without channels
+        # is what is wrong then, not them.
+        in_channels = _as_int(input_shape[1], x_name, "in_channels as an int >= 1")
+        if in_channels < 1:
+            raise ConvArgumentError(x_name, "in_channels as an int >= 1", _show(in_channels))
         groups_value = _as_int(groups, names["groups"], "a positive int")
         if groups_value < 1 or in_channels % groups_value:
             raise ConvArgumentError(

@@ -115,7 +115,10 @@ def choose_method(network: Network, method: str | None, argument: str = "method"
     """
     available = kernels.available_methods()
     if method is not None:
-        kernels.load(method)  # an unknown name is refused, naming the methods there are
+        try:
+            kernels.load(method)  # an unknown name is refused, naming the methods there are
+        except ConvArgumentError as error:
+            raise ConvArgumentError(argument, error.expected, error.got) from None
         return method
     for fast in FAST_METHODS:
         if fast in available:

@@ -67,7 +67,7 @@ def _conv_bn_relu(conv: Layer, prefix: str) -> tuple[Layer, ...]:
 
 def mobilenet_v1(width: float = 1.0, resolution: int = 224, classes: int = 1000) -> Network:
     """MobileNet-v1 with width multiplier ``width`` (alpha) at ``resolution`` x ``resolution``."""
-    if isinstance(width, bool) or not isinstance(width, int | float) or width <= 0:
+    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width < float("inf"):
         raise ConvArgumentError("width", "a positive width multiplier such as 1.0, 0.75, 0.5, 0.25",
                                 repr(width))
 
@@ -249,10 +249,25 @@ def _check_options(built_in: BuiltIn, options: dict[str, object]) -> None:
             raise ConvArgumentError(key, f"an option {built_in.name} takes ({accepted})", repr(options[key]))
 
 
+#: Smallest ``resolution`` of each built-in, where not 1: VGG-16's five 2x2 poolings need 32 pixels.
+SMALLEST_RESOLUTION = {"vgg16": 32}
+
+
+def _check_sizes(built_in: BuiltIn, options: dict[str, object]) -> None:
+    """``resolution`` and ``classes`` are ints large enough for every layer: refused by their names."""
+    smallest = {"resolution": SMALLEST_RESOLUTION.get(built_in.name, 1), "classes": 1}
+    for key, least in smallest.items():
+        value = options.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            why = f" ({built_in.name}'s five 2x2 poolings halve it five times)" if least == 32 else ""
+            raise ConvArgumentError(key, f"an int >= {least}{why}", repr(value))
+
+
 def build(name: str, **options: object) -> Network:
     """The built-in network ``name`` with ``options`` (see :data:`BUILT_INS`)."""
     built_in = _built_in(name)
     _check_options(built_in, options)
+    _check_sizes(built_in, options)
     return built_in.build(**options)
 
 

@@ -179,6 +179,8 @@ class Question:
 
     def layers(self, name: Callable[[str], str] = flag_name) -> tuple[ConvGeometry, SeparableGeometry]:
         """The standard and the separable layer; errors name ``name(key)``."""
+        if self.input_shape[0] < 1:  # a layer may take an empty batch; a question about none has no answer
+            raise ConvArgumentError(name("input"), "a batch N >= 1", f"N = {self.input_shape[0]}")
         names = {argument: name(key) for argument, key in _GEOMETRY_KEYS.items()}
         shared = dict(stride=self.stride, padding=self.padding, dilation=self.dilation, argument_names=names)
         standard = ConvGeometry.from_layer(self.input_shape, self.filters, self.kernel, groups=self.groups,
