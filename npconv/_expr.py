@@ -173,12 +173,18 @@ def run_length_sum(values: list[int], symbol: str) -> Expr:
 
     Used to show a sum over output positions without listing every term.
     """
+    return run_sum([(v, 1) for v in values], symbol)
+
+
+def run_sum(pairs: list[tuple[int, int]], symbol: str) -> Expr:
+    """``[(4, 1), (5, 2), (5, 1), (4, 1)] -> 4 + 5 x 3 + 4``: the sum of ``value x count`` pairs,
+    neighbours of equal value merged."""
     runs: list[list[int]] = []
-    for v in values:
+    for v, n in pairs:
         if runs and runs[-1][0] == v:
-            runs[-1][1] += 1
+            runs[-1][1] += n
         else:
-            runs.append([v, 1])
+            runs.append([v, n])
     if not runs:
         return Leaf(0, symbol)
     terms = [Leaf(v, symbol) if n == 1 else Product(Leaf(v, symbol), Leaf(n, "count")) for v, n in runs]

@@ -45,7 +45,7 @@ from npconv._expr import (
     Sum,
     format_number,
     product,
-    run_length_sum,
+    run_sum,
 )
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
@@ -213,6 +213,33 @@ def valid_taps_per_output(size: int, kernel: int, stride: int, pad_before: int,
     return counts
 
 
+def valid_tap_runs(size: int, kernel: int, stride: int, pad_before: int,
+                   dilation: int, out_length: int) -> list[tuple[int, int]]:
+    """:func:`valid_taps_per_output` as runs ``(taps, outputs in a row)``, in O(kernel) steps.
+
+    The first valid tap of output ``o`` is at most ``v`` from
+    ``o = ceil((pad_before - v x dilation) / stride)`` on, and the last is at
+    most ``w`` from ``o = ceil((size + pad_before - (w + 1) x dilation) / stride)``
+    on; between consecutive such edges (``v = 0 .. kernel - 1``,
+    ``w = -1 .. kernel - 2``) the count is constant.  So a layer whose output
+    has billions of positions along an axis is counted as fast as a small one.
+    """
+    edges = {0}
+    for v in range(kernel):
+        edges.add(-((v * dilation - pad_before) // stride))
+    for w in range(-1, kernel - 1):
+        edges.add(-(((w + 1) * dilation - size - pad_before) // stride))
+    starts = sorted(e for e in edges if 0 <= e < out_length)
+    runs: list[tuple[int, int]] = []
+    for begin, end in zip(starts, [*starts[1:], out_length], strict=True):
+        (taps,) = valid_taps_per_output(size, kernel, stride, pad_before - begin * stride, dilation, 1)
+        if runs and runs[-1][0] == taps:
+            runs[-1] = (taps, runs[-1][1] + end - begin)
+        else:
+            runs.append((taps, end - begin))
+    return runs
+
+
 def _tap_sums(g: ConvGeometry) -> tuple[Quantity, Quantity, Quantity, Quantity]:
     """``T_H, T_W`` (valid taps summed over output rows/columns) and ``R_H, R_W``
     (output rows/columns that see at least one real input pixel)."""
@@ -221,13 +248,13 @@ def _tap_sums(g: ConvGeometry) -> tuple[Quantity, Quantity, Quantity, Quantity]:
     for axis, (size, kernel, out, symbol, what) in enumerate(
         ((g.height, g.kernel_h, g.out_height, "H", "row"), (g.width, g.kernel_w, g.out_width, "W", "column"))
     ):
-        taps = valid_taps_per_output(size, kernel, g.stride[axis], g.padding[axis][0], g.dilation[axis], out)
+        runs = valid_tap_runs(size, kernel, g.stride[axis], g.padding[axis][0], g.dilation[axis], out)
         result.append(Quantity.of(
-            f"T_{symbol}", run_length_sum(taps, "taps"),
+            f"T_{symbol}", run_sum(runs, "taps"),
             formula=f"sum over output {what}s of the kernel {what}s that land on real input",
         ))
         reached.append(Quantity.of(
-            f"R_{symbol}", run_length_sum([int(t > 0) for t in taps], "reached"),
+            f"R_{symbol}", run_sum([(int(t > 0), n) for t, n in runs], "reached"),
             formula=f"output {what}s with at least one kernel {what} on real input",
         ))
     return result[0], result[1], reached[0], reached[1]

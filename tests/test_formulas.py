@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import subprocess
@@ -174,3 +175,30 @@ def test_formulas_import_neither_numpy_nor_numba():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@given(size=st.integers(1, 30), kernel=st.integers(1, 8), stride=st.integers(1, 5),
+       pads=st.tuples(st.integers(0, 12), st.integers(0, 12)), dilation=st.integers(1, 4))
+def test_tap_runs_are_the_per_output_tap_counts_run_length_encoded(size, kernel, stride, pads, dilation):
+    span = dilation * (kernel - 1) + 1
+    if span > size + sum(pads):
+        return
+    out = (size + sum(pads) - span) // stride + 1
+    runs = F.valid_tap_runs(size, kernel, stride, pads[0], dilation, out)
+    assert [taps for taps, n in runs for _ in range(n)] == F.valid_taps_per_output(
+        size, kernel, stride, pads[0], dilation, out)
+    assert all(a[0] != b[0] for a, b in itertools.pairwise(runs))  # neighbouring runs differ
+
+
+def test_effective_counts_of_an_axis_with_billions_of_outputs_take_no_time():
+    """Regression: the tap sums walked every output position, so ``npconv explain --padding
+    2147483647`` (4.3e9 output columns) ran for hours; they now take O(kernel) steps."""
+    import time
+
+    g = ConvGeometry.from_layer((1, 3, 14, 14), 256, 5, padding=2**31 - 1)
+    started = time.perf_counter()
+    # with padding this wide each of the 14 input rows meets each of the 5 kernel rows once: T = 70,
+    # and 14 + 5 - 1 = 18 output rows reach the image
+    assert F.mults(g, "effective").value == 256 * 3 * 70 * 70
+    assert F.outputs(g, "effective").value == 256 * 18 * 18
+    assert time.perf_counter() - started < 5
