@@ -128,7 +128,7 @@ def _streams_2(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin):
 
 
 @njit(cache=True, inline="always")
-def _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
+def _streams_1(y, y_at, x, x_at, x_step, w, w_at, length, begin):
     t0 = w[w_at]
     for i in range(length):
         if begin:
@@ -149,7 +149,7 @@ def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, 
     elif streams == 2:
         _streams_2(y, y_at, x, x_at, x_gap, w, w_at, w_step, length, begin)
     else:
-        _streams_1(y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin)
+        _streams_1(y, y_at, x, x_at, x_step, w, w_at, length, begin)
 
 
 @njit(cache=True, inline="always")
