@@ -47,7 +47,7 @@ from types import ModuleType
 import numpy as np
 
 import npconv
-from npconv import formulas, kernels
+from npconv import formulas, kernels, quantities
 from npconv.counts import Counts, SeparableCounts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
@@ -361,7 +361,22 @@ def _torch_conv(torch: ModuleType, geometry: ConvGeometry) -> Callable:
     return lambda x, w, b: functional.conv2d(functional.pad(x, pad_first), w, b, **options)
 
 
-class ConvWorkload:
+class _Workload:
+    """What every workload knows from its geometry alone: the closed-form counts."""
+
+    geometry: ConvGeometry | SeparableGeometry
+
+    def formula_counts(self, convention: str) -> tuple[int, int]:
+        """Closed-form ``(mults, adds)`` under ``convention``."""
+        counted = quantities.counts(self.geometry, convention)
+        return counted["mults"], counted["adds"]
+
+    @property
+    def dense_mults(self) -> int:
+        return self.formula_counts("dense")[0]
+
+
+class ConvWorkload(_Workload):
     """A standard (possibly grouped) layer with random operands: the calls every contestant makes."""
 
     kind = "standard"
@@ -386,15 +401,6 @@ class ConvWorkload:
         x, w, b = (None if a is None else torch.from_numpy(a) for a in (self.x, self.weight, self.bias))
         return lambda: conv(x, w, b)
 
-    def formula_counts(self, convention: str) -> tuple[int, int]:
-        """Closed-form ``(mults, adds)`` under ``convention``."""
-        g = self.geometry
-        return int(formulas.mults(g, convention)), int(formulas.adds(g, convention))
-
-    @property
-    def dense_mults(self) -> int:
-        return self.formula_counts("dense")[0]
-
     def describe(self) -> str:
         return self.geometry.describe()
 
@@ -402,7 +408,7 @@ class ConvWorkload:
         return _geometry_dict(self.geometry)
 
 
-class SeparableWorkload:
+class SeparableWorkload(_Workload):
     """A depthwise-separable layer with random operands (depthwise, then pointwise)."""
 
     kind = "separable"
@@ -433,13 +439,6 @@ class SeparableWorkload:
             self.x, self.depthwise_weight, self.pointwise_weight, self.depthwise_bias, self.pointwise_bias))
         return lambda: pointwise(depthwise(x, dw_w, dw_b), pw_w, pw_b)
 
-    def formula_counts(self, convention: str) -> tuple[int, int]:
-        s = self.geometry
-        return int(formulas.separable_mults(s, convention)), int(formulas.separable_adds(s, convention))
-
-    @property
-    def dense_mults(self) -> int:
-        return self.formula_counts("dense")[0]
 
     def describe(self) -> str:
         dw, pw = self.geometry.depthwise, self.geometry.pointwise

@@ -43,10 +43,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from npconv import formulas as F
+from npconv import quantities as Q
 from npconv._expr import Leaf, Product, format_number
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
-from npconv.expressions import Comparison, ExpressionError, compare, parse_expression, parse_working
+from npconv.expressions import Comparison, ExpressionError, compare, parse_expression
 from npconv.formulas import Quantity
 from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
 from npconv.question import QUESTION_KEYS, Question
@@ -61,12 +62,12 @@ Value = Number | tuple[int, ...]
 
 # ---------------------------------------------------------------------- the quantities
 
-PARTS = ("standard", "depthwise", "pointwise", "separable")
+PARTS = Q.PARTS
 SHAPE_KINDS = ("output", "output_size")
 LENGTH_KINDS = ("output_height", "output_width")
 COUNT_KINDS = ("mults", "macs", "adds", "flops")
 PART_KINDS = (*SHAPE_KINDS, *LENGTH_KINDS, "params", *COUNT_KINDS)
-RATIO_KINDS = ("params", "mults", "flops", "mobilenet")
+RATIO_KINDS = Q.RATIO_KINDS
 
 #: Every quantity a claim may name.
 QUANTITIES = (*(f"{p}.{k}" for p in PARTS for k in PART_KINDS), *(f"ratio.{k}" for k in RATIO_KINDS))
@@ -148,23 +149,15 @@ def _lengths_working(layer: ConvGeometry) -> str:
     return f"OH = {oh.formula} = {oh}; OW = {ow.formula} = {ow}"
 
 
-def _part(layers: tuple[ConvGeometry, SeparableGeometry], part: str) -> ConvGeometry | SeparableGeometry:
-    standard, separable = layers
-    return {"standard": standard, "depthwise": separable.depthwise,
-            "pointwise": separable.pointwise, "separable": separable}[part]
-
-
-def _shape_answer(layers: tuple[ConvGeometry, SeparableGeometry], part: str, kind: str) -> Answer:
-    spatial = layers[0] if part == "standard" else layers[1].depthwise  # where stride and padding act
-    if kind == "output_height":
-        return _from_quantity(F.output_height(spatial))
-    if kind == "output_width":
-        return _from_quantity(F.output_width(spatial))
-    n, channels, oh, ow = _part(layers, part).output_shape
+def _shape_answer(layers: Q.Layers, part: str, kind: str) -> Answer:
+    if kind in LENGTH_KINDS:
+        return _from_quantity(Q.of_part(layers, part, kind))
+    spatial = layers.spatial(part)
+    n, channels, oh, ow = layers.part(part).output_shape
     if kind == "output_size":
         return Answer((oh, ow), f"{oh}x{ow}", _lengths_working(spatial))
     if part == "depthwise":
-        symbol = "C_in" if layers[1].depth_multiplier == 1 else "m x C_in"
+        symbol = "C_in" if layers.separable.depth_multiplier == 1 else "m x C_in"
     else:
         symbol = "C_out"
     value = (oh, ow, channels) if n == 1 else (n, oh, ow, channels)
@@ -172,48 +165,21 @@ def _shape_answer(layers: tuple[ConvGeometry, SeparableGeometry], part: str, kin
                   f"{_lengths_working(spatial)}; channels {symbol} = {channels}")
 
 
-_PART_FORMULAS = {
-    "mults": (F.mults, F.separable_mults),
-    "adds": (F.adds, F.separable_adds),
-    "flops": (F.flops, F.separable_flops),
-}
-
-
-def _count(layers: tuple[ConvGeometry, SeparableGeometry], part: str, kind: str, counting: str) -> Quantity:
-    layer = _part(layers, part)
-    if kind == "params":
-        return F.separable_params(layer) if part == "separable" else F.params(layer)
-    single, separable = _PART_FORMULAS["mults" if kind == "macs" else kind]
-    return separable(layer, counting) if part == "separable" else single(layer, counting)
-
-
-def _ratio(layers: tuple[ConvGeometry, SeparableGeometry], kind: str, counting: str,
-           inverse: bool) -> Quantity:
-    if kind == "mobilenet":
-        reduction = F.mobilenet_reduction(layers[1])
-        if not inverse:
-            return reduction
-        return F.ratio("1 / reduction", Quantity("1", 1, "1", "1"), reduction)
-    sep = dataclasses.replace(_count(layers, "separable", kind, counting), label=f"separable {kind}")
-    std = dataclasses.replace(_count(layers, "standard", kind, counting), label=f"standard {kind}")
-    return F.ratio(f"{kind} ratio", std, sep) if inverse else F.ratio(f"{kind} ratio", sep, std)
-
-
 def answer(quantity: str, setting: Setting) -> Answer:
     """The value of ``quantity`` (a name of :data:`QUANTITIES`) under ``setting``, with its working.
 
     Raises :class:`~npconv.errors.ConvArgumentError` when the setting is not a valid layer.
     """
-    layers = setting.question.layers()
+    layers = Q.Layers(*setting.question.layers())
     part, kind = _split(quantity)
     if part == "ratio":
-        return _from_quantity(_ratio(layers, kind, setting.counting, setting.measure == "inverse"))
+        return _from_quantity(Q.ratio(layers, kind, setting.counting, setting.measure == "inverse"))
     if kind in SHAPE_KINDS or kind in LENGTH_KINDS:
         return _shape_answer(layers, part, kind)
     if setting.measure == "2 x mults":
-        macs = _count(layers, part, "mults", setting.counting)
+        macs = Q.of_part(layers, part, "mults", setting.counting)
         return _from_quantity(Quantity.of("FLOPs", Product(Leaf(2, "2"), macs.leaf("MACs"))))
-    return _from_quantity(_count(layers, part, setting.measure or kind, setting.counting))
+    return _from_quantity(Q.of_part(layers, part, setting.measure or kind, setting.counting))
 
 
 # ---------------------------------------------------------------------- written values
@@ -772,7 +738,7 @@ class Verdict:
 def _same_formula(expression, quantity: Quantity | None) -> Comparison | None:
     if expression is None or quantity is None:
         return None
-    return compare(expression, parse_working(quantity.working, quantity.formula))
+    return compare(expression, quantity.expr)
 
 
 def _reading_key(setting: Setting, layers: tuple[ConvGeometry, SeparableGeometry], part: str) -> tuple:

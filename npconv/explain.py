@@ -1,7 +1,7 @@
 """``npconv explain``: a standard and a depthwise-separable layer side by side, working shown.
 
-:func:`explain` builds a plain-data report (everything comes from
-:mod:`npconv.formulas`); :func:`render_text` prints it for people and
+:func:`explain` builds a plain-data report (every number comes from
+:mod:`npconv.quantities`); :func:`render_text` prints it for people and
 :func:`to_json_dict` for programs.  Pure Python: no NumPy, no Numba.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from npconv import formulas as F
+from npconv import quantities as Q
 from npconv._expr import format_number
 from npconv.formulas import Quantity
 from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
+from npconv.quantities import COUNTED, PARTS
 
-PARTS = ("standard", "depthwise", "pointwise", "separable")
-COUNTED = ("mults", "adds", "flops")
 _COUNTED_NAMES = {"mults": "multiplications", "adds": "additions", "flops": "FLOPs (mults + adds)"}
 
 _BIAS_WORDS = {
@@ -44,40 +44,27 @@ class Explanation:
     ratios: dict[str, object]
 
 
-_STANDARD_FORMULAS = (F.params, F.mults, F.adds, F.flops)
-_SEPARABLE_FORMULAS = (F.separable_params, F.separable_mults, F.separable_adds, F.separable_flops)
-
-
 def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
             input_reading: str = "") -> Explanation:
     """Compute every quantity shown for ``standard`` vs ``separable``."""
-    dw, pw = separable.depthwise, separable.pointwise
+    layers = Q.Layers(standard, separable)
     conventions = ("dense", "effective") if standard.has_padding else ("dense",)
-    quantities: dict[str, dict[str, object]] = {}
-    for name, layer, (params, *counters) in (
-        ("standard", standard, _STANDARD_FORMULAS),
-        ("depthwise", dw, _STANDARD_FORMULAS),
-        ("pointwise", pw, _STANDARD_FORMULAS),
-        ("separable", separable, _SEPARABLE_FORMULAS),
-    ):
-        quantities[name] = {"output_shape": layer.output_shape, "params": params(layer)}
-        for what, counter in zip(COUNTED, counters, strict=True):
-            quantities[name][what] = {c: counter(layer, c) for c in conventions}
+    quantities = Q.table(layers, conventions)
 
+    dw, pw = separable.depthwise, separable.pointwise
     other: dict[str, Quantity] = {}
     for name in BIAS_CONVENTIONS:
         if name != bias_convention:
             layer = SeparableGeometry(
                 dw.replace(bias=BIAS_CONVENTIONS[name][0]), pw.replace(bias=BIAS_CONVENTIONS[name][1])
             )
-            other[f"separable, {name}"] = F.separable_params(layer)
+            other[f"separable, {name}"] = Q.quantity(layer, "params")
     other["standard, " + ("no bias" if standard.bias else "with bias")] = F.params(standard, not standard.bias)
 
-    std, sep = quantities["standard"], quantities["separable"]
     ratios = {
-        "params": F.ratio("params ratio", sep["params"], std["params"]),
-        "mults": {c: F.ratio(f"mults ratio ({c})", sep["mults"][c], std["mults"][c]) for c in conventions},
-        "mobilenet": F.mobilenet_reduction(separable),
+        "params": Q.ratio(layers, "params"),
+        "mults": {c: Q.ratio(layers, "mults", c) for c in conventions},
+        "mobilenet": Q.ratio(layers, "mobilenet"),
     }
     return Explanation(
         standard, separable, bias_convention, input_reading, conventions,

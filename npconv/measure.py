@@ -22,9 +22,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from npconv import formulas as F
+from npconv import quantities as Q
 from npconv import kernels
 from npconv._expr import format_number
+from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry, SeparableGeometry
@@ -91,16 +92,13 @@ class MeasureReport:
 
 def formulas_for(standard: ConvGeometry, separable: SeparableGeometry) -> dict[str, dict[str, dict[str, Quantity]]]:
     """The closed-form mults and adds of both layers (and the separable parts) in both conventions."""
+    layers = Q.Layers(standard, separable)
     result: dict[str, dict[str, dict[str, Quantity]]] = {"standard": {}, "separable": {}}
-    for convention in ("dense", "effective"):
-        result["standard"][convention] = {"mults": F.mults(standard, convention),
-                                          "adds": F.adds(standard, convention)}
-        separable_counts = {"mults": F.separable_mults(separable, convention),
-                            "adds": F.separable_adds(separable, convention)}
+    for convention in CONVENTIONS:
+        result["standard"][convention] = {c: Q.of_part(layers, "standard", c, convention) for c in _COUNTED}
+        separable_counts = {c: Q.of_part(layers, "separable", c, convention) for c in _COUNTED}
         for part in _PARTS:
-            layer = getattr(separable, part)
-            separable_counts[f"{part} mults"] = F.mults(layer, convention)
-            separable_counts[f"{part} adds"] = F.adds(layer, convention)
+            separable_counts.update({f"{part} {c}": Q.of_part(layers, part, c, convention) for c in _COUNTED})
         result["separable"][convention] = separable_counts
     return result
 
@@ -129,7 +127,7 @@ def estimated_seconds(method: str, standard: ConvGeometry, separable: SeparableG
     rate = MULTS_PER_SECOND.get(method)
     if rate is None:
         return None
-    mults = int(F.mults(standard, "dense")) + int(F.separable_mults(separable, "dense"))
+    mults = sum(Q.counts(layer, "dense")["mults"] for layer in (standard, separable))
     return runs * mults / rate
 
 
