@@ -68,13 +68,10 @@ GEMM_SIZE = 2048
 
 DTYPES = ("float32", "float64")
 
-#: The layer whose size bounds the slow methods (see :data:`SLOW_METHODS`).
+#: The layer whose time bounds the interpreted methods': an interpreted method is timed only on
+#: layers it runs about as fast as this one (:func:`npconv.kernels.too_slow`).  The reference
+#: kernel is plain Python, for teaching: on the benchmark set that is the seed layer alone.
 SEED_LAYER = "seed 5x5"
-
-#: Per-method policy, the one place for it: a method listed here is timed only on layers of at
-#: most as many dense multiplications as the seed layer.  The reference kernel is plain Python
-#: (a few million mults/s), for teaching: on the benchmark set that is the seed layer alone.
-SLOW_METHODS = ("reference",)
 
 #: Above this 1-minute load average per core at the start, the report warns that times are noisy.
 BUSY_LOAD_PER_CORE = 0.25
@@ -84,14 +81,15 @@ TORCH = "torch"
 
 
 def slow_method_limit() -> int:
-    """Most dense mults per call a method of :data:`SLOW_METHODS` is timed on: the seed layer's."""
-    return int(formulas.mults(BENCHMARK_LAYERS[SEED_LAYER], "dense"))
+    """Most dense mults per call an interpreted method is timed on: the seed layer's."""
+    return quantities.counts(BENCHMARK_LAYERS[SEED_LAYER], "dense")["mults"]
 
 
 def skip_reason(method: str, dense_mults: int) -> str | None:
     """Why ``method`` is not timed on a layer of ``dense_mults``, or None when it is."""
     limit = slow_method_limit()
-    if method in SLOW_METHODS and dense_mults > limit:
+    budget = kernels.estimated_seconds(method, limit)
+    if budget is not None and kernels.too_slow(method, dense_mults, budget) is not None:
         return (f"{method} is timed only on layers of at most {limit:,} dense mults (the {SEED_LAYER} "
                 f"layer); this one has {dense_mults:,}")
     return None

@@ -288,9 +288,11 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
-    from npconv.measure import DEFAULT_TIME_LIMIT, MULTS_PER_SECOND
+    from npconv import kernels
+    from npconv.measure import DEFAULT_TIME_LIMIT
 
-    slow = ", ".join(f"{m} ~{rate:,} mults/s" for m, rate in MULTS_PER_SECOND.items())
+    slow = ", ".join(f"{m} ~{kernels.declaration(m).mults_per_second:,} mults/s"
+                     for m in kernels.interpreted_methods())
     measure = commands.add_parser(
         "measure",
         help="run the layer through every method and compare the counts it measured with the formulas",

@@ -8,10 +8,10 @@ adds -- for the separable layer, of each part too -- are compared with the
 closed forms of :mod:`npconv.formulas` in that convention; the report shows
 the dense and the effective formula beside every measurement.
 
-Interpreted methods are slow (:data:`MULTS_PER_SECOND`): a method whose
-estimated time exceeds the time limit is skipped with a note, or refused
-when it was asked for by name.  Methods not listed there are compiled; they
-are called once untimed first, so that compilation is not timed.
+Interpreted methods are slow (their kernels declare ``MULTS_PER_SECOND``):
+one that :func:`npconv.kernels.too_slow` says would exceed the time limit is
+skipped with a note, or refused when it was asked for by name.  Compiled
+methods are called once untimed first, so that compilation is not timed.
 
 NumPy is imported when the layer runs, not when this module is imported.
 """
@@ -30,9 +30,6 @@ from npconv.errors import ConvArgumentError
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.memory import ensure_fits
-
-#: Approximate speed of the interpreted methods, to estimate how long they would take.
-MULTS_PER_SECOND = {"reference": 1_000_000}
 
 #: Seconds a method may be expected to take on one layer before it is skipped (or refused).
 DEFAULT_TIME_LIMIT = 60.0
@@ -121,14 +118,15 @@ def check_time_limit(value: object, name: str = "--time-limit") -> float:
     return float(value)
 
 
+def dense_mults(standard: ConvGeometry, separable: SeparableGeometry, runs: int) -> int:
+    """The dense multiplications of ``runs`` runs of both layers: what a method's time is estimated from."""
+    return runs * sum(Q.counts(layer, "dense")["mults"] for layer in (standard, separable))
+
+
 def estimated_seconds(method: str, standard: ConvGeometry, separable: SeparableGeometry,
                       runs: int) -> float | None:
     """Expected time of ``runs`` runs of both layers for an interpreted method, else None."""
-    rate = MULTS_PER_SECOND.get(method)
-    if rate is None:
-        return None
-    mults = sum(Q.counts(layer, "dense")["mults"] for layer in (standard, separable))
-    return runs * mults / rate
+    return kernels.estimated_seconds(method, dense_mults(standard, separable, runs))
 
 
 def plan(standard: ConvGeometry, separable: SeparableGeometry, methods: Sequence[str], named: bool,
@@ -142,10 +140,11 @@ def plan(standard: ConvGeometry, separable: SeparableGeometry, methods: Sequence
 
     runs, skipped = [], []
     for method in methods:
-        conventions = tuple(kernels.load(method).CONVENTIONS)
-        seconds = estimated_seconds(method, standard, separable, len(conventions))
-        if seconds is not None and seconds > time_limit:
-            why = f"about {format_seconds(seconds)} at ~{MULTS_PER_SECOND[method]:,} mults/s"
+        declared = kernels.declaration(method)
+        conventions = declared.conventions
+        seconds = kernels.too_slow(method, dense_mults(standard, separable, len(conventions)), time_limit)
+        if seconds is not None:
+            why = f"about {format_seconds(seconds)} at ~{declared.mults_per_second:,} mults/s"
             if named:
                 raise ConvArgumentError(name, f"methods that finish within --time-limit {time_limit:g} s "
                                         f"(raise it to run them anyway)", f"{method!r}, {why}")
@@ -207,7 +206,7 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
     for method, conventions in runs:
         for convention in conventions:
             for layer in LAYERS:
-                if method not in MULTS_PER_SECOND:
+                if not kernels.declaration(method).interpreted:
                     call(layer, method, convention)  # compiles, untimed
                 start = time.perf_counter()
                 counts = call(layer, method, convention)

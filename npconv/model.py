@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from npconv import kernels
 from npconv.errors import ConvArgumentError
 from npconv.network import LayerCount, Network, NetworkTotals, to_standard
 
@@ -360,10 +361,10 @@ def run(args: argparse.Namespace) -> int:
 
         method = network_measure.choose_method(network, args.method, "--method")
         convention = network_measure.choose_convention(method, args.convention, "--convention")
-        estimate = network_measure.estimated_seconds(network, method)
-        if estimate is not None and estimate > 60:
-            print(f"npconv model: warning: the reference method runs about "
-                  f"{network_measure.REFERENCE_MULTS_PER_SECOND:,} mults/s; this may take "
+        estimate = kernels.too_slow(method, report.totals.mults["dense"], 60)
+        if estimate is not None:
+            print(f"npconv model: warning: the {method} method runs about "
+                  f"{kernels.declaration(method).mults_per_second:,} mults/s; this may take "
                   f"{estimate / 60:.0f} minutes", file=sys.stderr)
         progress = _progress if sys.stderr.isatty() else None
         if args.workspace_limit is not None and args.workspace_limit < 1:

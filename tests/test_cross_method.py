@@ -2,7 +2,7 @@
 the closed forms, and independence from the thread count.
 
 Parametrized over :func:`npconv.available_methods`, so a new method is tested by adding it.
-The interpreted methods (``npconv.measure.MULTS_PER_SECOND``, ~1M mults/s) draw from the
+The interpreted methods (``npconv.kernels.declaration(m).interpreted``, ~1M mults/s) draw from the
 smaller default :func:`strategies.layers` space; the compiled ones from the whole space of
 :func:`strategies.issue_space_layers`, and are compared with the reference kernel on the
 draws it can run quickly.  ``NPCONV_HYPOTHESIS_PROFILE=soak`` runs 10,000 layers per test
@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 import npconv
 from npconv import formulas, kernels
 from npconv.geometry import SeparableGeometry
-from npconv.measure import MULTS_PER_SECOND
 
 from oracles import assert_conv_close, reference_conv2d, torch_conv2d
 from strategies import issue_space_layers, layers
@@ -37,7 +36,7 @@ REFERENCE_BUDGET = 50_000
 
 def layers_for(method: str, **options):
     """The layers ``method`` is tested on: the whole space, or a smaller one for interpreted methods."""
-    return layers(**options) if method in MULTS_PER_SECOND else issue_space_layers(**options)
+    return layers(**options) if kernels.declaration(method).interpreted else issue_space_layers(**options)
 
 
 def conventions(method: str) -> tuple[str, ...]:
