@@ -47,11 +47,12 @@ from types import ModuleType
 import numpy as np
 
 import npconv
-from npconv import formulas, kernels, quantities
+from npconv import kernels, quantities, render
 from npconv.counts import Counts, SeparableCounts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
+from npconv.render import format_seconds, percent, significant
 
 #: Samples per contestant unless asked otherwise: ``npconv bench`` on the default set takes under
 #: a minute on 2 cores (the budget is 3), most of it in the reference kernel and the largest layers.
@@ -402,8 +403,6 @@ class ConvWorkload(_Workload):
     def describe(self) -> str:
         return self.geometry.describe()
 
-    def geometry_dict(self) -> dict[str, object]:
-        return _geometry_dict(self.geometry)
 
 
 class SeparableWorkload(_Workload):
@@ -444,19 +443,9 @@ class SeparableWorkload(_Workload):
                 f"{dw.depth_multiplier}, bias {'yes' if dw.bias else 'no'}) + pointwise 1x1 to "
                 f"{pw.out_channels} (bias {'yes' if pw.bias else 'no'})")
 
-    def geometry_dict(self) -> dict[str, object]:
-        return {"depthwise": _geometry_dict(self.geometry.depthwise),
-                "pointwise": _geometry_dict(self.geometry.pointwise)}
 
 
 Workload = ConvWorkload | SeparableWorkload
-
-
-def _geometry_dict(g: ConvGeometry) -> dict[str, object]:
-    return {"input_shape_nchw": list(g.input_shape), "weight_shape": list(g.weight_shape),
-            "output_shape_nchw": list(g.output_shape), "stride": list(g.stride),
-            "padding": {"top_bottom": list(g.padding[0]), "left_right": list(g.padding[1])},
-            "dilation": list(g.dilation), "groups": g.groups, "bias": g.bias}
 
 
 # ---------------------------------------------------------------------- timing
@@ -692,7 +681,7 @@ class LayerReport:
             entry["time_ratio_to_torch"] = self.ratio_to_torch(result)
             results.append(entry)
         w = self.workload
-        return {"name": self.name, "description": w.describe(), "geometry": w.geometry_dict(),
+        return {"name": self.name, "description": w.describe(), "geometry": w.geometry.to_dict(),
                 "formula": {c: dict(zip(("mults", "adds"), w.formula_counts(c), strict=True))
                             for c in ("dense", "effective")},
                 "results": results, "skipped": [s.to_json_dict() for s in self.skipped]}
@@ -737,9 +726,9 @@ class SeparableReport:
 
     def to_json_dict(self) -> dict[str, object]:
         return {"name": self.name,
-                "standard": {"description": self.standard.describe(), "geometry": self.standard.geometry_dict()},
+                "standard": {"description": self.standard.describe(), "geometry": self.standard.geometry.to_dict()},
                 "separable": {"description": self.separable.describe(),
-                              "geometry": self.separable.geometry_dict()},
+                              "geometry": self.separable.geometry.to_dict()},
                 "pairs": [p.to_json_dict() for p in self.pairs],
                 "skipped": [s.to_json_dict() for s in self.skipped]}
 
@@ -891,36 +880,8 @@ def run_benchmark(
 # ---------------------------------------------------------------------- text
 
 
-def format_seconds(seconds: float) -> str:
-    """``0.0841 -> '84.1 ms'``: three significant digits in s, ms or us."""
-    unit, scale = next(((u, s) for u, s in (("s", 1.0), ("ms", 1e-3)) if seconds >= s), ("us", 1e-6))
-    return f"{_significant(seconds / scale)} {unit}"
-
-
-def _significant(value: float, digits: int = 3) -> str:
-    """``1234.5 -> '1,235'``, ``12.345 -> '12.3'``, ``0.0123 -> '0.0123'``."""
-    if value == 0 or not math.isfinite(value):
-        return str(value)
-    if abs(value) >= 10 ** (digits - 1):
-        return f"{value:,.0f}"
-    decimals = digits - 1 - math.floor(math.log10(abs(value)))
-    return f"{value:.{decimals}f}"
-
-
-def _percent(fraction: float) -> str:
-    return f"{_significant(100 * fraction, 2)}%"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    """Columns padded to width: the first left-aligned, the others right-aligned."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:],
-                                                                                     strict=True)]
-        return (indent + "  ".join(cells)).rstrip()
-
-    return [line(header), *(line(row) for row in rows)]
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return render.table([header, *rows], "lr")
 
 
 def _counts_cell(result: ContestantResult) -> str:
@@ -958,8 +919,8 @@ def render_text(report: BenchReport) -> str:
     if report.gemm is not None:
         g = report.gemm
         lines.append(f"GEMM peak: NumPy {g.dtype} {g.size}x{g.size} @ {g.size}x{g.size} in "
-                     f"{format_seconds(g.timing.median)} (spread {_percent(g.timing.relative_iqr)}) = "
-                     f"{_significant(g.gflops)} GFLOP/s")
+                     f"{format_seconds(g.timing.median)} (spread {percent(g.timing.relative_iqr)}) = "
+                     f"{significant(g.gflops)} GFLOP/s")
     if report.layers:
         lines += ["", "Per layer: median time per call of the fast path (count=False); spread = interquartile "
                   "range / median;", "GFLOP/s = mults + adds measured by one count=True call / median time; "
@@ -980,12 +941,12 @@ def render_text(report: BenchReport) -> str:
             rows.append([
                 result.contestant,
                 format_seconds(result.timing.median),
-                _percent(result.timing.relative_iqr),
-                _significant(result.gflops) + ("" if result.measured else "*"),
-                "-" if peak is None else _percent(peak),
+                percent(result.timing.relative_iqr),
+                significant(result.gflops) + ("" if result.measured else "*"),
+                "-" if peak is None else percent(peak),
                 _counts_cell(result),
                 "-" if result.counting_over_fast is None else f"{result.counting_over_fast:.2f}",
-                "-" if ratio is None else _significant(ratio),
+                "-" if ratio is None else significant(ratio),
             ])
         lines += _table(["method", "median", "spread", "GFLOP/s", "of peak", "counts (measured)", "count/fast",
                          "time / torch"], rows)

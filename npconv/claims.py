@@ -44,6 +44,7 @@ from pathlib import Path
 
 from npconv import formulas as F
 from npconv import quantities as Q
+from npconv import render
 from npconv._expr import Leaf, Product, format_number
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
@@ -866,17 +867,7 @@ def check(sheet: Sheet) -> Report:
 def describe_question(sheet: Sheet) -> str:
     """``input 14x14x3, 5x5 kernels, 256 filters, stride 1, padding 0, ...``: the question as asked."""
     q = sheet.question
-    standard = q.layers()[0]
-
-    def pair(p: tuple[int, int]) -> str:
-        return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
-
-    (pt, pb), (pl, pr) = standard.padding
-    padding = str(pt) if pt == pb == pl == pr else f"top {pt}, bottom {pb}, left {pl}, right {pr}"
-    if standard.padding_rule != "explicit":
-        padding = f"'{standard.padding_rule}' = {padding}"
-    parts = [f"input {q.input_text()}", f"{q.kernel[0]}x{q.kernel[1]} kernels", f"{q.filters} filters",
-             f"stride {pair(q.stride)}", f"padding {padding}", f"dilation {pair(q.dilation)}"]
+    parts = [f"input {q.input_text()}", *render.layer_phrases(q.layers()[0])]
     if q.groups != 1:
         parts.append(f"groups {q.groups}")
     if q.depth_multiplier != 1:
@@ -896,12 +887,7 @@ def _table(report: Report) -> list[str]:
         reading = v.readings[0].describe() if v.readings else ""
         rows.append((str(v.claim.number), v.claim.quantity, v.claim.written.text, verdict, v.right.text,
                      expression, reading))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for row in rows:
-        cells = [row[0].rjust(widths[0])] + [cell.ljust(widths[i]) for i, cell in enumerate(row) if i]
-        lines.append("  " + "  ".join(cells).rstrip())
-    return lines
+    return render.table(rows, "rl")
 
 
 def _details(verdict: Verdict) -> list[str]:
@@ -979,7 +965,7 @@ def to_json_dict(report: Report) -> dict[str, object]:
             "kernel": list(q.kernel),
             "filters": q.filters,
             "stride": list(q.stride),
-            "padding": q.padding if isinstance(q.padding, str) else [list(p) for p in q.padding],
+            "padding": q.layers()[0].to_dict()["padding"],
             "dilation": list(q.dilation),
             "groups": q.groups,
             "depth_multiplier": q.depth_multiplier,

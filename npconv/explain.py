@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from npconv import formulas as F
 from npconv import quantities as Q
+from npconv import render
 from npconv._expr import format_number
 from npconv.formulas import Quantity
 from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
@@ -75,35 +76,13 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
 # ---------------------------------------------------------------------- text
 
 
-def _hwc(shape: tuple[int, int, int, int]) -> str:
-    n, c, h, w = shape
-    return f"{h}x{w}x{c}" if n == 1 else f"{n}x{h}x{w}x{c}"
-
-
 def _times_fewer(q: Quantity) -> str:
     return f"{float(1 / q.value):.1f}x fewer" if q.value else ""
 
 
-def _pair(p: tuple[int, int]) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
-
-
 def _layer_line(e: Explanation) -> str:
     g = e.standard
-    (pt, pb), (pl, pr) = g.padding
-    if pt == pb == pl == pr:
-        pad = str(pt)
-    else:
-        pad = f"top {pt}, bottom {pb}, left {pl}, right {pr}"
-    if g.padding_rule in ("same", "valid"):
-        pad = f"'{g.padding_rule}' = {pad}"
-    parts = [
-        f"{g.kernel_h}x{g.kernel_w} kernels",
-        f"{g.out_channels} filters",
-        f"stride {_pair(g.stride)}",
-        f"padding {pad}",
-        f"dilation {_pair(g.dilation)}",
-    ]
+    parts = render.layer_phrases(g)
     if g.groups > 1:
         parts.append(f"groups {g.groups} (standard layer)")
     if e.separable.depth_multiplier > 1:
@@ -113,15 +92,14 @@ def _layer_line(e: Explanation) -> str:
 
 def _table(e: Explanation) -> list[str]:
     layout = "H x W x C" if e.standard.batch == 1 else "N x H x W x C"
-    rows = [("", *PARTS), (f"output ({layout})", *(_hwc(e.quantities[p]["output_shape"]) for p in PARTS))]
+    rows = [("", *PARTS), (f"output ({layout})", *(render.shape_text(e.quantities[p]["output_shape"])
+                                                     for p in PARTS))]
     rows.append(("parameters", *(format_number(e.quantities[p]["params"].value) for p in PARTS)))
     for what in COUNTED:
         for convention in e.conventions:
             label = _COUNTED_NAMES[what] + (f", {convention}" if len(e.conventions) > 1 else "")
             rows.append((label, *(format_number(e.quantities[p][what][convention].value) for p in PARTS)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
-                             for i, cell in enumerate(row)).rstrip() for row in rows]
+    return render.table(rows, "lr")
 
 
 def _working(label: str, q: Quantity, indent: str = "    ") -> list[str]:
@@ -211,7 +189,7 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
         q = e.quantities[name]
         return {
             "output_shape_nchw": list(q["output_shape"]),
-            "output_hwc": _hwc(q["output_shape"]),
+            "output_hwc": render.shape_text(q["output_shape"]),
             "params": q["params"].to_dict(),
             **{what: {c: v.to_dict() for c, v in q[what].items()} for what in COUNTED},
         }
@@ -219,16 +197,7 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
     g = e.standard
     return {
         "input_reading": e.input_reading,
-        "layer": {
-            "input_shape_nchw": list(g.input_shape),
-            "kernel": [g.kernel_h, g.kernel_w],
-            "filters": g.out_channels,
-            "stride": list(g.stride),
-            "padding": {"rule": g.padding_rule, "top_bottom": list(g.padding[0]), "left_right": list(g.padding[1])},
-            "dilation": list(g.dilation),
-            "groups": g.groups,
-            "depth_multiplier": e.separable.depth_multiplier,
-        },
+        "layer": {**g.to_dict(), "depth_multiplier": e.separable.depth_multiplier},
         "bias_convention": e.bias_convention,
         "counting_conventions": list(e.conventions),
         "output_size": {q.label: q.to_dict() for q in e.output_size},

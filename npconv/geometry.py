@@ -458,6 +458,22 @@ class ConvGeometry:
         changes.setdefault("padding", self.padding_argument)
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict[str, object]:
+        """The layer as JSON-ready data: the one layout of a layer in every ``--json``."""
+        return {
+            "input_shape_nchw": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "output_shape_nchw": list(self.output_shape),
+            "kernel": [self.kernel_h, self.kernel_w],
+            "filters": self.out_channels,
+            "stride": list(self.stride),
+            "padding": {"rule": self.padding_rule, "top_bottom": list(self.padding[0]),
+                        "left_right": list(self.padding[1])},
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias,
+        }
+
     def describe(self) -> str:
         """One line: ``input 1x3x14x14 (NCHW), kernel 5x5, 256 filters, stride 1, ...``."""
         (pt, pb), (pl, pr) = self.padding
@@ -566,6 +582,11 @@ class SeparableGeometry:
             if convention == parts:
                 return name
         return "depthwise-only"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready data: both parts' :meth:`ConvGeometry.to_dict`, the depth multiplier and the bias convention."""
+        return {"depthwise": self.depthwise.to_dict(), "pointwise": self.pointwise.to_dict(),
+                "depth_multiplier": self.depth_multiplier, "bias_convention": self.bias_convention}
 
     def standard_equivalent(self, bias: bool | None = None) -> ConvGeometry:
         """The standard convolution with the same input and output shapes.

@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from npconv import kernels, render
 from npconv import quantities as Q
-from npconv import kernels
 from npconv._expr import format_number
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
@@ -136,15 +136,13 @@ def plan(standard: ConvGeometry, separable: SeparableGeometry, methods: Sequence
     A method expected to exceed ``time_limit`` is skipped with a note, or refused
     (:class:`~npconv.errors.ConvArgumentError`) when ``named``.
     """
-    from npconv.bench import format_seconds  # imports NumPy: only when measuring
-
     runs, skipped = [], []
     for method in methods:
         declared = kernels.declaration(method)
         conventions = declared.conventions
         seconds = kernels.too_slow(method, dense_mults(standard, separable, len(conventions)), time_limit)
         if seconds is not None:
-            why = f"about {format_seconds(seconds)} at ~{declared.mults_per_second:,} mults/s"
+            why = f"about {render.format_seconds(seconds)} at ~{declared.mults_per_second:,} mults/s"
             if named:
                 raise ConvArgumentError(name, f"methods that finish within --time-limit {time_limit:g} s "
                                         f"(raise it to run them anyway)", f"{method!r}, {why}")
@@ -224,15 +222,13 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
 
 
 def _rows(report: MeasureReport, layer: str) -> list[list[str]]:
-    from npconv.bench import format_seconds
-
     rows = [["", "mults", "adds", "check", "time"]]
     for convention, formula in report.formulas[layer].items():
         rows.append([f"formula, {convention}", *(format_number(formula[c].value) for c in _COUNTED), "", ""])
     for m in report.measurements:
         if m.layer == layer:
             rows.append([f"{m.method}, {m.convention}", *(format_number(m.measured[c]) for c in _COUNTED),
-                         "ok" if m.agrees else "MISMATCH", format_seconds(m.seconds)])
+                         "ok" if m.agrees else "MISMATCH", render.format_seconds(m.seconds)])
     return rows
 
 
@@ -253,13 +249,7 @@ def render_text(report: MeasureReport) -> str:
     ]
     for layer in LAYERS:
         title = "standard" if layer == "standard" else "separable (depthwise + pointwise)"
-        rows = _rows(report, layer)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += ["", title]
-        for row in rows:
-            cells = [row[0].ljust(widths[0])] + [c.rjust(widths[i]) for i, c in enumerate(row) if 0 < i < 3]
-            cells += [row[3].ljust(widths[3]), row[4].rjust(widths[4])]
-            lines.append(("  " + "  ".join(cells)).rstrip())
+        lines += ["", title, *render.table(_rows(report, layer), "lrrlr")]
         for m in report.measurements:
             if m.layer == layer:
                 lines += [f"    {m.method}, {m.convention}: {d}" for d in m.disagreements]
@@ -281,10 +271,8 @@ def to_json_dict(report: MeasureReport) -> dict[str, object]:
     """Every formula and measurement as JSON-ready data."""
     return {
         "input_reading": report.input_reading,
-        "standard": report.standard.describe(),
-        "separable": {"depthwise": report.separable.depthwise.describe(),
-                      "pointwise": report.separable.pointwise.describe(),
-                      "bias_convention": report.separable.bias_convention},
+        "standard": report.standard.to_dict(),
+        "separable": report.separable.to_dict(),
         "dtype": report.dtype,
         "seed": report.seed,
         "formulas": {layer: {c: {k: q.to_dict() for k, q in counts.items()} for c, counts in by.items()}

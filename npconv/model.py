@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from npconv import kernels
+from npconv import kernels, render
 from npconv.errors import ConvArgumentError
 from npconv.network import LayerCount, Network, NetworkTotals, to_standard
+from npconv.render import shape_text, short_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from npconv.network_measure import Measurement  # imports NumPy
@@ -38,25 +39,6 @@ CONVENTIONS_TEXT = (
 )
 
 _HIDDEN_KINDS = ("relu",)
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """``(1, 32, 112, 112) -> '112x112x32'`` (H x W x C); flat ``(1, 1000) -> '1000'``; N shown when > 1."""
-    if len(shape) == 4:
-        n, c, h, w = shape
-        sizes = (h, w, c)
-    else:
-        n, *sizes = shape
-    return "x".join(map(str, (*((n,) if n > 1 else ()), *sizes)))
-
-
-def short_number(value: int) -> str:
-    """Three significant digits with a suffix, as papers write them: ``568,740,352 -> '569M'``."""
-    for scale, suffix in ((10**9, "G"), (10**5, "M"), (10**3, "K")):
-        if value >= scale:
-            scale = 10**6 if suffix == "M" else scale
-            return f"{value / scale:.3g}{suffix}"
-    return str(value)
 
 
 def _share(part: int, total: int) -> str:
@@ -88,9 +70,7 @@ def model_report(network: Network, published: dict[str, str] | None = None,
 
 def _table(rows: list[tuple[str, ...]], left: int) -> list[str]:
     """Columns padded to their widest cell: the first ``left`` flush left, the rest flush right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
-                             for i, cell in enumerate(row)).rstrip() for row in rows]
+    return render.table(rows, "l" * left + "r")
 
 
 def _layer_cells(row: LayerCount, totals: NetworkTotals) -> tuple[str, ...]:

@@ -27,7 +27,6 @@ from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.network import LayerCount, Network
 
 
-
 @dataclass(frozen=True)
 class MeasuredLayer:
     """One layer's measured counts beside its formulas."""
