@@ -260,7 +260,7 @@ def test_wrong_has_the_right_value_and_its_working():
     assert v.kind == claims.WRONG
     assert v.right.value == 75
     assert v.right.working == "(KH x KW x C_in/g) x C_in = (5 x 5 x 1) x 3 = 75"
-    text = "\n".join(claims._details(v))
+    text = "\n".join(claims.report._details(v))
     assert "(5 x 5 x 1) x 3 = 75, not the 15 written: an arithmetic slip" in text
     assert "none of the readings searched (up to 2 changes) gives 15" in text
 
