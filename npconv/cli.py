@@ -152,9 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_parser(commands)
     _add_measure_parser(commands)
     _add_bench_parser(commands)
-    from npconv.model import add_parser as add_model_parser  # pure Python: NumPy only for --measure
-
-    add_model_parser(commands)
+    _add_model_parser(commands)
     return parser
 
 
@@ -310,6 +308,51 @@ def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
                               f"or refuse it when named in --methods (default: {DEFAULT_TIME_LIMIT:g})")
     measure.add_argument("--json", action="store_true", help="print machine-readable JSON")
     measure.set_defaults(handler=_measure)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from npconv import model  # pure Python: NumPy only for --measure
+
+    return model.run(args)
+
+
+def _add_model_parser(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser(
+        "model",
+        help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
+        description="Count a whole network layer by layer: output shape, parameters, multiplications "
+                    "(dense and effective) and their share of the total, with the conventions stated. "
+                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
+    )
+    model.add_argument("network", nargs="?", metavar="NAME|FILE",
+                       help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
+                            "small_standard) or a .toml file")
+    model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
+    model.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    options = model.add_argument_group("options of the built-in networks")
+    options.add_argument("--width", type=float, metavar="ALPHA",
+                         help="MobileNet's width multiplier alpha (default 1.0)")
+    options.add_argument("--resolution", type=int, metavar="R", help="input R x R (default 224)")
+    options.add_argument("--classes", type=int, metavar="K", help="outputs of the last linear layer")
+    model.add_argument("--standard", action="store_true",
+                       help="rebuild a separable network with standard convolutions of the same shapes, "
+                            "and show what separability saved")
+    model.add_argument("--measure", action="store_true",
+                       help="run every conv and linear layer on random data with counting on and set the "
+                            "measured totals beside the formulas (exit 1 on a mismatch)")
+    model.add_argument("--method", metavar="M",
+                       help="with --measure: the algorithm (default: the first available of direct, im2col)")
+    model.add_argument("--convention", choices=("dense", "effective"),
+                       help="with --measure: counting convention (default: the method's own)")
+    model.add_argument("--workspace-limit", type=int, metavar="MIB",
+                       help="with --measure: scratch memory a kernel may take per layer, in MiB "
+                            "(default: npconv's, 256)")
+    model.add_argument("--compare", choices=("torch",),
+                       help="build the same network in PyTorch and set its parameter count and "
+                            "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
+                            "they disagree)")
+    model.set_defaults(handler=_model)
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
