@@ -6,23 +6,18 @@ refused naming ``FILE:LINE`` and the key (:class:`ClaimsFileError`).
 from __future__ import annotations
 
 import difflib
-import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from npconv import toml_file
+from npconv.claims.answers import QUANTITIES, QUANTITY_HELP, SHAPE_KINDS, split_quantity
+from npconv.claims.written import Claim, parse_written
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
 from npconv.expressions import ExpressionError, parse_expression
 from npconv.question import QUESTION_KEYS, Question
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-from npconv.claims.answers import QUANTITIES, QUANTITY_HELP, SHAPE_KINDS, split_quantity
-from npconv.claims.written import Claim, parse_written
+from npconv.toml_file import TomlFileError
 
 
 @dataclass(frozen=True)
@@ -103,50 +98,9 @@ def sheet_from_strings(question: Question, claims: Sequence[str], counting: str 
 # ---------------------------------------------------------------------- claims files
 
 
-class ClaimsFileError(ConvArgumentError):
-    """A claims file that cannot be used: ``FILE:LINE: key: expected ..., got ...``.
-
-    A TOML syntax error reads ``FILE:LINE:COLUMN: invalid TOML: <what the parser says>``.
-    """
-
-    def __init__(self, location: str, argument: str, expected: str, got: str, syntax: str = ""):
-        super().__init__(argument, expected, got)
-        self.location = location
-        self.syntax = syntax
-
-    def __str__(self) -> str:
-        if self.syntax:
-            return f"{self.location}: invalid TOML: {self.syntax}"
-        return f"{self.location}: {super().__str__()}"
-
-
-class _KeyLines:
-    """Where each key of a TOML file is written: ``[table]``, ``[[array]]`` and ``key = ...`` lines."""
-
-    _HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
-    _KEY = re.compile(r"\s*(?:\"([^\"]+)\"|'([^']+)'|([A-Za-z0-9_-]+))\s*=")
-
-    def __init__(self, text: str):
-        self.lines: dict[tuple[str, int | None, str], int] = {}
-        table: tuple[str, int | None] = ("", None)
-        counts: dict[str, int] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = self._HEADER.match(line)
-            if header:
-                if header.group(1) == "[[":
-                    counts[header.group(2)] = counts.get(header.group(2), 0) + 1
-                    table = (header.group(2), counts[header.group(2)])
-                else:
-                    table = (header.group(2), None)
-                self.lines.setdefault((*table, ""), number)
-                continue
-            key = self._KEY.match(line)
-            if key:
-                self.lines.setdefault((*table, next(g for g in key.groups() if g)), number)
-
-    def line(self, table: str, index: int | None, key: str) -> int | None:
-        """The line of ``key`` in ``[table]`` (or the ``index``-th ``[[table]]``), else of its header."""
-        return self.lines.get((table, index, key)) or self.lines.get((table, index, ""))
+class ClaimsFileError(TomlFileError):
+    """A claims file that cannot be used: ``FILE:LINE: key: expected ..., got ...``
+    (see :mod:`npconv.toml_file`)."""
 
 
 _TOP_KEYS = ("title", "question", "claim")
@@ -160,18 +114,15 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
     Raises :class:`ClaimsFileError` naming ``source:line`` and the key.
     """
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        message = str(error)
-        where = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        location = f"{source}:{where.group(1)}:{where.group(2)}" if where else source
-        detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
-        raise ClaimsFileError(location, "TOML", "valid TOML", repr(detail), syntax=detail) from None
-    lines = _KeyLines(text)
+        data = toml_file.loads(text, source)
+    except TomlFileError as error:
+        raise ClaimsFileError(error.location, error.argument, error.expected, error.got, error.syntax) from None
+    lines = toml_file.KeyLines(text)
 
     def fail(table: str, index: int | None, key: str, error: ConvArgumentError) -> ClaimsFileError:
-        line = lines.line(table, index, key)
-        return ClaimsFileError(f"{source}:{line}" if line else source, error.argument, error.expected, error.got)
+        path = ((table, None if index is None else index - 1),) if table else ()  # claims count from 1
+        found = toml_file.error_at(source, lines.line(path, key), error)
+        return ClaimsFileError(found.location, found.argument, found.expected, found.got)
 
     def refuse(table: str, index: int | None, key: str, argument: str, expected: str, got: str):
         return fail(table, index, key, ConvArgumentError(argument, expected, got))
