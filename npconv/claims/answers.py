@@ -8,7 +8,6 @@ its working, from :mod:`npconv.quantities`.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -18,12 +17,6 @@ from npconv._expr import Leaf, Product, format_number
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry
 from npconv.question import Question
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-
 
 Number = int | Fraction
 Value = Number | tuple[int, ...]

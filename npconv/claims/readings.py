@@ -12,23 +12,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from npconv._expr import format_number
-from npconv.counts import CONVENTIONS
-from npconv.errors import ConvArgumentError
-from npconv.expressions import Comparison, compare
-from npconv.formulas import Quantity
-from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
-from npconv.question import Question
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from npconv.claims.answers import (
     _COUNTING_WORDS,
     COUNT_KINDS,
@@ -40,6 +28,12 @@ from npconv.claims.answers import (
     answer,
 )
 from npconv.claims.written import Claim, ExpressionCheck, json_number
+from npconv.counts import CONVENTIONS
+from npconv.errors import ConvArgumentError
+from npconv.expressions import Comparison, compare
+from npconv.formulas import Quantity
+from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
+from npconv.question import Question
 
 HOLDS, WRONG, READING = "holds", "wrong", "holds under another reading"
 

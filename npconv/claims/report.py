@@ -5,17 +5,11 @@ people (:func:`render_text`) and as data (:func:`to_json_dict`), and the exit st
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from npconv import render
 from npconv._expr import format_number
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from npconv.claims.readings import (
     HOLDS,
     MAX_CHANGES,

@@ -8,20 +8,14 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import re
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from npconv._expr import format_number
+from npconv.claims.answers import SHAPE_KINDS, Number, Value, split_quantity
 from npconv.errors import ConvArgumentError
 from npconv.expressions import Comparison, parse_expression
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-from npconv.claims.answers import SHAPE_KINDS, Number, Value, split_quantity
 
 if TYPE_CHECKING:  # pragma: no cover
     from npconv.claims.readings import Reading
