@@ -23,7 +23,9 @@ Output size along one axis (PyTorch's formula)::
     OH = floor((H + pad_top + pad_bottom - dilation * (KH - 1) - 1) / stride) + 1
 
 This module is pure Python (no NumPy) so that formulas and the command line
-stay cheap to import.
+stay cheap to import.  It is the one place that validates a layer and knows
+its shapes (a project rule), so it is longer than most: the argument
+normalisers, ConvGeometry and SeparableGeometry belong together.
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ Conventions (every number says what it counts, as in :mod:`npconv.counts`):
 Geometry comes from :class:`~npconv.geometry.ConvGeometry`, the counts of
 weighted layers from :mod:`npconv.quantities` and those of the other layers
 from :mod:`npconv.formulas`; this module only walks the layers.  Pure Python.
+It is longer than most because each layer kind is a small class whose
+``resolve`` says its shapes and counts, and all of them, the network that
+resolves them and its standard rebuild are read together.
 """
 
 from __future__ import annotations
