@@ -195,7 +195,7 @@ BASE = {
     "explain": [],
     "check": ["--claim", "standard.params=19456"],
     "measure": ["--methods", "im2col"],
-    "bench": ["--layers", "seed", "--methods", "im2col", "--repeats", "1"],
+    "bench": ["--layers", "seed 5x5", "--methods", "im2col", "--repeats", "1"],
     "model": ["small_separable"],
 }
 
@@ -252,7 +252,7 @@ CLI_CASES = [
     ("measure", "--time-limit", ["--time-limit", "soon"], "argument --time-limit: invalid float value: 'soon'"),
     ("measure", "--json", ["--json=no"], "argument --json: ignored explicit argument 'no'"),
     ("bench", "--layers", ["--layers", "bogus"], "--layers: expected comma-separated names from the layer set"),
-    ("bench", "--layers", ["--layers", "s"], "('s' matches 2: seed 5x5, stem s2)"),
+    ("bench", "--layers", ["--layers", "s"], "('s' matches 3: seed 5x5, seed 5x5 p1, stem s2)"),
     ("bench", "--methods", ["--methods", "nonsense"], "--methods: expected comma-separated npconv methods"),
     ("bench", "--threads", ["--threads", "0"], "--threads: expected an int from 1 to"),
     ("bench", "--threads", ["--threads", "99999"], "--threads: expected an int from 1 to"),
