@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,13 @@ def test_the_api_checks_its_arguments_by_name(tmp_path):
     with pytest.raises(ConvArgumentError, match="layer: expected a ConvGeometry or a SeparableGeometry"):
         animate.animate("14x14x3", tmp_path / "movie.gif")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_readmes_show_a_committed_small_animation():
+    root = Path(__file__).resolve().parents[1]
+    for readme in (root / "README.md", root / "notebooks" / "README.md"):
+        gifs = re.findall(r"!\[[^\]]+\]\(([^)]+\.gif)\)", readme.read_text(encoding="utf-8"))
+        assert gifs, f"{readme} shows no animation"
+        for gif in gifs:
+            frames, size = _gif(readme.parent / gif)
+            assert frames > 1 and size < 1024 * 1024
