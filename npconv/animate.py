@@ -438,6 +438,8 @@ class Movie:
         span_x, span_y = right - left, bottom - top
         header = 0.95  # inches for the title, the subtitle and the caption
         height = min(max(width * span_y / span_x + header, 2.4), 9.0)
+        # whole, even pixel counts: the background is a pixel array, and H.264 wants even sides
+        width, height = (2 * max(1, round(side * dpi / 2)) / dpi for side in (width, height))
         self.figure = Figure(figsize=(width, height), dpi=dpi, facecolor="white")
         FigureCanvasAgg(self.figure)
         self.axes = ax = self.figure.add_axes((0.01, 0.01, 0.98, 1 - header / height - 0.01))

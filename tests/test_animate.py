@@ -271,6 +271,16 @@ def test_animate_writes_atomically_and_replaces(tmp_path, monkeypatch):
     assert _gif(out) == (2, result.bytes) and os.listdir(tmp_path) == ["movie.gif"]
 
 
+def test_an_mp4_where_ffmpeg_is_installed(tmp_path):
+    from matplotlib import animation as mpl_animation
+
+    if not mpl_animation.writers.is_available("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    result = animate.animate(STRIDED_DILATED, tmp_path / "movie.mp4", frames=3, **SMALL)
+    assert result.bytes > 0 and (tmp_path / "movie.mp4").read_bytes()[4:8] == b"ftyp"
+    assert os.listdir(tmp_path) == ["movie.mp4"]
+
+
 def test_mp4_needs_ffmpeg(tmp_path, monkeypatch):
     from matplotlib import animation as mpl_animation
 
