@@ -65,7 +65,10 @@ MAX_DRAWN_SIDE = 600
 MAX_CHANNELS_DRAWN = 3
 #: Shades of the transposed scene's output, from one patch added to the most so far.
 SHADES = 8
-#: Output file suffix -> matplotlib movie writer.
+#: Most pixels a frame may have: every frame is held in memory (a byte a pixel) until written.
+MAX_FRAME_PIXELS = 2_000_000
+#: Output file suffix -> movie writer: GIFs through :func:`gif_writer` (on Pillow), MP4 through
+#: matplotlib's ffmpeg writer.
 WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
 
 #: Colours, as in notebook 1: input, padding, taps, outputs being computed and done.
@@ -418,6 +421,9 @@ class Movie:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
+        for name, value in (("dpi", dpi), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ConvArgumentError(name, "a positive number", repr(value))
         self.plan, self.dpi = plan, dpi
         self._np = np
         self.grids: dict[str, _Grid] = {}
@@ -440,6 +446,10 @@ class Movie:
         height = min(max(width * span_y / span_x + header, 2.4), 9.0)
         # whole, even pixel counts: the background is a pixel array, and H.264 wants even sides
         width, height = (2 * max(1, round(side * dpi / 2)) / dpi for side in (width, height))
+        pixels = round(width * dpi) * round(height * dpi)
+        if pixels > MAX_FRAME_PIXELS:
+            raise ConvArgumentError("dpi", f"a dpi and width giving frames of at most {MAX_FRAME_PIXELS:,} pixels",
+                                    f"dpi {dpi:g} and width {width:g} in: {pixels:,} pixels")
         self.figure = Figure(figsize=(width, height), dpi=dpi, facecolor="white")
         FigureCanvasAgg(self.figure)
         self.axes = ax = self.figure.add_axes((0.01, 0.01, 0.98, 1 - header / height - 0.01))

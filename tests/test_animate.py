@@ -342,6 +342,11 @@ def test_the_api_checks_its_arguments_by_name(tmp_path):
     ]:
         with pytest.raises(ConvArgumentError, match=re.escape(fragment)):
             animate.animate(COURSE, tmp_path / "movie.gif", **kwargs)
+    for kwargs, fragment in [(dict(dpi=0), "dpi: expected a positive number, got 0"),
+                             (dict(width=float("nan")), "width: expected a positive number, got nan"),
+                             (dict(dpi=1000, width=20), "dpi: expected a dpi and width giving frames of at most")]:
+        with pytest.raises(ConvArgumentError, match=re.escape(fragment)):
+            animate.animate(COURSE, tmp_path / "movie.gif", **kwargs)
     with pytest.raises(ConvArgumentError, match="layer: expected a ConvGeometry or a SeparableGeometry"):
         animate.animate("14x14x3", tmp_path / "movie.gif")
     assert os.listdir(tmp_path) == []
