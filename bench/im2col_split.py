@@ -52,6 +52,7 @@ TARGETS = {
     "large 7x7": 1.5,
     "stem s2": 1.5,
     "seed 5x5": 3.0,
+    "seed 5x5 p1": 3.0,
 }
 
 

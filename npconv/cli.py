@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_parser(commands)
     _add_measure_parser(commands)
     _add_bench_parser(commands)
+    _add_animate_parser(commands)
     _add_model_parser(commands)
     return parser
 
@@ -194,6 +195,46 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     _add_layer_arguments(bench)
     # None marks a layer flag that was not given: any given one makes the ad-hoc layer.
     bench.set_defaults(handler=_bench, **dict.fromkeys(vars(_layer_defaults()), None))
+
+
+def _animate(args: argparse.Namespace) -> int:
+    from npconv import animate
+
+    standard, separable, reading = layers_from_arguments(args)
+    out = args.out if args.out is not None else f"npconv_{args.scene}.gif"
+    names = {"layer": "--input", "scene": "--scene", "frames": "--frames", "fps": "--fps", "out": "--out"}
+    result = animate.animate(separable if args.scene in ("depthwise", "pointwise") else standard, out,
+                             scene=args.scene, frames=args.frames, fps=args.fps, argument_names=names)
+    print(reading)
+    print(result.summary())
+    return 0
+
+
+def _add_animate_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.animate import DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_FPS, MAX_FRAMES, SCENES  # pure Python
+
+    animate = commands.add_parser(
+        "animate",
+        help="an animated GIF of the layer: the window sliding, the output filling in (needs matplotlib)",
+        description="Draw the layer given by the layer flags as an animated GIF (or MP4, where ffmpeg is "
+                    "installed): one frame per output position, the window's taps on the padded input "
+                    "(crossed where they land on padding), with stride and dilation, and the output filling "
+                    "in. Scenes: " + "; ".join(f"{name}: {what}" for name, what in SCENES.items()) + ". "
+                    "A layer with more output positions than --frames shows evenly spaced ones and says so. "
+                    "Needs matplotlib: pip install 'npconv[plot]'.",
+    )
+    animate.add_argument("--scene", default="standard", choices=tuple(SCENES),
+                         help="what to draw (default: standard; depthwise and pointwise draw the two parts of "
+                              "the separable layer, transposed the transposed convolution of the standard one)")
+    animate.add_argument("--frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+                         help=f"at most N frames, 1 to {MAX_FRAMES} (default: {DEFAULT_MAX_FRAMES})")
+    animate.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
+                         help=f"frames per second, above 0 and at most {MAX_FPS:g} (default: {DEFAULT_FPS:g})")
+    animate.add_argument("--out", metavar="FILE.gif",
+                         help="where to write it: a .gif, or an .mp4 with ffmpeg installed (default: "
+                              "npconv_SCENE.gif in the current folder)")
+    _add_layer_arguments(animate)
+    animate.set_defaults(handler=_animate)
 
 
 def _check(args: argparse.Namespace) -> int:
