@@ -40,6 +40,7 @@ from types import ModuleType
 
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, Pair, SeparableGeometry
+from npconv.render import pair_text
 
 #: Scene name -> what it shows.
 SCENES: dict[str, str] = {
@@ -294,10 +295,6 @@ def import_matplotlib(argument: str = "matplotlib") -> ModuleType:
 
 def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-
-
-def _pair(p: Pair) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
 def _padding_text(g: ConvGeometry) -> str:
@@ -576,8 +573,8 @@ class Movie:
     def _title(self) -> str:
         g, scene = self.plan.geometry, self.plan.scene
         shape = f"{g.height}x{g.width}x{g.in_channels} -> {g.out_height}x{g.out_width}x{g.out_channels}"
-        layer = (f"{g.kernel_h}x{g.kernel_w}, stride {_pair(g.stride)}, padding {_padding_text(g)}, "
-                 f"dilation {_pair(g.dilation)}")
+        layer = (f"{g.kernel_h}x{g.kernel_w}, stride {pair_text(g.stride)}, padding {_padding_text(g)}, "
+                 f"dilation {pair_text(g.dilation)}")
         if scene == "standard":
             return f"Convolution {shape}: {layer}" + (f", groups {g.groups}" if g.groups > 1 else "")
         if scene == "depthwise":
@@ -585,7 +582,7 @@ class Movie:
         if scene == "pointwise":
             return f"Pointwise {shape}: a 1x1 filter across all {g.in_channels} channels"
         op = transposed_output_padding(g)
-        extra = f", output_padding {_pair(op)}" if any(op) else ""
+        extra = f", output_padding {pair_text(op)}" if any(op) else ""
         return (f"Transposed convolution {g.out_height}x{g.out_width}x{g.out_channels} -> "
                 f"{g.height}x{g.width}x{g.in_channels}: {layer}{extra}")
 
@@ -604,7 +601,7 @@ class Movie:
             return f"y[f,i,j] = {'bias + ' if g.bias else ''}" + (
                 terms if g.in_channels <= 3 else f"the sum over {g.in_channels} channels c of w[f,c] x[c,i,j]")
         return (f"each input pixel x the {kernel} filter is added into a {kernel} output patch, "
-                f"{_pair(g.stride)} apart; overlaps add up (darker)" + ("; x: cropped" if g.has_padding else ""))
+                f"{pair_text(g.stride)} apart; overlaps add up (darker)" + ("; x: cropped" if g.has_padding else ""))
 
     # ------------------------------------------------------------------ artists
 
@@ -749,7 +746,7 @@ class Movie:
         oh, ow = frame.position
         rows, cols = frame.window.rows, frame.window.cols
         self._caption.set_text(f"input ({oh}, {ow}) -> output rows {rows[0]}..{rows[-1]}, columns {cols[0]}..{cols[-1]}"
-                               + (f", every {_pair(g.dilation)}" if g.dilation != (1, 1) else ""))
+                               + (f", every {pair_text(g.dilation)}" if g.dilation != (1, 1) else ""))
 
     def colours(self) -> list[str]:
         """Every colour the cells of a frame can take (anti-aliasing aside), as ``#rrggbb``."""
