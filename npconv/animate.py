@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.errors import ConvArgumentError, ConvTypeError, MissingDependencyError, echo
 from npconv.geometry import ConvGeometry, Pair, SeparableGeometry
 from npconv.render import pair_text
 
@@ -196,24 +196,20 @@ def check_fps(fps: object, argument: str = "fps") -> float:
 
 
 def check_output(path: object, argument: str = "out") -> Path:
-    """``path`` if a movie can be written there: a .gif or .mp4 file in an existing, writable folder.
+    """``path`` if a movie can be written there: a .gif or .mp4 file in an existing, writable folder
+    (a regular file or a new one: :func:`npconv.files.check_output`).
 
     Checked before any drawing, so that a typo costs nothing.  (Whether ffmpeg is installed for
     an .mp4 is checked by :func:`animate`, once matplotlib is imported.)
     """
+    from npconv import files
+
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ConvArgumentError(argument, "a file name ending in .gif or .mp4", repr(path))
+        raise ConvArgumentError(argument, "a file name ending in .gif or .mp4", echo(path))
     target = Path(path)
-    folder = target.parent
     if target.suffix.lower() not in WRITERS:
-        raise ConvArgumentError(argument, "a file name ending in .gif (Pillow) or .mp4 (ffmpeg)", repr(str(path)))
-    if target.is_dir():
-        raise ConvArgumentError(argument, "a file name ending in .gif or .mp4, not a folder", repr(str(path)))
-    if not folder.is_dir():
-        raise ConvArgumentError(argument, "a file in an existing folder", repr(str(path)))
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConvArgumentError(argument, "a file in a folder you may write to", repr(str(path)))
-    return target
+        raise ConvArgumentError(argument, "a file name ending in .gif (Pillow) or .mp4 (ffmpeg)", echo(str(path)))
+    return files.check_output(target, argument)
 
 
 def scene_layer(layer: ConvGeometry | SeparableGeometry, scene: str) -> ConvGeometry:
@@ -288,7 +284,7 @@ def import_matplotlib(argument: str = "matplotlib") -> ModuleType:
     try:
         import matplotlib
     except ImportError as error:
-        raise ConvArgumentError(
+        raise MissingDependencyError(
             argument, "installed: pip install 'npconv[plot]' (or pip install matplotlib)", str(error)) from None
     return matplotlib  # drawn on its Agg canvas directly: pyplot's backend (a notebook's) is left alone
 

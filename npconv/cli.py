@@ -7,18 +7,23 @@ and the command says how it read them.
 
 Importing this module and running ``npconv --help`` or ``npconv explain``
 imports neither NumPy nor Numba.
+
+Every error a user can cause is a :class:`~npconv.errors.ConvArgumentError`
+raised where the bad value is read (naming the flag, file or key), and exits
+with its class's status (:data:`npconv.errors.EXIT_STATUSES`, listed in
+``npconv --help``), never with a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from npconv import __version__
-from npconv.errors import ConvArgumentError
+from npconv.errors import EXIT_STATUSES, ConvArgumentError
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
 from npconv.question import QUESTION_KEYS, Question, flag_name, parse_input, parse_padding, parse_pair
 
@@ -77,21 +82,15 @@ def _layer_defaults() -> argparse.Namespace:
     return parser.parse_args([])
 
 
-def _output_file(path: str | None, flag: str) -> str | None:
-    """``path`` if it names a file in an existing folder: checked before timing, so that a typo does
-    not waste the run."""
-    if path is not None and (not path or os.path.isdir(path)
-                             or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
-        raise ConvArgumentError(flag, "a file in an existing folder", repr(path))
-    return path
-
-
 def _bench(args: argparse.Namespace) -> int:
-    from npconv import bench
+    from npconv import bench, files
 
-    # Everything a typo can break is checked before the (minutes-long) timing starts.
-    json_path, plot_path = _output_file(args.json, "--json"), _output_file(args.plot, "--plot")
+    # Everything a typo can break is checked before the (minutes-long) timing starts: the output files
+    # (a regular file or a new one, in a folder that can be written to; the plot's format by its name)
+    json_path = None if args.json is None else files.check_output(args.json, "--json")
+    plot_path = None if args.plot is None else files.check_output(args.plot, "--plot")
     pyplot = bench.import_pyplot("--plot") if plot_path else None
+    plot_format = bench.plot_format(plot_path, pyplot, "--plot") if plot_path else None
     methods = bench.select_methods(args.methods, "--methods")
     threads = None if args.threads is None else bench.check_threads(args.threads, "--threads")
     repeats = bench.DEFAULT_REPEATS if args.repeats is None else bench.check_repeats(args.repeats, "--repeats")
@@ -122,20 +121,33 @@ def _bench(args: argparse.Namespace) -> int:
         progress.close()
 
     print(bench.render_text(report))
+    # written exactly where asked, whole or not at all
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as file:
-            json.dump(report.to_json_dict(), file, indent=2)
+        files.write_atomically(json_path, lambda file: json.dump(report.to_json_dict(), file, indent=2), "--json")
         print(f"JSON written to {json_path}")
     if plot_path:
-        bench.plot_report(report, plot_path, pyplot)
-        print(f"Plot written to {plot_path}")
+        files.write_atomically(plot_path, lambda file: bench.plot_report(report, file, pyplot, plot_format),
+                               "--plot", binary=True)
+        print(f"Plot written to {plot_path} ({plot_format.upper()})")
     return 0
+
+
+_EPILOG = "exit status (every command):\n" + "\n".join(
+    textwrap.fill(meaning, 100, initial_indent=f"  {status}  ", subsequent_indent="     ")
+    for status, meaning in EXIT_STATUSES.items()) + """
+
+Errors name the flag, or the file, line and key, and show at most a line of what was given.
+Input is bounded where it is read (sizes, numbers' digits, expression length and nesting, file size
+and nesting): see npconv.limits.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npconv",
         description="Convolution from scratch, with kernels that count their own arithmetic.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"npconv {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -186,7 +198,8 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
                        help="timed samples per contestant after warm-up; the median is reported (default: 9)")
     bench.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
     bench.add_argument("--plot", metavar="FILE.png",
-                       help="also draw a bar chart of time over PyTorch's per layer and method "
+                       help="also draw a bar chart of time over PyTorch's per layer and method, in the format "
+                            "its suffix names (.png, .pdf, .svg, ...; none: PNG, under that name) "
                             "(needs matplotlib: pip install 'npconv[plot]')")
     bench.add_argument("--separable", action="store_true",
                        help="does fewer multiplications mean faster? Time standard layers against their "
@@ -286,7 +299,8 @@ another padding or input size, bias convention, FLOPs vs mults, dense vs effecti
 filter count off by a typo, the inverse ratio, or two of these at once).
 
 exit status: 0 every claim holds; 1 some claim is wrong; 3 none is wrong but some hold only under
-another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
+another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key); 5 a claims file
+that cannot be read (see npconv --help for every command's statuses).
 """
 
 
@@ -405,9 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ConvArgumentError as error:
-        # A bad flag value: say which and why, as argparse does, without a traceback.
+        # A bad flag, file or value: say which and why, as argparse does, without a traceback, and exit
+        # with the status of its kind (2 a bad value, 4 too large for memory, 5 a file, 6 a package).
         print(f"npconv {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_status
 
 
 if __name__ == "__main__":  # pragma: no cover

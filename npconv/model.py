@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from npconv import kernels, render
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, MissingDependencyError, echo
 from npconv.network import LayerCount, Network, NetworkTotals, to_standard
 from npconv.render import shape_text, short_number
 
@@ -256,8 +256,9 @@ def load_network(target: str | None, options: dict[str, object],
     """
     from npconv import network_toml, networks
 
-    if target is None:
-        raise ConvArgumentError("NAME|FILE", "a built-in network name or a .toml file (see --list)", "nothing")
+    if not target:
+        raise ConvArgumentError("NAME|FILE", "a built-in network name or a .toml file (see --list)",
+                                "nothing" if target is None else echo(target))
     if target in networks.BUILT_INS:
         try:
             return networks.build(target, **options), networks.published(target, standard=standard, **options)
@@ -265,14 +266,14 @@ def load_network(target: str | None, options: dict[str, object],
             if error.argument in OPTION_FLAGS:
                 raise ConvArgumentError(OPTION_FLAGS[error.argument], error.expected, error.got) from None
             raise
-    if target.endswith(".toml") or Path(target).exists():
+    if target.endswith(".toml") or os.path.lexists(target):  # (lexists: False for a name too long, too)
         if options:
             flag = OPTION_FLAGS[next(iter(options))]
             raise ConvArgumentError(flag, "a built-in network to apply it to (a file sets its own sizes)",
-                                    repr(target))
-        return network_toml.load(target), {}
+                                    echo(target))
+        return network_toml.load(target, "NAME|FILE"), {}
     raise ConvArgumentError("NAME|FILE", f"a built-in network ({', '.join(networks.BUILT_INS)}) or a .toml file",
-                            repr(target))
+                            echo(target))
 
 
 def _progress(index: int, total: int, row: LayerCount) -> None:
@@ -320,9 +321,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             from npconv import network_torch
         except ImportError as error:
-            raise ConvArgumentError("--compare", "PyTorch installed (pip install 'npconv[compare]')",
-                                    str(error)) from None
-        comparison = network_torch.compare(network)
+            raise MissingDependencyError("--compare", "PyTorch installed (pip install 'npconv[compare]')",
+                                         str(error)) from None
+        comparison = network_torch.compare(network, "--compare")
 
     agrees = (measurement is None or measurement.matches) and (
         comparison is None or network_torch.agrees(comparison, report.totals))

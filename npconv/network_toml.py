@@ -29,7 +29,8 @@ per layer, ``kind`` naming the class and the other keys its arguments::
     kind = "relu"
 
 Errors name the file, the line and the key (``net.toml:12: layers[1].filters: expected ...``), as
-claims files' do (:mod:`npconv.toml_file`).
+claims files' do (:mod:`npconv.toml_file`, which also bounds the file's size and nesting); residual
+blocks nest at most :data:`~npconv.limits.MAX_LAYER_NESTING` deep.
 Pure Python.
 """
 
@@ -41,7 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from npconv import toml_file
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
+from npconv.limits import MAX_LAYER_NESTING
 from npconv.network import LAYER_KINDS, Layer, Network, Residual
 
 _TOP_LEVEL_KEYS = ("name", "description", "input_shape", "layers")
@@ -52,12 +54,12 @@ _NESTED = ("main", "shortcut")
 # ---------------------------------------------------------------------- reading
 
 
-def _layer(table: object, path: str) -> Layer:
+def _layer(table: object, path: str, nesting: int = 0) -> Layer:
     if not isinstance(table, dict):
-        raise ConvArgumentError(path, "a table with a 'kind' key", repr(table))
+        raise ConvArgumentError(path, "a table with a 'kind' key", echo(table))
     kind = table.get("kind")
-    if kind not in LAYER_KINDS:
-        raise ConvArgumentError(f"{path}.kind", f"one of {', '.join(LAYER_KINDS)}", repr(kind))
+    if not isinstance(kind, str) or kind not in LAYER_KINDS:
+        raise ConvArgumentError(f"{path}.kind", f"one of {', '.join(LAYER_KINDS)}", echo(kind))
     cls = LAYER_KINDS[kind]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     arguments = {}
@@ -66,12 +68,15 @@ def _layer(table: object, path: str) -> Layer:
             continue
         if key not in fields:
             raise ConvArgumentError(f"{path}.{key}", f"a key of a {kind} layer ({', '.join(fields)})",
-                                    f"unknown key {key!r}")
+                                    f"unknown key {echo(key)}")
         if cls is Residual and key in _NESTED:
             if not isinstance(value, list):
                 raise ConvArgumentError(f"{path}.{key}", f"an array of layer tables ([[layers.{key}]])",
-                                        repr(value))
-            value = tuple(_layer(item, f"{path}.{key}[{i}]") for i, item in enumerate(value))
+                                        echo(value))
+            if value and nesting >= MAX_LAYER_NESTING:
+                raise ConvArgumentError(f"{path}.{key}", f"residual blocks nested at most {MAX_LAYER_NESTING} deep",
+                                        f"a block at depth {nesting + 1}")
+            value = tuple(_layer(item, f"{path}.{key}[{i}]", nesting + 1) for i, item in enumerate(value))
         arguments[key] = value
     missing = [name for name, f in fields.items()
                if name not in arguments and f.default is dataclasses.MISSING
@@ -85,17 +90,17 @@ def _layer(table: object, path: str) -> Layer:
 def _network(data: dict, default_name: str) -> Network:
     for key in data:
         if key not in _TOP_LEVEL_KEYS:
-            raise ConvArgumentError(key, f"a top-level key ({', '.join(_TOP_LEVEL_KEYS)})", f"unknown key {key!r}")
+            raise ConvArgumentError(key, f"a top-level key ({', '.join(_TOP_LEVEL_KEYS)})", f"unknown key {echo(key)}")
     for key in ("input_shape", "layers"):
         if key not in data:
             raise ConvArgumentError(key, "a value" + (" [N, C, H, W]" if key == "input_shape" else
                                                       ": one [[layers]] table per layer"), "nothing")
     layers = data["layers"]
     if not isinstance(layers, list):
-        raise ConvArgumentError("layers", "an array of tables: one [[layers]] table per layer", repr(layers))
+        raise ConvArgumentError("layers", "an array of tables: one [[layers]] table per layer", echo(layers))
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            raise ConvArgumentError(key, "a string", repr(data[key]))
+            raise ConvArgumentError(key, "a string", echo(data[key]))
     return Network(
         data.get("name", default_name), data["input_shape"],
         tuple(_layer(table, f"layers[{i}]") for i, table in enumerate(layers)),
@@ -112,14 +117,10 @@ def loads(text: str, source: str = "<string>") -> Network:
         raise toml_file.error_at(source, toml_file.KeyLines(text).line_of_path(error.argument), error) from None
 
 
-def load(path: str | Path) -> Network:
-    """The network described by the TOML file at ``path``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConvArgumentError(str(path), "a readable network file", error.strerror or str(error)) from None
-    return loads(text, str(path))
+def load(path: str | Path, argument: str = "FILE") -> Network:
+    """The network described by the TOML file at ``path``; a file that cannot be read (missing, not a
+    regular file, too large, not UTF-8) is a :class:`~npconv.errors.FileError` naming ``argument``."""
+    return loads(toml_file.read(path, argument, "a readable network file (TOML)"), str(path))
 
 
 # ---------------------------------------------------------------------- writing

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.network import LayerCount, Network, NetworkTotals, ResolvedLayer, ResolvedResidual
 
@@ -119,15 +120,24 @@ class TorchComparison:
         return dict(self.__dict__)
 
 
-def compare(network: Network) -> TorchComparison:
-    """Build ``network`` in PyTorch, count its parameters and its FlopCounterMode FLOPs."""
-    with torch.device("meta"):  # shapes only: no arithmetic, no memory, and all FlopCounterMode needs
-        module = build_module(network).eval()
-        x = torch.empty(network.input_shape)
-    buffers = dict(module.named_buffers())
-    counters = [name for name in buffers if name.endswith("num_batches_tracked")]
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(x)
+def compare(network: Network, argument: str = "network") -> TorchComparison:
+    """Build ``network`` in PyTorch, count its parameters and its FlopCounterMode FLOPs.
+
+    A network PyTorch refuses to build or run (a size beyond what its kernels index, say) is a
+    :class:`~npconv.errors.ConvArgumentError` naming ``argument`` with PyTorch's reason.
+    """
+    try:
+        with torch.device("meta"):  # shapes only: no arithmetic, no memory, and all FlopCounterMode needs
+            module = build_module(network).eval()
+            x = torch.empty(network.input_shape)
+        buffers = dict(module.named_buffers())
+        counters = [name for name in buffers if name.endswith("num_batches_tracked")]
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(x)
+    except (RuntimeError, ValueError, TypeError, OverflowError, IndexError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ConvArgumentError(argument, f"a network PyTorch can build and run ({network.name} cannot)",
+                                f"{type(error).__name__}: {reason}") from None
     by_operator = {str(op).removeprefix("aten."): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return TorchComparison(
         torch_version=torch.__version__,

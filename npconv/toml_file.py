@@ -11,6 +11,16 @@ file::
     net.toml:5: layers[0].filters: expected out_channels as an int >= 1, got 0
     net.toml:3:9: invalid TOML: <what the parser says>
 
+:func:`read` reads such a file (through :func:`npconv.files.read_text`: a
+regular UTF-8 file of bounded size, a byte-order mark dropped).  Before the
+text reaches the parser, :func:`loads` bounds what would make it or its
+readers recurse or stall: arrays and inline tables nested more than
+:data:`~npconv.limits.MAX_TOML_NESTING` deep, and numbers of more than
+:data:`~npconv.limits.MAX_NUMBER_DIGITS` digits (which ``tomllib`` would
+convert to an int in quadratic time, or refuse with a bare ``ValueError``
+beyond Python's 4,300 digits); after it, tables nested that deep through
+dotted keys (``a.b.c...``).  Every pass over the text is linear in its length.
+
 Pure Python (``tomllib``; the ``tomli`` backport before Python 3.11).
 """
 
@@ -19,7 +29,9 @@ from __future__ import annotations
 import re
 import sys
 
+from npconv import files
 from npconv.errors import ConvArgumentError
+from npconv.limits import MAX_NUMBER_DIGITS, MAX_TOML_NESTING
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +42,10 @@ else:  # pragma: no cover
 #: ``[[layers]]`` number 1; a plain ``[question]`` table is ``(("question", None),)``; the top level ``()``.
 TablePath = tuple[tuple[str, int | None], ...]
 
-_HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_.\s-]+?)\s*\]\]?")
+# Linear: no two parts of either pattern can match the same characters (a header's name is checked
+# after the match), so a long line costs one pass, never the cubic backtracking of overlapping ``\s*``.
+_HEADER = re.compile(r"[ \t]*(\[\[?)([^\[\]#\n]*)\]")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _KEY = re.compile(r"\s*(?:\"([^\"]+)\"|'([^']+)'|([A-Za-z0-9_-]+))\s*=")
 _PATH_PART = re.compile(r"([A-Za-z0-9_-]+)\[(\d+)\]")
 
@@ -52,16 +67,100 @@ class TomlFileError(ConvArgumentError):
         return f"{self.location}: {super().__str__()}"
 
 
+def read(path: object, argument: str, what: str) -> str:
+    """The text of the TOML file ``path`` (see :func:`npconv.files.read_text`); errors name ``argument``."""
+    return files.read_text(path, argument, what)
+
+
+# What the bounds' scan looks for next, by where it is: outside strings ("code"), inside each kind of
+# string, inside a comment.  A string's delimiters and escapes are TOML's; only what tomllib accepts
+# needs scanning right (it stops at the first error, before recursing any further).
+_SCAN = {
+    "code": re.compile(r'"""|\'\'\'|["\'#\[\]{}=,.\n]|[0-9][0-9_]*'),
+    '"': re.compile(r'\\.|"|\n'),
+    "'": re.compile(r"'|\n"),
+    '"""': re.compile(r'\\.|"""', re.DOTALL),
+    "'''": re.compile(r"'''"),
+    "#": re.compile(r"\n"),
+}
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _refuse(text: str, source: str, offset: int, expected: str, got: str) -> TomlFileError:
+    line, column = _position(text, offset)
+    return TomlFileError(f"{source}:{line}:{column}", "TOML", expected, got)
+
+
+def _check_bounds(text: str, source: str) -> None:
+    """Refuse arrays and inline tables nested deeper than :data:`MAX_TOML_NESTING`, keys of more parts
+    (``a.b.c``: tomllib reads a dotted key in time quadratic in its parts), and numbers of more than
+    :data:`MAX_NUMBER_DIGITS` digits, at ``source:LINE:COLUMN``; one pass over ``text``.
+
+    A key's dots are those between two of ``= , [ ] { }`` and a line's end outside strings; a value
+    has at most one there (a float, a time), so counting them bounds keys and headers alone.
+    """
+    mode, depth, dots, position = "code", 0, 0, 0
+    while (found := _SCAN[mode].search(text, position)) is not None:
+        token, position = found.group(), found.end()
+        if mode != "code":
+            if token in (mode, "\n"):  # the string or comment ends (a one-line string ends with the line)
+                mode = "code"
+            continue
+        if token == ".":
+            dots += 1
+            if dots >= MAX_TOML_NESTING:
+                raise _refuse(text, source, found.start(), f"keys of at most {MAX_TOML_NESTING} dotted parts",
+                              "a longer one")
+            continue
+        if token in "=,\n[]{}":
+            dots = 0
+        if token in ('"""', "'''", '"', "'", "#"):
+            mode = token
+        elif token in "[{":
+            depth += 1
+            if depth > MAX_TOML_NESTING:
+                raise _refuse(text, source, found.start(),
+                              f"arrays and inline tables nested at most {MAX_TOML_NESTING} deep", f"level {depth}")
+        elif token in "]}":
+            depth = max(0, depth - 1)
+        elif token[0].isdigit() and len(token.replace("_", "")) > MAX_NUMBER_DIGITS:
+            raise _refuse(text, source, found.start(), f"numbers of at most {MAX_NUMBER_DIGITS} digits",
+                          f"one of {len(token.replace('_', '')):,} digits")
+
+
+def _check_depth(data: dict, source: str) -> None:
+    """Refuse tables and arrays nested deeper than :data:`MAX_TOML_NESTING` (dotted keys nest tables
+    without brackets); iterative, so that the check itself cannot recurse."""
+    stack: list[tuple[object, int, str]] = [(data, 0, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_TOML_NESTING:
+            raise TomlFileError(source, "TOML", f"tables and arrays nested at most {MAX_TOML_NESTING} deep "
+                                "(dotted keys count: a.b.c is 3 tables)", f"deeper at {path.lstrip('.')!r}")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f"{path}.{k}") for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value))
+
+
 def loads(text: str, source: str) -> dict:
-    """``tomllib.loads(text)``; a syntax error is a :class:`TomlFileError` naming ``source:LINE:COLUMN``."""
+    """``tomllib.loads(text)`` within the bounds (see the module docstring); a syntax error is a
+    :class:`TomlFileError` naming ``source:LINE:COLUMN``."""
+    _check_bounds(text, source)
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         where = re.search(r"\(at line (\d+), column (\d+)\)", message)
         location = f"{source}:{where.group(1)}:{where.group(2)}" if where else source
         detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         raise TomlFileError(location, "TOML", "valid TOML", repr(detail), syntax=detail) from None
+    _check_depth(data, source)
+    return data
 
 
 class KeyLines:
@@ -74,8 +173,8 @@ class KeyLines:
         table: TablePath = ()
         for number, line in enumerate(text.splitlines(), start=1):
             header = _HEADER.match(line)
-            if header:
-                names = tuple(name.strip() for name in header.group(2).split("."))
+            names = tuple(name.strip() for name in header.group(2).split(".")) if header else ()
+            if names and all(_HEADER_NAME.fullmatch(name) for name in names):
                 parent = latest.get(names[:-1], ()) if len(names) > 1 else ()
                 if header.group(1) == "[[":
                     index = counts.get((parent, names[-1]), 0)

@@ -308,14 +308,15 @@ def test_bad_flags_exit_2_before_anything_is_drawn(capsys, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(animate.Movie, "__init__", lambda *a, **k: pytest.fail("drew despite a bad flag"))
     code, out, err = run(capsys, "animate", *argv)
-    assert code == 2 and out == "" and fragment in err and "Traceback" not in err
+    expected = 5 if "/no/such/folder" in argv[-1] else 2  # 5: an output folder that does not exist
+    assert code == expected and out == "" and fragment in err and "Traceback" not in err
     assert os.listdir(tmp_path) == []
 
 
 def test_a_folder_is_not_a_file(capsys, tmp_path):
     (tmp_path / "movie.gif").mkdir()
     code, _, err = run(capsys, "animate", "--out", str(tmp_path / "movie.gif"))
-    assert code == 2 and "--out: expected a file name ending in .gif or .mp4, not a folder" in err
+    assert code == 5 and "--out: expected a file in an existing folder" in err and "(a folder)" in err
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write to any folder")
@@ -323,13 +324,13 @@ def test_a_read_only_folder_is_refused(capsys, tmp_path):
     folder = tmp_path / "read-only"
     folder.mkdir(mode=0o555)
     code, _, err = run(capsys, "animate", "--out", str(folder / "movie.gif"))
-    assert code == 2 and "--out: expected a file in a folder you may write to" in err
+    assert code == 5 and "--out: expected a file in an existing folder you may write to" in err
 
 
 def test_without_matplotlib_the_error_says_how_to_install_it(capsys, tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # makes `import matplotlib` fail
     code, out, err = run(capsys, "animate", "--out", str(tmp_path / "movie.gif"))
-    assert code == 2 and out == ""
+    assert code == 6 and out == ""  # 6: an optional package is missing
     assert "npconv animate: error: matplotlib: expected installed: pip install 'npconv[plot]'" in err
 
 

@@ -1,6 +1,7 @@
 """Every invalid argument of every public function, and every bad flag value of every command, gets
-a clear error naming it: ``arg: expected X, got Y`` -- and, on the command line, exit status 2 and
-``npconv <command>: error: ...`` on stderr, never a traceback.
+a clear error naming it: ``arg: expected X, got Y`` -- and, on the command line, the exit status of its
+kind (2 a bad value, 5 a file that cannot be read or written) and ``npconv <command>: error: ...`` on
+stderr, never a traceback.
 
 The tables are checked for completeness against the functions' signatures and the commands'
 parsers, so a new argument or flag needs its bad values here.
@@ -20,7 +21,7 @@ import npconv
 from npconv import kernels
 from npconv.cli import build_parser
 from npconv.counts import CONVENTIONS
-from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.errors import EXIT_FILE, EXIT_USAGE, ConvArgumentError, ConvTypeError
 from npconv.geometry import MAX_STEP
 
 from cli_runner import run
@@ -264,10 +265,12 @@ CLI_CASES = [
     ("bench", "--repeats", ["--repeats", "0"], "--repeats: expected a positive int, got 0"),
     ("bench", "--repeats", ["--repeats", "x"], "argument --repeats: invalid int value: 'x'"),
     ("bench", "--json", ["--json", "/no/such/folder/out.json"], "--json: expected a file in an existing folder"),
-    ("bench", "--json", ["--json", ""], "--json: expected a file in an existing folder, got ''"),
-    ("bench", "--json", ["--json", "."], "--json: expected a file in an existing folder, got '.'"),
+    ("bench", "--json", ["--json", ""], "--json: expected a file in an existing folder you may write to (a regular "
+                                        "file, or a new one), got ''"),
+    ("bench", "--json", ["--json", "."], "got '.' (a folder)"),
+    ("bench", "--json", ["--json", "/dev/full"], "got '/dev/full' (a character device)"),
     ("bench", "--plot", ["--plot", "/no/such/folder/out.png"], "--plot: expected a file in an existing folder"),
-    ("bench", "--plot", ["--plot", ""], "--plot: expected a file in an existing folder, got ''"),
+    ("bench", "--plot", ["--plot", ""], "--plot: expected a file in an existing folder you may write to"),
     ("bench", "--separable", ["--separable=yes"], "argument --separable: ignored explicit argument 'yes'"),
     ("animate", "--scene", ["--scene", "sideways"], "argument --scene: invalid choice: 'sideways'"),
     ("animate", "--frames", ["--frames", "0"], "--frames: expected an int from 1 to 300, got 0"),
@@ -309,6 +312,12 @@ CLI_CASES = [
 ]
 
 
+#: The cases that are file problems (exit status 5); every other case is a bad value (2).
+FILE_CASES = {("check", "/no/such/claims.toml"), ("bench", "/no/such/folder/out.json"), ("bench", "."),
+              ("bench", "/dev/full"), ("bench", "/no/such/folder/out.png"),
+              ("animate", "/no/such/folder/movie.gif"), ("model", "/no/such/network.toml")}
+
+
 def _argv(command: str, flag: str, args: list[str]) -> list[str]:
     """``command``, its base arguments unless they set ``flag`` (or name the network), then ``args``."""
     base = BASE[command]
@@ -339,9 +348,10 @@ def test_every_flag_of_every_command_has_bad_values():
 
 @pytest.mark.parametrize("command, flag, args, fragment", CLI_CASES,
                          ids=[f"{c[0]} {' '.join(c[2])}" for c in CLI_CASES])
-def test_a_bad_flag_value_exits_2_naming_it_without_a_traceback(capsys, command, flag, args, fragment):
+def test_a_bad_flag_value_exits_with_its_status_naming_it_without_a_traceback(capsys, command, flag, args,
+                                                                              fragment):
     code, out, err = run(capsys, *_argv(command, flag, args))
-    assert code == 2, (code, out, err)
+    assert code == (EXIT_FILE if (command, args[-1]) in FILE_CASES else EXIT_USAGE), (code, out, err)
     assert out == ""
     assert f"npconv {command}: error: " in err, err
     error_line = next(line for line in err.splitlines() if line.startswith(f"npconv {command}: error: "))

@@ -380,7 +380,7 @@ def test_claims_file_errors_name_line_and_key(tmp_path, capsys, body, message):
 
 def test_missing_claims_file(capsys, tmp_path):
     code, _, err = run(capsys, "check", str(tmp_path / "none.toml"))
-    assert code == 2 and "FILE: expected a readable TOML claims file" in err
+    assert code == 5 and "FILE: expected a readable TOML claims file" in err  # 5: a file that cannot be read
 
 
 def test_claims_file_question_options(tmp_path):

@@ -48,7 +48,7 @@ from npconv.bench.machine import (
     max_threads,
     thread_limits,
 )
-from npconv.bench.rendering import ProgressLine, plot_report, render_separable, render_text
+from npconv.bench.rendering import ProgressLine, plot_format, plot_report, render_separable, render_text
 from npconv.bench.report import (
     GEMM_SIZE,
     SEED_LAYER,
@@ -96,7 +96,7 @@ __all__ = [
     "GemmPeak", "LayerReport", "Progress", "ProgressLine", "SeparablePair", "SeparableReport",
     "SeparableWorkload", "Settings", "Skipped", "Timing", "Workload", "check_dtype", "check_repeats",
     "check_threads", "format_seconds", "import_pyplot", "import_torch", "max_threads", "measure_gemm",
-    "measure_method", "measure_torch", "plot_report", "render_separable", "render_text", "run_benchmark",
+    "measure_method", "measure_torch", "plot_format", "plot_report", "render_separable", "render_text", "run_benchmark",
     "select_layers", "select_methods", "separable_counterpart", "skip_reason", "slow_method_limit",
     "thread_limits", "time_interleaved",
 ]

@@ -18,7 +18,7 @@ from types import ModuleType
 
 import numpy as np
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, MissingDependencyError
 
 #: Above this 1-minute load average per core at the start, the report warns that times are noisy.
 BUSY_LOAD_PER_CORE = 0.25
@@ -57,7 +57,7 @@ def import_pyplot(argument: str = "plot") -> ModuleType:
     try:
         import matplotlib
     except ImportError as error:
-        raise ConvArgumentError(
+        raise MissingDependencyError(
             argument, "matplotlib installed: pip install 'npconv[plot]' (or pip install matplotlib)",
             f"{error}") from None
     matplotlib.use("Agg")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
+from typing import IO
 
 from npconv import render
 from npconv.bench.machine import import_pyplot
 from npconv.bench.report import TORCH, BenchReport, ContestantResult, SeparableReport, Skipped
+from npconv.errors import ConvArgumentError, echo
 from npconv.render import format_seconds, percent, significant
 
 # ---------------------------------------------------------------------- text
@@ -144,14 +148,33 @@ def _chart_data(report: BenchReport) -> tuple[list[tuple[str, dict[str, float], 
     return groups, "GFLOP/s / NumPy GEMM's", "npconv vs the GEMM peak (1: as fast as a GEMM; no PyTorch)"
 
 
-def plot_report(report: BenchReport, path: str, pyplot: ModuleType | None = None) -> None:
+def plot_format(path: str | os.PathLike, pyplot: ModuleType, argument: str = "plot") -> str:
+    """The image format ``path`` asks for by its suffix, checked before anything is drawn: one that
+    matplotlib writes, or PNG for a name without a suffix (written under that very name)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise ConvArgumentError(argument, "a file name ending in an image format matplotlib writes ("
+                                + ", ".join(f".{name}" for name in sorted(formats)) + "; no suffix: PNG)",
+                                echo(os.fspath(path)))
+    return suffix or "png"
+
+
+def plot_report(report: BenchReport, path: str | os.PathLike | IO[bytes], pyplot: ModuleType | None = None,
+                format: str | None = None) -> None:
     """Bars per layer and method on a log scale, drawn from the line at 1.
 
     The line at 1 is PyTorch (time / PyTorch's), or the GEMM peak when
     PyTorch is missing; with ``--separable`` it is "as fast as the standard
     layer", and a black tick marks each method's measured mult ratio.
+    ``path`` is a file name or a binary file; ``format`` (default: the name's
+    suffix, see :func:`plot_format`) is the image format written.
     """
     pyplot = pyplot or import_pyplot()
+    if format is None:
+        format = plot_format(path, pyplot)
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     groups, ylabel, title = _chart_data(report)
@@ -179,7 +202,7 @@ def plot_report(report: BenchReport, path: str, pyplot: ModuleType | None = None
     s, env = report.settings, report.environment
     axes.set_title(f"{title}\n{s.dtype}, {s.threads} threads, {env.cpu}", fontsize=10)
     axes.legend(fontsize=8, title="method", title_fontsize=8)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, format=format)
     pyplot.close(figure)
 
 

@@ -14,8 +14,9 @@ from npconv import toml_file
 from npconv.claims.answers import QUANTITIES, QUANTITY_HELP, SHAPE_KINDS, split_quantity
 from npconv.claims.written import Claim, parse_written
 from npconv.counts import CONVENTIONS
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
 from npconv.expressions import ExpressionError, parse_expression
+from npconv.limits import MAX_CLAIMS
 from npconv.question import QUESTION_KEYS, Question
 from npconv.toml_file import TomlFileError
 
@@ -34,12 +35,12 @@ class Sheet:
 
 def _check_quantity(text: object, name: str) -> str:
     if not isinstance(text, str):
-        raise ConvArgumentError(name, f"a quantity name: {QUANTITY_HELP}", repr(text))
+        raise ConvArgumentError(name, f"a quantity name: {QUANTITY_HELP}", echo(text))
     quantity = text.strip().lower().replace("-", "_")
     if quantity not in QUANTITIES:
         close = difflib.get_close_matches(quantity, QUANTITIES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConvArgumentError(name, f"a quantity name: {QUANTITY_HELP}", repr(text) + hint)
+        raise ConvArgumentError(name, f"a quantity name: {QUANTITY_HELP}", echo(text) + hint)
     return quantity
 
 
@@ -52,29 +53,29 @@ def make_claim(number: int, quantity: object, value: object, expression: object,
         expression = ""
     if not isinstance(expression, str):
         raise ConvArgumentError(name("expression"), "a string of arithmetic such as \"(5*5*3+1)*256\"",
-                                repr(expression))
+                                echo(expression))
     if expression.strip():
         if split_quantity(quantity)[1] in SHAPE_KINDS:
             raise ConvArgumentError(name("expression"), f"no expression for a shape ({quantity})",
-                                    repr(expression))
+                                    echo(expression))
         try:
             parse_expression(expression).value()
         except ExpressionError as error:
             raise ConvArgumentError(name("expression"), "arithmetic such as \"(5*5*3+1)*256\"",
-                                    f"{expression!r} ({error})") from None
+                                    str(error)) from None
         except ZeroDivisionError:
             raise ConvArgumentError(name("expression"), "arithmetic without a division by zero",
-                                    repr(expression)) from None
+                                    echo(expression)) from None
     if note is None:
         note = ""
     if not isinstance(note, str):
-        raise ConvArgumentError(name("note"), "a string", repr(note))
+        raise ConvArgumentError(name("note"), "a string", echo(note))
     return Claim(number, quantity, written, expression.strip(), note.strip())
 
 
 def _check_counting(value: object, name: str) -> str:
     if value not in CONVENTIONS:
-        raise ConvArgumentError(name, f"one of {', '.join(map(repr, CONVENTIONS))}", repr(value))
+        raise ConvArgumentError(name, f"one of {', '.join(map(repr, CONVENTIONS))}", echo(value))
     return value
 
 
@@ -84,14 +85,17 @@ _INLINE_CLAIM = "QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE such as separable.p
 def sheet_from_strings(question: Question, claims: Sequence[str], counting: str = "dense",
                        input_reading: str = "", name: str = "--claim") -> Sheet:
     """Claims written ``QUANTITY=VALUE`` or ``QUANTITY=EXPRESSION=VALUE`` (errors name ``name``)."""
+    if len(claims) > MAX_CLAIMS:
+        raise ConvArgumentError(name, f"at most {MAX_CLAIMS} claims", f"{len(claims):,}")
     parsed = []
     for number, text in enumerate(claims, start=1):
         fields = text.split("=")
         if len(fields) not in (2, 3) or not all(f.strip() for f in fields):
-            raise ConvArgumentError(name, f"{_INLINE_CLAIM}", repr(text))
+            raise ConvArgumentError(name, f"{_INLINE_CLAIM}", echo(text))
         expression = fields[1] if len(fields) == 3 else None
+        shown = echo(text, 40)
         parsed.append(make_claim(number, fields[0], fields[-1].strip(), expression, None,
-                                 question.input_shape[0], lambda key, t=text: f"{name} {t!r}: {key}"))
+                                 question.input_shape[0], lambda key, t=shown: f"{name} {t}: {key}"))
     return Sheet(question, tuple(parsed), _check_counting(counting, "--counting"), input_reading)
 
 
@@ -132,12 +136,12 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
             raise refuse("", None, key, key, f"a key among {', '.join(_TOP_KEYS)}", "an unknown key")
     title = data.get("title", "")
     if not isinstance(title, str):
-        raise refuse("", None, "title", "title", "a string", repr(title))
+        raise refuse("", None, "title", "title", "a string", echo(title))
 
     table = data.get("question")
     if not isinstance(table, dict):
         raise refuse("", None, "question", "question",
-                     "a [question] table with input, kernel and filters", repr(table) if table else "none")
+                     "a [question] table with input, kernel and filters", echo(table) if table else "none")
     for key in table:
         if key not in _QUESTION_FILE_KEYS:
             raise refuse("question", None, key, f"question.{key}",
@@ -151,7 +155,10 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
 
     entries = data.get("claim")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise refuse("", None, "claim", "claim", "one or more [[claim]] tables", repr(entries) if entries else "none")
+        raise refuse("", None, "claim", "claim", "one or more [[claim]] tables", echo(entries) if entries else "none")
+    if len(entries) > MAX_CLAIMS:
+        raise refuse("claim", MAX_CLAIMS + 1, "", "claim", f"at most {MAX_CLAIMS} [[claim]] tables",
+                     f"{len(entries):,}")
     claims = []
     for number, entry in enumerate(entries, start=1):
         for key in entry:
@@ -172,10 +179,6 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
 
 
 def load_sheet(path: str | Path, name: str = "FILE") -> Sheet:
-    """Read and parse a claims file; a missing or unreadable file is reported naming ``name``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConvArgumentError(name, "a readable TOML claims file", f"{str(path)!r} ({reason})") from None
-    return parse_sheet(text, str(path))
+    """Read and parse a claims file; a file that cannot be read (missing, not a regular file, too large,
+    not UTF-8) is a :class:`~npconv.errors.FileError` naming ``name`` (:func:`npconv.files.read_text`)."""
+    return parse_sheet(toml_file.read(path, name, "a readable TOML claims file"), str(path))
