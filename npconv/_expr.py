@@ -11,6 +11,7 @@ Pure Python; values are ints, or :class:`fractions.Fraction` for ratios.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from fractions import Fraction
 from math import floor
 
@@ -19,13 +20,49 @@ Number = int | Fraction
 _ATOM, _PRODUCT, _SUM = 3, 2, 1
 
 
+#: Ints of more digits than this are shown in scientific notation: Python refuses to turn an int of
+#: more than 4,300 digits into text (and takes quadratic time to), and nobody reads such a number.
+_MOST_DIGITS_WRITTEN = 1_000
+
+
+def _decimal_exponent(value: Fraction) -> int:
+    """``floor(log10(value))`` for a positive ``value``, exactly, without turning it into text or a float."""
+    guess = math.floor((value.numerator.bit_length() - value.denominator.bit_length()) * math.log10(2))
+    while Fraction(10) ** guess > value:
+        guess -= 1
+    while Fraction(10) ** (guess + 1) <= value:
+        guess += 1
+    return guess
+
+
+def _scientific(value: Fraction) -> str:
+    """``value`` as ``1.235e+4999``: 4 significant digits, for numbers too long or too large for a float."""
+    if value == 0:
+        return "0"
+    sign, size = ("-" if value < 0 else ""), abs(value)
+    exponent = _decimal_exponent(size)
+    mantissa = float(size / Fraction(10) ** exponent)
+    shown = f"{mantissa:.4g}"
+    if shown.startswith("10"):  # rounding carried into the next power of ten
+        shown, exponent = "1", exponent + 1
+    return f"{sign}{shown}e{exponent:+d}"
+
+
 def format_number(value: Number) -> str:
-    """``19456 -> '19,456'``; fractions as a decimal with 4 significant digits."""
-    if isinstance(value, Fraction):
-        if value.denominator == 1:
-            return f"{value.numerator:,}"
-        return f"{float(value):.4g}"
-    return f"{value:,}"
+    """``19456 -> '19,456'``; fractions as a decimal with 4 significant digits.
+
+    Numbers of more than 1,000 digits, and fractions beyond a float's range,
+    are written ``1.235e+4999``: every number prints, whatever its size.
+    """
+    if isinstance(value, Fraction) and value.denominator == 1:
+        value = value.numerator
+    if isinstance(value, int):
+        if value.bit_length() > _MOST_DIGITS_WRITTEN * 3.32:  # more than ~1,000 digits
+            return _scientific(Fraction(value))
+        return f"{value:,}"
+    if value and not 1e-300 < abs(value) < 1e300:
+        return _scientific(value)
+    return f"{float(value):.4g}"
 
 
 class Expr:
@@ -160,6 +197,27 @@ class Floor(_Wrapper):
 
     def value(self) -> Number:
         return floor(self.inner.value())
+
+
+@dataclass(frozen=True)
+class Elided(Expr):
+    """The middle of a long sum, shown as one term: ``[99,992 more rows: 9,999,600,010]``.
+
+    ``number`` is the exact sum of the terms left out (so the working still
+    adds up), ``count`` how many ``what`` they cover.
+    """
+
+    number: Number
+    count: int
+    what: str
+
+    def value(self) -> Number:
+        return self.number
+
+    def render(self, how: str) -> str:
+        if how == "numbers":
+            return f"[{format_number(self.count)} more {self.what}: {format_number(self.number)}]"
+        return "..."
 
 
 def product(*parts: Expr | None) -> Expr:

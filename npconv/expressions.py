@@ -18,18 +18,29 @@ fractions, and renders the way the formulas' working does), and
 Accepted: integers (``1024``, ``1,024``, ``1_024``), decimals, ``+ -``,
 ``* x X`` and the times sign or a middle dot for times, ``/`` or the
 division sign for division, parentheses, ``floor(...)``
-and ``ceil(...)``.  Pure Python.
+and ``ceil(...)``.  Within bounds (:mod:`npconv.limits`), refused with the
+column where they are passed: at most
+:data:`~npconv.limits.MAX_EXPRESSION_LENGTH` characters, numbers of at most
+:data:`~npconv.limits.MAX_NUMBER_DIGITS` digits, nesting (parentheses,
+functions, and chains of ``-`` or ``/``, which nest to the left) at most
+:data:`~npconv.limits.MAX_EXPRESSION_DEPTH` deep -- so that parsing takes one
+pass and every walk of the tree (value, rendering, comparison) stays far from
+Python's recursion limit.  Pure Python.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from npconv._expr import Difference, Expr, Floor, Group, Leaf, Product, Ratio, Sum, _Wrapper, format_number
+from npconv.errors import echo
+from npconv.limits import MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH, MAX_NUMBER_DIGITS
 
 
 class Ceil(_Wrapper):
@@ -46,7 +57,7 @@ class ExpressionError(ValueError):
 
     def __init__(self, message: str, text: str, position: int):
         self.position = position
-        super().__init__(f"{message} at column {position + 1} of {text!r}")
+        super().__init__(f"{message} at column {position + 1} of {echo(text)}")
 
 
 _TOKEN = re.compile(
@@ -84,7 +95,9 @@ class _Parser:
     """Recursive descent over ``sum := product (('+' | '-') product)*``,
     ``product := atom (('x' | '/') atom)*``, ``atom := number | '(' sum ')' | function '(' sum ')'``.
 
-    ``symbols`` (optional) names the numbers in order of appearance.
+    ``symbols`` (optional) names the numbers in order of appearance.  Each
+    parsing method returns the expression and its depth (a leaf is 0), so that
+    nesting beyond :data:`MAX_EXPRESSION_DEPTH` is refused where it happens.
     """
 
     def __init__(self, text: str, symbols: list[str] | None = None):
@@ -93,6 +106,7 @@ class _Parser:
         self.index = 0
         self.symbols = symbols
         self.numbers_seen = 0
+        self.open = 0  # parentheses and functions open around the current token
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.index]
@@ -108,56 +122,85 @@ class _Parser:
             raise ExpressionError("expected ')'", self.text, column)
 
     def parse(self) -> Expr:
-        expr = self.sum()
+        expr, _ = self.sum()
         kind, token, column = self.peek()
         if kind != "end":
             raise ExpressionError(f"unexpected {token!r}", self.text, column)
         return expr
 
-    def _chain(self, operand, chain: type, inverse: type, operators: tuple[str, str]) -> Expr:
-        """``operand (op operand)*``, left-associative: ``operators[0]`` extends a ``chain``
-        (sum, product), ``operators[1]`` makes an ``inverse`` node (difference, ratio)."""
-        left = operand()
-        while self.peek()[0] == "operator" and self.peek()[1] in operators:
-            operator = self.take()[1]
-            right = operand()
-            if operator == operators[1]:
-                left = inverse(left, right)
-            elif isinstance(left, chain):
-                left = chain(*left.parts, right)
-            else:
-                left = chain(left, right)
-        return left
+    def _bounded(self, depth: int, column: int) -> int:
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(f"nesting deeper than {MAX_EXPRESSION_DEPTH} levels (parentheses, floor, "
+                                  "ceil, and chains of - or /)", self.text, column)
+        return depth
 
-    def sum(self) -> Expr:
+    def _chain(self, operand, chain: type, inverse: type, operators: tuple[str, str]) -> tuple[Expr, int]:
+        """``operand (op operand)*``, left-associative: ``operators[0]`` extends a ``chain``
+        (sum, product), ``operators[1]`` makes an ``inverse`` node (difference, ratio).
+
+        A chain's parts are collected and made one node when the chain ends (building a node per
+        part would copy the parts each time: quadratic in a long sum).
+        """
+        left, depth = operand()
+        parts: list[Expr] | None = None  # the chain ``left`` is being extended into, not yet a node
+        while self.peek()[0] == "operator" and self.peek()[1] in operators:
+            _, operator, column = self.take()
+            right, right_depth = operand()
+            if operator == operators[1]:
+                if parts is not None:
+                    left, parts = chain(*parts), None
+                left = inverse(left, right)
+                depth = self._bounded(1 + max(depth, right_depth), column)
+            else:
+                if parts is None:
+                    parts = [left]
+                    depth += 1
+                parts.append(right)
+                depth = self._bounded(max(depth, 1 + right_depth), column)
+        if parts is not None:
+            left = chain(*parts)
+        return left, depth
+
+    def sum(self) -> tuple[Expr, int]:
         return self._chain(self.product, Sum, Difference, ("+", "-"))
 
-    def product(self) -> Expr:
+    def product(self) -> tuple[Expr, int]:
         return self._chain(self.atom, Product, Ratio, ("x", "/"))
 
-    def atom(self) -> Expr:
+    def atom(self) -> tuple[Expr, int]:
         kind, token, column = self.take()
         if kind == "number":
+            digits = sum(c.isdigit() for c in token)
+            if digits > MAX_NUMBER_DIGITS:
+                raise ExpressionError(f"a number of {digits:,} digits (at most {MAX_NUMBER_DIGITS})",
+                                      self.text, column)
             value = Fraction(token.replace(",", "").replace("_", ""))
             number = int(value) if value.denominator == 1 else value
             symbol = token
             if self.symbols is not None and self.numbers_seen < len(self.symbols):
                 symbol = self.symbols[self.numbers_seen]
             self.numbers_seen += 1
-            return Leaf(number, symbol)
-        if kind == "function":
-            inner = self.sum()
+            return Leaf(number, symbol), 0
+        if kind == "function" or (kind == "operator" and token == "("):
+            self.open += 1
+            self._bounded(self.open, column)  # before recursing: 3 parser frames per level
+            inner, depth = self.sum()
             self.expect_close()
-            return _FUNCTIONS[token](inner)
-        if kind == "operator" and token == "(":
-            inner = self.sum()
-            self.expect_close()
-            return Group(inner)
+            self.open -= 1
+            node = _FUNCTIONS[token](inner) if kind == "function" else Group(inner)
+            return node, self._bounded(depth + 1, column)
         raise ExpressionError("expected a number, '(' or floor(", self.text, column)
 
 
-def parse_expression(text: str) -> Expr:
-    """Parse hand-written arithmetic; raises :class:`ExpressionError` naming the column."""
+def parse_expression(text: str, max_length: int | None = MAX_EXPRESSION_LENGTH) -> Expr:
+    """Parse hand-written arithmetic; raises :class:`ExpressionError` naming the column.
+
+    In time linear in ``len(text)``; text longer than ``max_length`` characters (None: no bound)
+    is refused before it is read.
+    """
+    if max_length is not None and len(text) > max_length:
+        raise ExpressionError(f"an expression of {len(text):,} characters (at most {max_length:,})",
+                              text, max_length)
     if not text.strip():
         raise ExpressionError("empty expression", text, 0)
     return _Parser(text).parse()
@@ -214,11 +257,23 @@ class NumberSwap:
 
 @dataclass(frozen=True)
 class Comparison:
-    """How a written expression relates to a formula's working (see the module docstring)."""
+    """How a written expression relates to a formula's working (see the module docstring).
+
+    ``edits`` (for ``"different form"``) are worked out when first asked for: the reading search
+    compares one expression with the formula under every reading and only asks whether it is the same.
+    """
 
     kind: str
     swaps: tuple[NumberSwap, ...] = ()
-    edits: tuple[str, ...] = ()
+    written: Expr | None = field(default=None, repr=False, compare=False)  # the normal forms compared
+    formula: Expr | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def edits(self) -> tuple[str, ...]:
+        """Token edits that turn the formula's working into what was written (``an extra "+ 1"``)."""
+        if self.kind != "different form" or self.written is None or self.formula is None:
+            return ()
+        return _edits(self.written.numbers(), self.formula.numbers())
 
     def describe(self, formula: str) -> str:
         """One sentence, naming ``formula`` (the formula in symbols)."""
@@ -284,11 +339,33 @@ def _edits(written: str, formula: str) -> tuple[str, ...]:
     return tuple(edits)
 
 
+#: Normal forms of the written expressions compared so far: one expression is compared with the
+#: formula under every reading searched, and is put in normal form once.
+_NORMAL_FORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _normal_form_of_written(written: Expr) -> Expr:
+    try:
+        return _NORMAL_FORMS[written]
+    except (KeyError, TypeError):
+        pass
+    found = normal_form(written)
+    try:
+        _NORMAL_FORMS[written] = found
+    except TypeError:  # not weakly referable: not cached
+        pass
+    return found
+
+
 def compare(written: Expr, working: Expr) -> Comparison:
     """How ``written`` relates to ``working``: a formula's expression tree, whose leaves carry the
-    formula's symbols (:attr:`npconv.formulas.Quantity.expr`)."""
-    mine, theirs = normal_form(written), normal_form(working)
+    formula's symbols (:attr:`npconv.formulas.Quantity.expr`).
+
+    In time linear in the two trees (the token edits of a ``"different form"`` are worked out only
+    when :attr:`Comparison.edits` is read).
+    """
+    mine, theirs = _normal_form_of_written(written), normal_form(working)
     swaps = _match(mine, theirs)
     if swaps is None:
-        return Comparison("different form", edits=_edits(mine.numbers(), theirs.numbers()))
+        return Comparison("different form", written=mine, formula=theirs)
     return Comparison("same form", tuple(swaps)) if swaps else Comparison("same")

@@ -35,7 +35,8 @@ import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from npconv.errors import ConvArgumentError, ConvTypeError, arguments_named
+from npconv.errors import ConvArgumentError, ConvTypeError, arguments_named, echo
+from npconv.limits import MAX_SIZE
 
 Pair = tuple[int, int]
 
@@ -51,10 +52,11 @@ DEFAULT_BIAS_CONVENTION = "keras"
 
 PADDING_RULES = ("same", "valid")
 
-#: Largest stride, dilation or padding accepted (2**31 - 1).  The kernels index with 64-bit
-#: integers (Numba's int64, NumPy's strides in bytes); this bound keeps products of a step and
-#: an array stride from overflowing them, and no layer that fits in memory needs a larger step.
-MAX_STEP = 2**31 - 1
+#: Largest stride, dilation or padding accepted (2**31 - 1), and the largest size of a layer along any
+#: axis (:data:`npconv.limits.MAX_SIZE`).  The kernels index with 64-bit integers (Numba's int64,
+#: NumPy's strides in bytes); this bound keeps products of a step and an array stride from
+#: overflowing them, no layer that fits in memory needs more, and every count of a layer prints.
+MAX_STEP = MAX_SIZE
 
 _FIELD_NAMES = {
     "batch": "batch",
@@ -76,8 +78,7 @@ def _show(value: object) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None and not isinstance(value, (int, float)):
         return f"{type(value).__name__} of shape {tuple(shape)}"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return echo(value, 80)
 
 
 def _as_int(value: object, argument: str, expected: str) -> int:
@@ -205,6 +206,8 @@ class ConvGeometry:
             number = _as_int(value, key, expected)
             if number < minimum:
                 raise ConvArgumentError(key, expected, _show(value))
+            if number > MAX_SIZE:
+                raise ConvArgumentError(key, f"{expected}, at most {MAX_SIZE:,}", _show(value))
             set_(self, attribute, number)
         if not isinstance(self.bias, bool):
             raise ConvTypeError("bias", "True or False", _show(self.bias))
@@ -550,6 +553,9 @@ class SeparableGeometry:
             input_shape, out_channels, kernel_size, stride=stride, padding=padding,
             dilation=dilation, argument_names=names,
         )
+        if standard.in_channels * multiplier > MAX_SIZE:
+            raise ConvArgumentError(multiplier_name, f"a positive int whose {standard.in_channels} x multiplier "
+                                    f"depthwise outputs are at most {MAX_SIZE:,}", _show(depth_multiplier))
         depthwise = standard.replace(
             out_channels=standard.in_channels * multiplier, groups=standard.in_channels, bias=dw_bias
         )

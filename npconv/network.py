@@ -66,7 +66,7 @@ from typing import ClassVar
 from npconv import formulas as F
 from npconv import quantities as Q
 from npconv.counts import CONVENTIONS
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
 from npconv.formulas import Quantity
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
 
@@ -88,7 +88,7 @@ def _frozen(value: object) -> object:
 
 def _positive_int(value: object, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConvArgumentError(argument, "a positive int", repr(value))
+        raise ConvArgumentError(argument, "a positive int", echo(value))
     return value
 
 
@@ -470,9 +470,9 @@ def _resolve_sequence(layers: Sequence[Layer], input_shape: Shape, where: str,
     for index, layer in enumerate(layers):
         here = f"{where}[{index}]"
         if not isinstance(layer, Layer):
-            raise ConvArgumentError(here, f"a layer ({', '.join(LAYER_KINDS)})", repr(layer))
+            raise ConvArgumentError(here, f"a layer ({', '.join(LAYER_KINDS)})", echo(layer))
         if not isinstance(layer.name, str):
-            raise ConvArgumentError(f"{here}.name", "a string", repr(layer.name))
+            raise ConvArgumentError(f"{here}.name", "a string", echo(layer.name))
         item = layer.resolve(shape, here, prefix + (layer.name or f"{layer.kind}_{index + 1}"))
         resolved.append(item)
         shape = item.output_shape
@@ -549,7 +549,7 @@ class Network:
         shape = self.input_shape
         if (not isinstance(shape, tuple) or len(shape) != 4
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
-            raise ConvArgumentError("input_shape", "(N, C, H, W): 4 positive ints", repr(shape))
+            raise ConvArgumentError("input_shape", "(N, C, H, W): 4 positive ints", echo(shape))
         if not self.layers:
             raise ConvArgumentError("layers", "at least one layer", "none")
         resolved = _resolve_sequence(self.layers, shape, "layers")

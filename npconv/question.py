@@ -19,10 +19,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, cut, echo
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, Pair, SeparableGeometry
+from npconv.limits import MAX_NUMBER_DIGITS
 
-_SEPARATORS = re.compile(r"\s*[x\u00d7X*,]\s*")  # x, X, the times sign, * or a comma
+# x, X, the times sign, * or a comma; the spaces around them are stripped from the fields (a split on
+# ``\s*[x]\s*`` would backtrack quadratically over a long run of spaces)
+_SEPARATORS = re.compile(r"[x\u00d7X*,]")
 
 #: The keys of a question, in the order of the command line's layer flags.
 QUESTION_KEYS = ("input", "kernel", "filters", "stride", "padding", "dilation", "groups",
@@ -55,11 +58,15 @@ def flag_name(key: str) -> str:
 
 
 def _ints(text: str, name: str, expected: str) -> list[int]:
-    fields = _SEPARATORS.split(text.strip())
+    """The ints of ``14x14x3`` (or ``1,2``); each field at most :data:`MAX_NUMBER_DIGITS` digits (a layer's
+    sizes are bounded far below that by :data:`npconv.limits.MAX_SIZE`, which the geometry checks)."""
+    fields = [field.strip() for field in _SEPARATORS.split(text)]
+    if any(len(field.lstrip("+-")) > MAX_NUMBER_DIGITS and field.lstrip("+-").isdigit() for field in fields):
+        raise ConvArgumentError(name, f"{expected} (ints of at most {MAX_NUMBER_DIGITS} digits)", echo(text))
     try:
         return [int(f) for f in fields]
     except ValueError:
-        raise ConvArgumentError(name, expected, repr(text)) from None
+        raise ConvArgumentError(name, expected, echo(text)) from None
 
 
 def parse_input(text: str, name: str = "--input") -> tuple[tuple[int, int, int, int], str]:
@@ -75,8 +82,8 @@ def parse_input(text: str, name: str = "--input") -> tuple[tuple[int, int, int, 
         n, c, h, w = shape
         reading = f"N x C x H x W (NCHW): batch N = {n}, {c} channel{'s' * (c != 1)}, height {h}, width {w}"
     else:
-        raise ConvArgumentError(name, expected, repr(text))
-    return shape, f"Read {name} {text} as {reading}."
+        raise ConvArgumentError(name, expected, echo(text))
+    return shape, f"Read {name} {cut(text.strip())} as {reading}."
 
 
 def parse_pair(text: str, name: str) -> tuple[int, int]:
@@ -87,7 +94,7 @@ def parse_pair(text: str, name: str) -> tuple[int, int]:
         return numbers[0], numbers[0]
     if len(numbers) == 2:
         return numbers[0], numbers[1]
-    raise ConvArgumentError(name, expected, repr(text))
+    raise ConvArgumentError(name, expected, echo(text))
 
 
 def parse_padding(text: str, name: str = "--padding") -> str | tuple[Pair, Pair]:
@@ -102,26 +109,35 @@ def parse_padding(text: str, name: str = "--padding") -> str | tuple[Pair, Pair]
         return (numbers[0],) * 2, (numbers[1],) * 2
     if len(numbers) == 4:
         return (numbers[0], numbers[1]), (numbers[2], numbers[3])
-    raise ConvArgumentError(name, expected, repr(text))
+    raise ConvArgumentError(name, expected, echo(text))
 
 
 def parse_int(text: str, name: str) -> int:
     """``"256"`` -> 256."""
     numbers = _ints(text, name, "an int")
     if len(numbers) != 1:
-        raise ConvArgumentError(name, "an int", repr(text))
+        raise ConvArgumentError(name, "an int", echo(text))
     return numbers[0]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _as_text(value: object, name: str) -> str:
-    """A flag's string, or a claims file's int, string or list of ints, as text to parse."""
+    """A flag's string, or a claims file's int, string, list of ints or pair of pairs
+    (``padding = [[1, 1], [1, 1]]``, as a network file writes it), as text to parse."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if _is_int(value):
         return str(value)
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if isinstance(value, list) and value and all(_is_int(v) for v in value):
         return ",".join(map(str, value))
-    raise ConvArgumentError(name, "an int, a string such as \"14x14x3\" or a list of ints", repr(value))
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(pair, list) and len(pair) == 2 and all(_is_int(v) for v in pair) for pair in value)):
+        return ",".join(str(v) for pair in value for v in pair)  # top,bottom,left,right
+    raise ConvArgumentError(name, "an int, a string such as \"14x14x3\", a list of ints or, for padding, "
+                            "[[top, bottom], [left, right]]", echo(value))
 
 
 @dataclass(frozen=True)
@@ -162,7 +178,7 @@ class Question:
         bias = text["bias"].strip().lower()
         if bias not in BIAS_CONVENTIONS:
             raise ConvArgumentError(name("bias"), f"one of {', '.join(map(repr, BIAS_CONVENTIONS))}",
-                                    repr(text["bias"]))
+                                    echo(text["bias"]))
         question = cls(
             input_shape=input_shape,
             kernel=parse_pair(text["kernel"], name("kernel")),

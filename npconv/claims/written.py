@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from npconv._expr import format_number
 from npconv.claims.answers import SHAPE_KINDS, Number, Value, split_quantity
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
 from npconv.expressions import Comparison, parse_expression
+from npconv.limits import MAX_EXPONENT, MAX_NUMBER_DIGITS
 
 if TYPE_CHECKING:  # pragma: no cover
     from npconv.claims.readings import Reading
@@ -55,14 +56,27 @@ def json_number(value: Number) -> int | float:
 
 _SCALES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9, "%": Fraction(1, 100)}
 _WRITTEN_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|[\d_]+(?:\.\d*)?|\.\d+)(?:[eE]([-+]?\d+))?\s*([kKMGB%]?)")
-_SHAPE_SPLIT = re.compile(r"\s*[x\u00d7X*,]\s*")
+# spaces around a separator are stripped from the fields: ``\s*[x]\s*`` backtracks quadratically
+_SHAPE_SPLIT = re.compile(r"[x\u00d7X*,]")
+
+#: Longest text a number within the bounds can be written as: its digits, a comma every three, a
+#: point, an exponent and a suffix.  Longer text is refused before any pattern reads it.
+_LONGEST_NUMBER = MAX_NUMBER_DIGITS * 4 // 3 + 16
+
+_BOUNDS = f"at most {MAX_NUMBER_DIGITS} digits and an exponent of at most {MAX_EXPONENT}"
 
 
 def _written_number(text: str, expected: str, name: str) -> Written:
-    match = _WRITTEN_NUMBER.fullmatch(text.strip())
+    stripped = text.strip()
+    if len(stripped) > _LONGEST_NUMBER:
+        raise ConvArgumentError(name, f"{expected}, with {_BOUNDS}", f"{len(stripped):,} characters")
+    match = _WRITTEN_NUMBER.fullmatch(stripped)
     if match is None:
-        raise ConvArgumentError(name, expected, repr(text))
+        raise ConvArgumentError(name, expected, echo(text))
     digits, exponent, suffix = match.groups()
+    # Bounded before Decimal -> Fraction, which would build 10**exponent (1e999999999: a billion digits)
+    if sum(c.isdigit() for c in digits) > MAX_NUMBER_DIGITS or (exponent and abs(int(exponent)) > MAX_EXPONENT):
+        raise ConvArgumentError(name, f"{expected}, with {_BOUNDS}", echo(text))
     number = decimal.Decimal(digits.replace(",", "").replace("_", "") + (f"e{exponent}" if exponent else ""))
     scale = _SCALES[suffix]
     value = Fraction(number) * scale
@@ -85,20 +99,28 @@ def parse_written(value: object, quantity: str, batch: int, name: str) -> Writte
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             numbers = value
         elif isinstance(value, str):
+            fields = [field.strip() for field in _SHAPE_SPLIT.split(value)]
+            if len(fields) > sizes:
+                raise ConvArgumentError(name, expected, echo(value))
+            if any(len(field) > MAX_NUMBER_DIGITS for field in fields):
+                raise ConvArgumentError(name, f"{expected}, sizes of at most {MAX_NUMBER_DIGITS} digits",
+                                        echo(value))
             try:
-                numbers = [int(v) for v in _SHAPE_SPLIT.split(value.strip())]
+                numbers = [int(field) for field in fields]
             except ValueError:
-                raise ConvArgumentError(name, expected, repr(value)) from None
+                raise ConvArgumentError(name, expected, echo(value)) from None
             if kind == "output_size" and len(numbers) == 1:
                 numbers *= 2
         else:
-            raise ConvArgumentError(name, expected, repr(value))
+            raise ConvArgumentError(name, expected, echo(value))
         if len(numbers) != sizes:
-            raise ConvArgumentError(name, expected, repr(value))
+            raise ConvArgumentError(name, expected, echo(value))
+        if any(_too_long(n) for n in numbers):
+            raise ConvArgumentError(name, f"{expected}, sizes of at most {MAX_NUMBER_DIGITS} digits", echo(value))
         return Written(tuple(numbers), "x".join(map(str, numbers)))
     expected = "a number such as 1,102, 2.76M, 0.0439 or 4.4% (the arithmetic goes in 'expression')"
     if isinstance(value, bool):
-        raise ConvArgumentError(name, expected, repr(value))
+        raise ConvArgumentError(name, expected, echo(value))
     if isinstance(value, float):
         return _written_number(repr(value), expected, name)
     if isinstance(value, str):
@@ -107,8 +129,15 @@ def parse_written(value: object, quantity: str, batch: int, name: str) -> Writte
             return value
         value = value.value
     if isinstance(value, int):
+        if _too_long(value):
+            raise ConvArgumentError(name, f"{expected}, with {_BOUNDS}", echo(value))
         return Written(value, format_number(value))
-    raise ConvArgumentError(name, expected, repr(value))
+    raise ConvArgumentError(name, expected, echo(value))
+
+
+def _too_long(number: int) -> bool:
+    """More than :data:`MAX_NUMBER_DIGITS` digits (10**100 has 101), told without printing it."""
+    return abs(number) >= 10**MAX_NUMBER_DIGITS
 
 
 # ---------------------------------------------------------------------- claims and sheets
