@@ -38,6 +38,7 @@ from fractions import Fraction
 
 from npconv._expr import (
     Difference,
+    Elided,
     Expr,
     Floor,
     Group,
@@ -254,21 +255,160 @@ def valid_tap_runs(size: int, kernel: int, stride: int, pad_before: int,
     return runs
 
 
+def _floor_sum(n: int, m: int, a: int, b: int) -> int:
+    """``sum(floor((a * i + b) / m) for i in range(n))`` for ``m >= 1`` and any ints ``a, b``, in
+    O(log) steps (the Euclid-like reduction of AtCoder Library's ``floor_sum``)."""
+    if n <= 0:
+        return 0
+    total = 0
+    quotient, a = divmod(a, m)  # floor division: a and b now in [0, m)
+    total += quotient * n * (n - 1) // 2
+    quotient, b = divmod(b, m)
+    total += quotient * n
+    while True:
+        if a >= m:
+            total += n * (n - 1) // 2 * (a // m)
+            a %= m
+        if b >= m:
+            total += n * (b // m)
+            b %= m
+        top = a * n + b
+        if top < m:
+            return total
+        n, b = divmod(top, m)
+        m, a = a, m
+
+
+def _window_counts(outer: int, inner: int, step: int, spacing: int, low: int, high: int,
+                   reached: bool = False) -> int:
+    """``sum over j in [0, outer) of #{i in [0, inner): low - j*step <= i*spacing <= high - j*step}``,
+    or with ``reached`` the number of ``j`` whose count is not 0 -- exactly, in O(log) steps.
+
+    Along one axis of a layer, an output ``o`` and a tap ``k`` meet real input when
+    ``0 <= o*stride - pad + k*dilation <= size - 1``; with ``j = o, i = k`` (``step = stride``,
+    ``spacing = dilation``, ``low = pad``, ``high = size - 1 + pad``) the sum is T, the valid taps
+    summed over outputs, and ``reached`` counts the outputs that see any input (R); with
+    ``j = k, i = o`` it is T again, summed the other way.  The bounds of ``i``,
+    ``lo_j = ceil((low - j*step) / spacing)`` and ``hi_j = floor((high - j*step) / spacing)``, fall
+    with ``j``; the clipping to ``[0, inner)`` splits ``j`` into at most four ranges, on each of
+    which the count is ``inner``, ``inner - lo_j``, ``hi_j + 1`` or ``hi_j - lo_j + 1`` -- sums of
+    floors of linear functions, each one :func:`_floor_sum`.
+    """
+    def floor_high(first: int, last: int) -> int:  # sum of hi_j over j in [first, last]
+        return _floor_sum(last - first + 1, spacing, step, high - last * step)
+
+    def floor_neg_low(first: int, last: int) -> int:  # sum of -lo_j = floor((j*step - low) / spacing)
+        return _floor_sum(last - first + 1, spacing, step, first * step - low)
+
+    last_j = outer - 1
+    upper_clipped = (high - (inner - 1) * spacing) // step  # j <= this: hi_j >= inner - 1
+    lower_clipped = -(-low // step)  # j >= this: lo_j <= 0
+    any_high = high // step  # j <= this: hi_j >= 0
+    any_low = -(-(low - (inner - 1) * spacing) // step)  # j >= this: lo_j <= inner - 1
+
+    total = 0
+    # both ends clipped: every i counts
+    first, last = max(0, lower_clipped), min(last_j, upper_clipped)
+    if first <= last:
+        total += (last - first + 1) * (1 if reached else inner)
+    # only the upper end clipped: inner - lo_j, positive from any_low on
+    first, last = max(0, any_low), min(last_j, upper_clipped, lower_clipped - 1)
+    if first <= last:
+        total += (last - first + 1) * (1 if reached else inner) + (0 if reached else floor_neg_low(first, last))
+    # only the lower end clipped: hi_j + 1, positive up to any_high
+    first, last = max(0, upper_clipped + 1, lower_clipped), min(last_j, any_high)
+    if first <= last:
+        total += (last - first + 1) + (0 if reached else floor_high(first, last))
+    # neither clipped: hi_j - lo_j + 1 >= 0, at least 1 when the window spans a whole spacing
+    first, last = max(0, upper_clipped + 1), min(last_j, lower_clipped - 1)
+    if first <= last:
+        if reached and high - low >= spacing:
+            total += last - first + 1
+        else:  # each count is 0 or 1 when reached matters here, so the sum is the number reached
+            total += (last - first + 1) + floor_high(first, last) + floor_neg_low(first, last)
+    return total
+
+
+def valid_tap_total(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out_length: int,
+                    reached: bool = False) -> int:
+    """``sum(valid_taps_per_output(...))`` -- or, with ``reached``, the outputs with at least one valid
+    tap -- in O(log) steps, whatever the kernel and output sizes (:func:`_window_counts`)."""
+    return _window_counts(out_length, kernel, stride, dilation, pad_before, size - 1 + pad_before, reached)
+
+
+#: Kernels up to this size have their tap runs listed (O(kernel) edges, :func:`valid_tap_runs`); a
+#: larger kernel's working shows the first and last outputs' taps and sums the rest in closed form.
+RUNS_LISTED_UP_TO_KERNEL = 1024
+
+#: A working lists at most this many runs; a longer one shows the first and last
+#: :data:`RUNS_SHOWN_AT_EACH_END` and sums the ones between in one bracketed term.
+MOST_RUNS_SHOWN = 12
+RUNS_SHOWN_AT_EACH_END = 4
+
+
+def _merged(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for taps, count in pairs:
+        if runs and runs[-1][0] == taps:
+            runs[-1] = (taps, runs[-1][1] + count)
+        else:
+            runs.append((taps, count))
+    return runs
+
+
+def _summed_runs(head: list[tuple[int, int]], tail: list[tuple[int, int]], total: int, out_length: int,
+                 symbol: str, what: str) -> Expr:
+    """``head + [n more rows: S] + tail``: the runs at each end and, between them, the rest in one term
+    whose value is what the runs shown leave of ``total`` (so the working adds up, exactly)."""
+    shown = sum(taps * count for taps, count in (*head, *tail))
+    outputs_shown = sum(count for _, count in (*head, *tail))
+    middle = Elided(total - shown, out_length - outputs_shown, f"{what}s")
+    return Sum(run_sum(head, symbol), middle, run_sum(tail, symbol))
+
+
+def _tap_working(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out_length: int,
+                 reached: bool, what: str) -> Expr:
+    """The run sum whose value is T (or, with ``reached``, R) along one axis, summarised when long."""
+    symbol = "reached" if reached else "taps"
+    total = valid_tap_total(size, kernel, stride, pad_before, dilation, out_length, reached)
+
+    def mark(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return _merged([(int(taps > 0), n) for taps, n in runs]) if reached else runs
+
+    if kernel <= RUNS_LISTED_UP_TO_KERNEL:
+        runs = mark(valid_tap_runs(size, kernel, stride, pad_before, dilation, out_length))
+        if len(runs) <= MOST_RUNS_SHOWN:
+            return run_sum(runs, symbol)
+        ends = RUNS_SHOWN_AT_EACH_END
+        return _summed_runs(runs[:ends], runs[-ends:], total, out_length, symbol, what)
+    ends = RUNS_SHOWN_AT_EACH_END
+    if out_length <= 2 * ends:
+        return run_sum(mark(_merged([(taps, 1) for taps in valid_taps_per_output(
+            size, kernel, stride, pad_before, dilation, out_length)])), symbol)
+
+    def taps_at(first: int, count: int) -> list[tuple[int, int]]:
+        taps = valid_taps_per_output(size, kernel, stride, pad_before - first * stride, dilation, count)
+        return mark(_merged([(t, 1) for t in taps]))
+
+    return _summed_runs(taps_at(0, ends), taps_at(out_length - ends, ends), total, out_length, symbol, what)
+
+
 def _tap_sums(g: ConvGeometry) -> tuple[Quantity, Quantity, Quantity, Quantity]:
     """``T_H, T_W`` (valid taps summed over output rows/columns) and ``R_H, R_W``
-    (output rows/columns that see at least one real input pixel)."""
+    (output rows/columns that see at least one real input pixel), exact in O(log) steps; their
+    working lists the runs of equal counts, summarised when long."""
     result = []
     reached = []
     for axis, (size, kernel, out, symbol, what) in enumerate(
         ((g.height, g.kernel_h, g.out_height, "H", "row"), (g.width, g.kernel_w, g.out_width, "W", "column"))
     ):
-        runs = valid_tap_runs(size, kernel, g.stride[axis], g.padding[axis][0], g.dilation[axis], out)
+        axis_layer = (size, kernel, g.stride[axis], g.padding[axis][0], g.dilation[axis], out)
         result.append(Quantity.of(
-            f"T_{symbol}", run_sum(runs, "taps"),
+            f"T_{symbol}", _tap_working(*axis_layer, reached=False, what=what),
             formula=f"sum over output {what}s of the kernel {what}s that land on real input",
         ))
         reached.append(Quantity.of(
-            f"R_{symbol}", run_sum([(int(t > 0), n) for t, n in runs], "reached"),
+            f"R_{symbol}", _tap_working(*axis_layer, reached=True, what=what),
             formula=f"output {what}s with at least one kernel {what} on real input",
         ))
     return result[0], result[1], reached[0], reached[1]
