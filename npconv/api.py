@@ -16,13 +16,17 @@ meanings (see :mod:`npconv.geometry`) and add two arguments:
     process-wide limit, see :mod:`npconv.memory`).  A kernel that can works
     in chunks that fit; otherwise the call is refused before allocating.
 
-Arrays must be float32 or float64.  Integer, boolean and complex arrays are
-refused rather than converted (a silent cast could truncate or drop the
-imaginary part).  Operands of different float dtypes are promoted as NumPy
+Arrays must be float32 or float64, of either byte order (a big-endian
+operand is converted to native order, exactly).  Integer, boolean and
+complex arrays are refused rather than converted (a silent cast could
+truncate or drop the imaginary part), as are masked arrays with masked
+entries (the convolution has no rule for a missing value; an unmasked one is
+used as its data).  Operands of different float dtypes are promoted as NumPy
 promotes them -- float32 with float64 gives float64 -- and the output has
-that dtype.  Any memory layout is accepted (views, Fortran order, negative
-strides, read-only arrays); operands are never modified.  A batch of 0
-images gives an empty output of shape ``(0, C_out, OH, OW)`` and counts of 0.
+that dtype; the copies this makes count against ``workspace_limit``.  Any
+memory layout is accepted (views, Fortran order, negative strides, read-only
+arrays); operands are never modified.  A batch of 0 images gives an empty
+output of shape ``(0, C_out, OH, OW)`` and counts of 0.
 
 NaN and infinity propagate by IEEE arithmetic (``0 * inf = nan``,
 ``inf - inf = nan``), with no error raised.  Where they meet the padding,
@@ -46,6 +50,7 @@ under ``np.errstate(invalid="raise")``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -55,7 +60,7 @@ from npconv import kernels
 from npconv.counts import CONVENTIONS, Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
-from npconv.memory import ensure_fits, resolve_workspace_limit
+from npconv.memory import ensure_arrays_fit, ensure_fits, ensure_workspace_fits, resolve_workspace_limit
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -63,11 +68,55 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _OPTIONAL_OPERANDS = frozenset({"bias", "depthwise_bias", "pointwise_bias"})
 
 
-def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
-    """Convert each named operand to an ndarray of one common float dtype.
+def _dtype_hint(name: str, dtype: np.dtype) -> str:
+    """How to make ``dtype`` acceptable, never suggesting a cast that loses precision."""
+    if dtype.kind in "iub":
+        return f"; convert it yourself, e.g. {name}.astype(np.float64)"
+    if dtype.kind == "c":
+        return "; complex convolution is not supported"
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return f"; convert it with {name}.astype(np.float32) (exact: every {dtype.name} is a float32)"
+    if dtype.kind == "f":
+        return f"; {dtype.name} is not supported: {name}.astype(np.float64) rounds it to double precision"
+    return ""
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as an ndarray of a float kind (any width or byte order, checked by the caller).
+
+    A masked array is refused when any entry is masked: the convolution has no rule for a missing
+    value, and using the data under the mask would silently ignore it.  An object that cannot be
+    turned into an array (a PyTorch tensor that requires grad, a GPU tensor) is refused with the
+    reason.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        masked = int(np.ma.count_masked(value))
+        if masked:
+            raise ConvTypeError(name, f"an array without masked entries (fill them first, e.g. "
+                                f"{name}.filled(0.0); a convolution has no rule for a missing value)",
+                                f"a masked array with {masked:,} masked entr{'y' if masked == 1 else 'ies'}")
+        value = np.ma.getdata(value)
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: torch's "requires grad"
+        hint = ""
+        if type(value).__module__.startswith("torch"):
+            hint = f" (for a PyTorch tensor: {name}.detach().cpu().numpy())"
+        reason = " ".join(str(exc).split())
+        raise ConvTypeError(name, "an array of floats" + hint, f"{type(value).__name__} ({reason})") from None
+
+
+def _operands(workspace_limit: object, **named: Any) -> tuple[dict[str, np.ndarray | None], int]:
+    """Each named operand as an ndarray of one common native float dtype, and the bytes copied to get there.
 
     ``None`` stays ``None`` for an optional operand (an absent bias) and is
-    refused for the others.
+    refused for the others.  float32 and float64 of either byte order are
+    accepted; the common dtype is NumPy's promotion of theirs, in native byte
+    order, so a big-endian operand is converted without loss.  The copies that
+    conversion makes (a float32 operand promoted to float64, a big-endian one
+    swapped) are part of the call's workspace: checked against
+    ``workspace_limit`` (None: the process-wide one) and the RAM share before
+    they are made.
     """
     arrays: dict[str, np.ndarray | None] = {}
     for name, value in named.items():
@@ -76,24 +125,27 @@ def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
                 raise ConvTypeError(name, "an array of floats", "None")
             arrays[name] = None
             continue
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError) as exc:
-            raise ConvTypeError(name, "an array of floats", f"{type(value).__name__} ({exc})") from None
-        dtype = array.dtype
-        if dtype not in _FLOAT_DTYPES:
-            if dtype.kind in "iub":
-                hint = f"; convert it yourself, e.g. {name}.astype(np.float64)"
-            elif dtype.kind == "c":
-                hint = "; complex convolution is not supported"
-            elif dtype.kind == "f":
-                hint = f"; convert it with {name}.astype(np.float32)"
-            else:
-                hint = ""
-            raise ConvTypeError(name, "a float32 or float64 array" + hint, f"dtype {dtype}")
+        array = _as_array(name, value)
+        if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
+            raise ConvTypeError(name, "a float32 or float64 array" + _dtype_hint(name, array.dtype),
+                                f"dtype {array.dtype}")
         arrays[name] = array
-    common = np.result_type(*(a for a in arrays.values() if a is not None))
-    return {k: None if a is None else a.astype(common, copy=False) for k, a in arrays.items()}
+    present = [a for a in arrays.values() if a is not None]
+    common = np.result_type(*present).newbyteorder("=")
+    copies = [(name, a.shape, common) for name, a in arrays.items() if a is not None and a.dtype != common]
+    copied = 0
+    if copies:
+        limit = resolve_workspace_limit(workspace_limit)
+        names = ", ".join(name for name, _, _ in copies)
+        what = f"the {common.name} copies of {names} (operands of mixed dtype or byte order are converted)"
+        copied = ensure_arrays_fit(copies, what, copies[0][0])
+        ensure_workspace_fits(copied, limit, what, "workspace_limit")
+    return {k: None if a is None else a.astype(common, copy=False) for k, a in arrays.items()}, copied
+
+
+def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
+    """:func:`_operands` under the process-wide workspace limit, without the bytes copied."""
+    return _operands(None, **named)[0]
 
 
 def _check_output_fits(geometry: ConvGeometry, dtype: np.dtype) -> None:
@@ -111,11 +163,15 @@ def _counting(count: object) -> tuple[bool, str | None]:
 
 
 def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, weight: np.ndarray,
-         bias: np.ndarray | None, geometry: ConvGeometry) -> tuple[np.ndarray, Counts | None]:
-    """Run ``method``'s kernel; counts are None unless ``count`` asks for them."""
+         bias: np.ndarray | None, geometry: ConvGeometry, copied: int = 0) -> tuple[np.ndarray, Counts | None]:
+    """Run ``method``'s kernel; counts are None unless ``count`` asks for them.
+
+    ``copied``: bytes this call already allocated converting the operands; the kernel gets what is
+    left of the workspace limit (the limit bounds their sum), and its counts include them.
+    """
     wanted, convention = _counting(count)
     kernel = kernels.load(method)
-    limit = resolve_workspace_limit(workspace_limit)
+    limit = max(0, resolve_workspace_limit(workspace_limit) - copied)
     _check_output_fits(geometry, x.dtype)
     if convention is None:
         convention = kernel.CONVENTIONS[0]
@@ -126,8 +182,11 @@ def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, 
             f"({', '.join(map(repr, kernel.CONVENTIONS))})",
             repr(count),
         )
-    return kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
-                         workspace_limit=limit)
+    y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                              workspace_limit=limit)
+    if counts is not None and copied:
+        counts = dataclasses.replace(counts, workspace_bytes=counts.workspace_bytes + copied)
+    return y, counts
 
 
 def _channels(x: np.ndarray) -> int:
@@ -136,14 +195,14 @@ def _channels(x: np.ndarray) -> int:
 
 
 def _convolve(arrays: dict[str, np.ndarray | None], stride: object, padding: object, dilation: object,
-              groups: object, method: object, count: object, workspace_limit: object):
-    """:func:`conv2d` on operands already converted by :func:`_as_float_arrays`."""
+              groups: object, method: object, count: object, workspace_limit: object, copied: int = 0):
+    """:func:`conv2d` on operands already converted by :func:`_operands` (``copied`` bytes)."""
     x, weight, bias = arrays["x"], arrays["weight"], arrays["bias"]
     geometry = ConvGeometry.from_shapes(
         x.shape, weight.shape, None if bias is None else bias.shape,
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )
-    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry)
+    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry, copied)
     return y if counts is None else (y, counts)
 
 
@@ -169,8 +228,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     -------
     y : array (N, C_out, OH, OW), or ``(y, counts)`` when ``count`` is not False
     """
-    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
-    return _convolve(arrays, stride, padding, dilation, groups, method, count, workspace_limit)
+    arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
+    return _convolve(arrays, stride, padding, dilation, groups, method, count, workspace_limit, copied)
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
@@ -181,8 +240,9 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
     channel ``c * m + j`` is input channel ``c`` convolved with filter
     ``c * m + j``.  This is :func:`conv2d` with ``groups = C_in``.
     """
-    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
-    return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, workspace_limit)
+    arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
+    return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, workspace_limit,
+                     copied)
 
 
 def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
@@ -196,9 +256,9 @@ def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, work
     ``weight`` is ``(C_out, C_in, 1, 1)``.  This is :func:`conv2d` with a 1x1
     kernel, stride 1 and no padding.
     """
-    arrays = _as_float_arrays(x=x, weight=weight, bias=bias)
+    arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
     _check_pointwise_weight(arrays["weight"], "weight")
-    return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit)
+    return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit, copied)
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
@@ -221,8 +281,9 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     y : array (N, C_out, OH, OW), or ``(y, counts)`` with a
         :class:`~npconv.counts.SeparableCounts` (depthwise, pointwise and sums)
     """
-    a = _as_float_arrays(x=x, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight,
-                         depthwise_bias=depthwise_bias, pointwise_bias=pointwise_bias)
+    a, copied = _operands(workspace_limit, x=x, depthwise_weight=depthwise_weight,
+                          pointwise_weight=pointwise_weight, depthwise_bias=depthwise_bias,
+                          pointwise_bias=pointwise_bias)
     x, dw_w, pw_w, dw_b, pw_b = a.values()
     depthwise = ConvGeometry.from_shapes(
         x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
@@ -235,8 +296,12 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
         argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
     )
     layer = SeparableGeometry(depthwise, pointwise)
-    hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise)
-    y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise)
+    # the depthwise output is alive while the pointwise one is made: both must fit at once
+    ensure_arrays_fit([("the depthwise output", depthwise.output_shape, x.dtype),
+                       ("the output", pointwise.output_shape, x.dtype)],
+                      f"the depthwise and the pointwise outputs of {x.dtype.name},")
+    hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise, copied)
+    y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise, copied)
     if dw_counts is None:
         return y
     return y, SeparableCounts(dw_counts, pw_counts)

@@ -26,10 +26,10 @@ from npconv import kernels, render
 from npconv import quantities as Q
 from npconv._expr import format_number
 from npconv.counts import CONVENTIONS
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry, SeparableGeometry
-from npconv.memory import ensure_fits
+from npconv.memory import array_bytes, ensure_arrays_fit
 
 #: Seconds a method may be expected to take on one layer before it is skipped (or refused).
 DEFAULT_TIME_LIMIT = 60.0
@@ -107,14 +107,14 @@ def choose_methods(text: str | None, name: str = "--methods") -> tuple[tuple[str
         return available, False
     chosen = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
     if not chosen or any(m not in available for m in chosen):
-        raise ConvArgumentError(name, f"comma-separated methods among {', '.join(available)}", repr(text))
+        raise ConvArgumentError(name, f"comma-separated methods among {', '.join(available)}", echo(text))
     return chosen, True
 
 
 def check_time_limit(value: object, name: str = "--time-limit") -> float:
     """A positive number of seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConvArgumentError(name, "a positive number of seconds", repr(value))
+        raise ConvArgumentError(name, "a positive number of seconds", echo(value))
     return float(value)
 
 
@@ -179,16 +179,24 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
     import npconv
 
     runs, skipped = plan(standard, separable, methods or kernels.available_methods(), named, time_limit)
-    itemsize = np.dtype(dtype).itemsize
+    kind = np.dtype(dtype)
     shapes = {
         "x": standard.input_shape, "weight": standard.weight_shape, "bias": standard.bias_shape,
         "depthwise_weight": separable.depthwise.weight_shape, "depthwise_bias": separable.depthwise.bias_shape,
         "pointwise_weight": separable.pointwise.weight_shape, "pointwise_bias": separable.pointwise.bias_shape,
     }
-    total = sum(int(np.prod(s)) for s in shapes.values() if s is not None) * itemsize
-    ensure_fits(total, f"the random operands of the layer ({dtype})", "--input")
+    # Alive at once: every operand, and the outputs of one call -- the standard layer's, or the
+    # separable layer's two (its depthwise output feeds its pointwise part).  All in ``dtype``: the
+    # operands are drawn in it, never drawn in float64 and then cast.
+    operands = [(name, shape, kind) for name, shape in shapes.items()]
+    outputs = max([("the standard output", standard.output_shape, kind)],
+                  [("the depthwise output", separable.depthwise.output_shape, kind),
+                   ("the separable output", separable.output_shape, kind)],
+                  key=lambda arrays: sum(array_bytes(shape, kind) for _, shape, _ in arrays))
+    ensure_arrays_fit([*operands, *outputs], f"the random operands and outputs of the layers ({kind.name})",
+                      "--input")
     rng = np.random.default_rng(seed)
-    data = {k: None if s is None else rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    data = {k: None if s is None else rng.standard_normal(s, dtype=kind) for k, s in shapes.items()}
     layout = dict(stride=standard.stride, padding=standard.padding, dilation=standard.dilation)
 
     def call(layer: str, method: str, convention: str):

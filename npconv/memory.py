@@ -12,12 +12,21 @@ Pure Python.  Two limits:
   with :func:`set_workspace_limit` or for one call with the convolution
   functions' ``workspace_limit=`` argument.  A kernel that can work in chunks
   sizes them to the limit; one that cannot is refused with the estimate.
+  The limit bounds the *sum* of what one call allocates besides its output:
+  the kernel's buffers and copies, and the API's conversions of the operands
+  (a float32 operand promoted to float64, a big-endian one to native order).
+
+Every command checks what it is about to allocate with :func:`ensure_arrays_fit`
+-- the arrays it is about to make, each in the dtype that will really be
+allocated, summed -- before it makes any of them.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import os
+from collections.abc import Iterable, Sequence
 
 from npconv.errors import ConvArgumentError, ConvMemoryError
 
@@ -63,6 +72,44 @@ def ensure_fits(nbytes: int, what: str, argument: str = "x") -> None:
             f"{format_bytes(memory)} of RAM ({format_bytes(limit)})",
             f"{format_bytes(nbytes)} needed",
         )
+
+
+def _itemsize(dtype: object) -> int:
+    """Bytes per element of ``dtype``: a NumPy dtype (or anything with ``itemsize``), or a name."""
+    itemsize = getattr(dtype, "itemsize", None)
+    if itemsize is None:
+        itemsize = {"float32": 4, "float64": 8}.get(str(dtype))
+    if not isinstance(itemsize, int):
+        raise TypeError(f"no itemsize known for {dtype!r}")
+    return itemsize
+
+
+def array_bytes(shape: Sequence[int], dtype: object) -> int:
+    """Bytes of an array of ``shape`` and ``dtype``, as an exact Python int (never an overflowing int64)."""
+    return math.prod(int(size) for size in shape) * _itemsize(dtype)
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def ensure_arrays_fit(arrays: Iterable[tuple[str, Sequence[int] | None, object]], what: str,
+                      argument: str = "x") -> int:
+    """Refuse, before any is allocated, arrays whose sum does not fit in the allowed share of RAM.
+
+    ``arrays`` are ``(name, shape, dtype)`` -- the dtype each will really be
+    allocated in (a ``None`` shape is an absent array, such as no bias).  The
+    message names ``argument``, says ``what`` they are and lists the largest.
+    Returns the total in bytes.
+    """
+    sized = [(name, shape, array_bytes(shape, dtype), dtype) for name, shape, dtype in arrays if shape is not None]
+    total = sum(nbytes for _, _, nbytes, _ in sized)
+    largest = sorted(sized, key=lambda item: -item[2])[:3]
+    listed = ", ".join(f"{name} {_shape_text(shape)} {getattr(dtype, 'name', dtype)}: {format_bytes(nbytes)}"
+                       for name, shape, nbytes, dtype in largest)
+    more = f" and {len(sized) - len(largest)} more" if len(sized) > len(largest) else ""
+    ensure_fits(total, f"{what} ({listed}{more})", argument)
+    return total
 
 
 def check_workspace_limit(value: object, argument: str = "workspace_limit") -> int:

@@ -24,6 +24,7 @@ from npconv import api, kernels
 from npconv.counts import Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.memory import ensure_arrays_fit
 from npconv.network import LayerCount, Network
 
 
@@ -149,9 +150,27 @@ def _random(rng: np.random.Generator, shape: tuple[int, ...] | None) -> np.ndarr
     return None if shape is None else rng.standard_normal(shape, dtype=np.float32)
 
 
+def _layer_arrays(geometry: ConvGeometry | SeparableGeometry) -> list[tuple[str, object, str]]:
+    """``(name, shape, dtype)`` of what running one layer allocates at once: its random operands and
+    its output (a separable layer's depthwise output too)."""
+    if isinstance(geometry, SeparableGeometry):
+        dw, pw = geometry.depthwise, geometry.pointwise
+        shapes = {"x": dw.input_shape, "depthwise weight": dw.weight_shape, "pointwise weight": pw.weight_shape,
+                  "depthwise bias": dw.bias_shape, "pointwise bias": pw.bias_shape,
+                  "the depthwise output": dw.output_shape, "the output": pw.output_shape}
+    else:
+        shapes = {"x": geometry.input_shape, "weight": geometry.weight_shape, "bias": geometry.bias_shape,
+                  "the output": geometry.output_shape}
+    return [(name, shape, "float32") for name, shape in shapes.items()]
+
+
 def _run_layer(geometry: ConvGeometry | SeparableGeometry, method: str, convention: str,
-               rng: np.random.Generator, workspace_limit: int | None) -> Counts | SeparableCounts:
-    """Run one layer on random inputs of its shapes; the kernel's counts."""
+               rng: np.random.Generator, workspace_limit: int | None, name: str = "layer") -> Counts | SeparableCounts:
+    """Run one layer on random inputs of its shapes; the kernel's counts.
+
+    What it allocates is checked first (:func:`npconv.memory.ensure_arrays_fit`, naming ``name``).
+    """
+    ensure_arrays_fit(_layer_arrays(geometry), "the random float32 operands and the output of the layer", name)
     x = _random(rng, geometry.input_shape)
     run = {"method": method, "count": convention, "workspace_limit": workspace_limit}
     if isinstance(geometry, SeparableGeometry):
@@ -190,8 +209,10 @@ def measure(network: Network, method: str, convention: str | None = None, *, see
             progress(index, len(weighted), row)
         begin = time.perf_counter()
         try:
-            counts = _run_layer(row.geometry, method, convention, rng, workspace_limit)
+            counts = _run_layer(row.geometry, method, convention, rng, workspace_limit, f"layer {row.name}")
         except ConvMemoryError as error:
+            if error.argument != "workspace_limit":
+                raise
             raise ConvMemoryError(f"{limit_argument} (layer {row.name}, method {method!r})",
                                   error.expected, error.got) from None
         measured.append(MeasuredLayer(row, counts, time.perf_counter() - begin))

@@ -193,23 +193,23 @@ def test_reference_refuses_an_image_whose_list_copy_would_not_fit():
     # one 1 x 1 output of a 6e9-pixel image: the output is tiny, the image's copy is not
     x = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
     w = np.broadcast_to(np.float32(1.0), (1, 1, 60_000, 100_000))
-    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in the workspace limit"):
+    with pytest.raises(ConvMemoryError, match=r"one image and the weight as Python floats .* to fit in the workspace"):
         npconv.conv2d(x, w)
-    with pytest.raises(ConvMemoryError, match=r"one image as Python floats .* to fit in 50% of"):
+    with pytest.raises(ConvMemoryError, match=r"one image and the weight as Python floats .* to fit in 50% of"):
         npconv.conv2d(x, w, workspace_limit=2**62)  # past the limit, RAM still refuses
 
 
 def test_the_reference_list_copy_honours_the_workspace_limit():
     x = np.ones((1, 4, 8, 8))
     w = np.ones((2, 4, 3, 3))
-    needed = 4 * 8 * 8 * 32  # one image as Python floats
+    needed = (4 * 8 * 8 + 2 * 4 * 3 * 3) * 32  # one image and the weight as Python floats
     _, counts = npconv.conv2d(x, w, workspace_limit=needed, count=True)
     assert counts.workspace_bytes == needed
     with pytest.raises(ConvMemoryError) as info:
         npconv.conv2d(x, w, workspace_limit=needed - 1)
-    assert str(info.value).startswith("workspace_limit: expected one image as Python floats (256 values) "
-                                      "to fit in the workspace limit of 8.0 KiB")
-    assert str(info.value).endswith("got 8.0 KiB needed")
+    assert str(info.value).startswith("workspace_limit: expected one image and the weight as Python floats "
+                                      "(256 + 72 values) to fit in the workspace limit of 10.2 KiB")
+    assert str(info.value).endswith("got 10.2 KiB needed")
 
 
 def test_the_process_wide_workspace_limit_is_settable_and_restorable():

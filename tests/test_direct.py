@@ -114,7 +114,7 @@ def test_the_loop_nest_is_chosen_by_row_length_stride_and_channels():
 
 def test_a_noncontiguous_input_too_large_to_copy_is_refused():
     x = np.ones((1, 4, 16, 32))[..., ::2]  # not contiguous: the kernel copies it
-    with pytest.raises(ConvMemoryError, match=r"^workspace_limit: expected a contiguous copy of x"):
+    with pytest.raises(ConvMemoryError, match=r"^workspace_limit: expected contiguous copies of x"):
         npconv.conv2d(x, np.ones((1, 4, 3, 3)), method=METHOD, workspace_limit=1024)
 
 

@@ -476,6 +476,6 @@ def test_model_measure_names_the_layer_that_needs_more_workspace(capsys, tmp_pat
     path = tmp_path / "wide.toml"
     path.write_text('input_shape = [1, 64, 32, 32]\n[[layers]]\nkind = "pointwise"\nname = "pw"\nfilters = 1\n')
     code, _, err = run(capsys, "model", str(path), "--measure", "--method", "reference", "--workspace-limit", "1")
-    assert code == 2 and "--workspace-limit (layer pw, method 'reference'): expected one image" in err
+    assert code == 4 and "--workspace-limit (layer pw, method 'reference'): expected one image" in err
     code, _, err = run(capsys, "model", str(path), "--measure", "--workspace-limit", "0")
     assert code == 2 and "--workspace-limit: expected a positive number of MiB, got 0" in err

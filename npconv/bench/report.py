@@ -30,11 +30,19 @@ from npconv.bench.timing import (
     check_repeats,
     time_interleaved,
 )
-from npconv.bench.workloads import ConvWorkload, SeparableWorkload, Workload, check_dtype
+from npconv.bench.workloads import (
+    ConvWorkload,
+    SeparableWorkload,
+    Workload,
+    check_dtype,
+    operand_arrays,
+    output_arrays,
+)
 from npconv.counts import Counts, SeparableCounts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
+from npconv.memory import array_bytes, ensure_arrays_fit
 
 #: Side of the square GEMM that stands for the machine's peak: about 0.1 s in float32 on 2 cores.
 GEMM_SIZE = 2048
@@ -206,8 +214,8 @@ class GemmPeak:
 
 def measure_gemm(dtype: object = "float32", repeats: int = DEFAULT_REPEATS, size: int = GEMM_SIZE) -> GemmPeak:
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(dtype)
-    b = rng.standard_normal((size, size)).astype(dtype)
+    a = rng.standard_normal((size, size), dtype=np.dtype(dtype))
+    b = rng.standard_normal((size, size), dtype=np.dtype(dtype))
     call = lambda: a @ b  # noqa: E731
     call()
     (timing,) = time_interleaved([call], repeats)
@@ -384,6 +392,34 @@ def _measure(workload: Workload, contestant: str, torch: ModuleType | None, repe
     return measure_method(workload, contestant, repeats)
 
 
+def _ensure_workloads_fit(layers: Mapping[str, ConvGeometry],
+                          separable: Mapping[str, tuple[ConvGeometry, SeparableGeometry]], dtype: np.dtype,
+                          gemm: bool) -> None:
+    """Refuse, before any operand is drawn, a benchmark whose arrays would not fit in memory.
+
+    Every layer's random operands are made before the timing starts and held to its end; one call's
+    output is alive at a time (the largest is counted), and so are the GEMM's three matrices.  The
+    error names the layer with the most operand bytes.
+    """
+    geometries = [(name, g) for name, g in layers.items()]
+    geometries += [(name, g) for name, pair in separable.items() for g in pair]
+    if not geometries:
+        return
+    arrays = [(f"{name}: {array}", shape, kind) for name, g in geometries for array, shape, kind in
+              operand_arrays(g, dtype)]
+    outputs = max((output_arrays(g, dtype) for _, g in geometries),
+                  key=lambda found: sum(array_bytes(shape, kind) for _, shape, kind in found))
+    if gemm:
+        arrays += [(f"the GEMM's {m}", (GEMM_SIZE, GEMM_SIZE), dtype) for m in ("a", "b", "a @ b")]
+
+    def operand_bytes(named: tuple[str, ConvGeometry | SeparableGeometry]) -> int:
+        return sum(array_bytes(shape, kind) for _, shape, kind in operand_arrays(named[1], dtype) if shape)
+
+    largest = max(geometries, key=operand_bytes)[0]
+    ensure_arrays_fit([*arrays, *outputs], f"the random operands of every layer timed and one call's "
+                      f"output, in {dtype.name},", f"layer {largest!r}")
+
+
 def run_benchmark(
     layers: Mapping[str, ConvGeometry] | None = None,
     *,
@@ -412,6 +448,7 @@ def run_benchmark(
         layers = BENCHMARK_LAYERS
     torch, torch_status = import_torch()
     say = progress or (lambda message: None)
+    _ensure_workloads_fit(layers or {}, separable or {}, dtype, gemm=separable is None)
 
     plans: list[tuple[str, list[Workload], list[str], list[Skipped]]] = []
     for name, geometry in (layers or {}).items():

@@ -79,7 +79,30 @@ def separable_counterpart(standard: ConvGeometry) -> tuple[ConvGeometry, Separab
 
 
 def _random(rng: np.random.Generator, shape: tuple[int, ...] | None, dtype: np.dtype) -> np.ndarray | None:
-    return None if shape is None else rng.standard_normal(shape).astype(dtype)
+    """Random normal numbers drawn in ``dtype`` itself (no float64 array first, then a cast)."""
+    return None if shape is None else rng.standard_normal(shape, dtype=dtype)
+
+
+def operand_arrays(geometry: ConvGeometry | SeparableGeometry, dtype: object) -> list[tuple[str, object, np.dtype]]:
+    """``(name, shape, dtype)`` of the random operands a workload of ``geometry`` holds (None: absent)."""
+    dtype = np.dtype(dtype)
+    if isinstance(geometry, SeparableGeometry):
+        dw, pw = geometry.depthwise, geometry.pointwise
+        shapes = {"x": dw.input_shape, "depthwise weight": dw.weight_shape, "pointwise weight": pw.weight_shape,
+                  "depthwise bias": dw.bias_shape, "pointwise bias": pw.bias_shape}
+    else:
+        shapes = {"x": geometry.input_shape, "weight": geometry.weight_shape, "bias": geometry.bias_shape}
+    return [(name, shape, dtype) for name, shape in shapes.items()]
+
+
+def output_arrays(geometry: ConvGeometry | SeparableGeometry, dtype: object) -> list[tuple[str, object, np.dtype]]:
+    """What one call on ``geometry`` allocates for its result: the output (and a separable layer's
+    depthwise output, alive while the pointwise part runs)."""
+    dtype = np.dtype(dtype)
+    if isinstance(geometry, SeparableGeometry):
+        return [("the depthwise output", geometry.depthwise.output_shape, dtype),
+                ("the output", geometry.output_shape, dtype)]
+    return [("the output", geometry.output_shape, dtype)]
 
 
 def _torch_padding(geometry: ConvGeometry) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:

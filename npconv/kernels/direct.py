@@ -345,11 +345,10 @@ def _column_ranges(g: ConvGeometry) -> np.ndarray:
     return ranges
 
 
-def _contiguous(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, int]:
-    """``array`` C-contiguous, and the bytes copied to make it so (workspace)."""
+def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
+    """``array`` C-contiguous, and the bytes copied to make it so (workspace, checked by the caller)."""
     if array.flags.c_contiguous:
         return array, 0
-    ensure_workspace_fits(array.nbytes, limit, f"a contiguous copy of {name}, {array.nbytes:,} bytes,")
     return np.ascontiguousarray(array), array.nbytes
 
 
@@ -401,7 +400,6 @@ def conv2d(
     """
     g = geometry
     loop = choose_loop(g) if loop is None else loop
-    x, x_copied = _contiguous(x, "x", workspace_limit)
     if loop == "rows":
         kernel = _rows
         w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)
@@ -409,7 +407,13 @@ def conv2d(
         kernel = _pixel_rows
         split = weight.reshape(g.groups, g.out_channels_per_group, *weight.shape[1:])
         w = np.moveaxis(split, 1, 4)  # (groups, C_in/g, KH, KW, C_out/g)
-    w, w_copied = _contiguous(w, "weight", workspace_limit)
+    # both copies are alive at once: the workspace limit bounds their sum, checked before either is made
+    copies = {name: a.nbytes for name, a in (("x", x), ("the transposed weight", w)) if not a.flags.c_contiguous}
+    if copies:
+        ensure_workspace_fits(sum(copies.values()), workspace_limit,
+                              f"contiguous copies of {' and '.join(copies)} ({sum(copies.values()):,} bytes)")
+    x, x_copied = _contiguous(x)
+    w, w_copied = _contiguous(w)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
     y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size == 0:

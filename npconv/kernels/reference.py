@@ -59,7 +59,7 @@ def conv2d(
     convention : ``"dense"`` or ``"effective"`` (see module docstring)
     count : return the counts (the reference always tallies them; it costs
         little next to the interpreter's own overhead)
-    workspace_limit : bytes the list copy of one image may take
+    workspace_limit : bytes the list copies of one image, the weight and the bias may take together
 
     Returns
     -------
@@ -75,11 +75,14 @@ def conv2d(
     pad_top, pad_left = g.padding[0][0], g.padding[1][0]
     in_per_group, out_per_group = g.in_channels_per_group, g.out_channels_per_group
 
-    # Nested Python lists index far faster than NumPy scalars do.
+    # Nested Python lists index far faster than NumPy scalars do.  The weight (and bias) are copied to
+    # lists whole, one image at a time: the workspace is what those lists hold at once.
     image_elements = g.in_channels * height * width
-    workspace = image_elements * _BYTES_PER_LISTED_FLOAT
+    weight_elements = weight.size + (0 if bias is None else bias.size)
+    workspace = (image_elements + weight_elements) * _BYTES_PER_LISTED_FLOAT
     ensure_workspace_fits(workspace, workspace_limit,
-                          f"one image as Python floats ({image_elements:,} values)")
+                          f"one image and the weight{'' if bias is None else ' and bias'} as Python floats "
+                          f"({image_elements:,} + {weight_elements:,} values)")
     w = weight.tolist()
     b = None if bias is None else bias.tolist()
     y = np.empty(g.output_shape, dtype=x.dtype)
