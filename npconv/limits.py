@@ -53,8 +53,9 @@ MAX_LAYER_NESTING = 16
 MAX_TEXT_FILE_BYTES = 2**20
 
 #: Claims in one answer sheet (a file's [[claim]] tables, or --claim flags).  Each claim runs the
-#: reading search (a few milliseconds to a second); answer sheets have tens.
-MAX_CLAIMS = 500
+#: reading search (about 0.1 s to 1 s on these machines), so 100 take a minute at worst; answer
+#: sheets have tens.
+MAX_CLAIMS = 100
 
 #: Characters of user input echoed in an error message; longer input is cut, with its length said.
 ECHO_LENGTH = 120

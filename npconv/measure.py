@@ -170,6 +170,32 @@ def _counted(counts: object) -> dict[str, int]:
     return {"mults": counts.mults, "adds": counts.adds}
 
 
+def _operand_shapes(standard: ConvGeometry, separable: SeparableGeometry) -> dict[str, tuple[int, ...] | None]:
+    return {
+        "x": standard.input_shape, "weight": standard.weight_shape, "bias": standard.bias_shape,
+        "depthwise_weight": separable.depthwise.weight_shape, "depthwise_bias": separable.depthwise.bias_shape,
+        "pointwise_weight": separable.pointwise.weight_shape, "pointwise_bias": separable.pointwise.bias_shape,
+    }
+
+
+def ensure_operands_fit(standard: ConvGeometry, separable: SeparableGeometry, dtype: object,
+                        argument: str = "--input") -> None:
+    """Refuse, before any is drawn, operands and outputs that would not fit in memory (naming ``argument``).
+
+    Alive at once: every operand, and the outputs of one call -- the standard layer's, or the
+    separable layer's two (its depthwise output feeds its pointwise part).  All in ``dtype``: the
+    operands are drawn in it, never drawn in float64 and then cast.
+    """
+    kind = dtype  # a NumPy dtype or its name: npconv.memory knows both (and this module needs no NumPy)
+    operands = [(name, shape, kind) for name, shape in _operand_shapes(standard, separable).items()]
+    outputs = max([("the standard output", standard.output_shape, kind)],
+                  [("the depthwise output", separable.depthwise.output_shape, kind),
+                   ("the separable output", separable.output_shape, kind)],
+                  key=lambda arrays: sum(array_bytes(shape, kind) for _, shape, _ in arrays))
+    ensure_arrays_fit([*operands, *outputs], f"the random operands and outputs of the layers "
+                      f"({getattr(kind, 'name', kind)})", argument)
+
+
 def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str = "",
         methods: Sequence[str] | None = None, named: bool = False, time_limit: float = DEFAULT_TIME_LIMIT,
         dtype: str = "float32", seed: int = 0) -> MeasureReport:
@@ -180,21 +206,8 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
 
     runs, skipped = plan(standard, separable, methods or kernels.available_methods(), named, time_limit)
     kind = np.dtype(dtype)
-    shapes = {
-        "x": standard.input_shape, "weight": standard.weight_shape, "bias": standard.bias_shape,
-        "depthwise_weight": separable.depthwise.weight_shape, "depthwise_bias": separable.depthwise.bias_shape,
-        "pointwise_weight": separable.pointwise.weight_shape, "pointwise_bias": separable.pointwise.bias_shape,
-    }
-    # Alive at once: every operand, and the outputs of one call -- the standard layer's, or the
-    # separable layer's two (its depthwise output feeds its pointwise part).  All in ``dtype``: the
-    # operands are drawn in it, never drawn in float64 and then cast.
-    operands = [(name, shape, kind) for name, shape in shapes.items()]
-    outputs = max([("the standard output", standard.output_shape, kind)],
-                  [("the depthwise output", separable.depthwise.output_shape, kind),
-                   ("the separable output", separable.output_shape, kind)],
-                  key=lambda arrays: sum(array_bytes(shape, kind) for _, shape, _ in arrays))
-    ensure_arrays_fit([*operands, *outputs], f"the random operands and outputs of the layers ({kind.name})",
-                      "--input")
+    shapes = _operand_shapes(standard, separable)
+    ensure_operands_fit(standard, separable, kind)
     rng = np.random.default_rng(seed)
     data = {k: None if s is None else rng.standard_normal(s, dtype=kind) for k, s in shapes.items()}
     layout = dict(stride=standard.stride, padding=standard.padding, dilation=standard.dilation)

@@ -446,9 +446,9 @@ def run_benchmark(
         kernels.load(method)  # an unknown name fails here, before any timing
     if separable is None and layers is None:
         layers = BENCHMARK_LAYERS
+    _ensure_workloads_fit(layers or {}, separable or {}, dtype, gemm=separable is None)
     torch, torch_status = import_torch()
     say = progress or (lambda message: None)
-    _ensure_workloads_fit(layers or {}, separable or {}, dtype, gemm=separable is None)
 
     plans: list[tuple[str, list[Workload], list[str], list[Skipped]]] = []
     for name, geometry in (layers or {}).items():

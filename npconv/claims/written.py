@@ -48,9 +48,15 @@ class Written:
         return json_number(self.value)
 
 
-def json_number(value: Number) -> int | float:
+def json_number(value: Number) -> int | float | str:
+    """``value`` for JSON: an int, a float -- or, for a fraction beyond a float's range (which
+    hand-written arithmetic can reach), its text as :func:`~npconv._expr.format_number` writes it."""
     if isinstance(value, Fraction):
-        return int(value) if value.denominator == 1 else float(value)
+        if value.denominator == 1:
+            return int(value)
+        if value and not 1e-300 < abs(value) < 1e300:
+            return format_number(value)
+        return float(value)
     return value
 
 
