@@ -255,9 +255,27 @@ def _check(args: argparse.Namespace) -> int:
         sheet = claims.sheet_from_strings(question, args.claim, args.counting, reading)
     else:
         raise ConvArgumentError("FILE", "a claims file, or one or more --claim QUANTITY=VALUE", "neither")
-    report = claims.check(sheet)
+    report = claims.check(sheet, _check_rules(args, sheet.rules))
     _print_report(args, report, claims)
     return report.exit_status
+
+
+def _check_rules(args: argparse.Namespace, rules):
+    """The sheet's rules, with those that flags set in their place."""
+    import dataclasses
+
+    from npconv.claims import misconceptions
+    from npconv.claims import rules as grading
+
+    flags = {"tolerance": args.tolerance, "readings": args.readings,
+             "working": "required" if args.require_working else None}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    if not flags:
+        return rules
+    names = {"tolerance": "--tolerance", "readings": "--readings", "working": "--require-working"}
+    named = grading.rules_from(flags, misconceptions.BY_NAME, names.__getitem__)
+    fields = {"tolerance": "tolerance", "readings": "readings", "working": "working_required"}
+    return dataclasses.replace(rules, **{fields[key]: getattr(named, fields[key]) for key in flags})
 
 
 def _print_report(args: argparse.Namespace, report: object, renderer: object) -> None:
@@ -281,12 +299,20 @@ claims file (TOML), see examples/answer_sheet.toml:
   value = 19454
   expression = "(5 x 5 x 3 + 1) x 254"   # optional, as is note = "..."
 
-verdicts: holds; wrong (with the right value and its working); holds under another reading (named:
-another padding or input size, bias convention, FLOPs vs mults, dense vs effective counting, a
-filter count off by a typo, the inverse ratio, or two of these at once).
+verdicts: holds; holds if (only under a reading of the question the rules allow, named: another
+padding, the bias convention); slip (a number copied wrong, arithmetic that does not give the value
+written, a value rounded, working missing where required); wrong (a classic misconception, named,
+or no explanation). The right value, with its working, is always shown. Written working is
+evaluated first and compared with the formula by algebra: a reading the working contradicts is
+never the verdict. Score: 1 per claim that holds, reading_credit (1) under an allowed reading,
+slip_credit (0.5) per slip, 0 when wrong.
 
-exit status: 0 every claim holds; 1 some claim is wrong; 3 none is wrong but some hold only under
-another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
+rules (a [rules] table in FILE, or the flags): tolerance = "exact" | "digits" | "1%";
+readings = ["padding", "bias"] (add "counting" or a misconception's name to accept it);
+working = "optional" | "required"; slip_credit = 0.5; reading_credit = 1.
+
+exit status: 0 every claim holds; 1 some claim is wrong or has a slip; 3 none is wrong or slipped
+but some hold only under a reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
 """
 
 
@@ -310,6 +336,13 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
                             "or 'separable.params=15+1024=1102' (repeatable)")
     check.add_argument("--counting", choices=("dense", "effective"), default="dense",
                        help="the counting convention the question means (default: dense, the textbook's)")
+    check.add_argument("--tolerance", metavar="T",
+                       help="exact (default), digits (to the digits written) or a relative tolerance such as 1%%")
+    check.add_argument("--readings", metavar="NAMES",
+                       help="readings accepted as right, comma-separated (default: padding,bias; 'none' for "
+                            "none; also counting, or a misconception's name)")
+    check.add_argument("--require-working", action="store_true",
+                       help="a number given without its arithmetic is a slip")
     _add_layer_arguments(check)
     check.add_argument("--json", action="store_true", help="print machine-readable JSON")
     check.set_defaults(handler=_check)
