@@ -56,6 +56,12 @@ _WEIGHTS = frozenset({"params"}) | _COUNTS
 CATALOGUE: tuple[Misconception, ...] = (
     # ----------------------------------------------------------------- output size
     Misconception(
+        "padding_once", "P instead of 2P (padding counted on one side only)",
+        "padding P is added on both sides, top and bottom: the padded height is H + 2P",
+        _OUTPUT | _COUNTS,
+        {"length": lambda size, before, after, span, stride:
+            Sum(Floor(Ratio(Group(Difference(Sum(size, before), span)), stride)), ONE)}),
+    Misconception(
         "forgot_plus_one", "forgot the + 1",
         "the windows are one more than the steps between them: OH = floor((H + 2P - K) / S) + 1",
         _OUTPUT | _COUNTS,
@@ -66,22 +72,10 @@ CATALOGUE: tuple[Misconception, ...] = (
         _OUTPUT | _COUNTS,
         {"length": _length(lambda span, s: Sum(Floor(Ratio(span, s)), ONE, ONE))}),
     Misconception(
-        "padding_once", "P instead of 2P (padding counted on one side only)",
-        "padding P is added on both sides, top and bottom: the padded height is H + 2P",
-        _OUTPUT | _COUNTS,
-        {"length": lambda size, before, after, span, stride:
-            Sum(Floor(Ratio(Group(Difference(Sum(size, before), span)), stride)), ONE)}),
-    Misconception(
         "forgot_stride", "forgot to divide by the stride",
         "a stride S moves the window S pixels at a time: OH = floor((H + 2P - K) / S) + 1",
         _OUTPUT | _COUNTS,
         {"length": _length(lambda span, s: Sum(span, ONE))}),
-    Misconception(
-        "stride_divides_plus_one", "divided the + 1 by the stride too",
-        "only the distance the window travels is divided by the stride; the first window adds 1: "
-        "OH = floor((H + 2P - K) / S) + 1",
-        _OUTPUT | _COUNTS,
-        {"length": _length(lambda span, s: Floor(Ratio(Group(Sum(span, ONE)), s)))}),
     Misconception(
         "ceil_not_floor", "rounded up instead of down",
         "a window that would run past the edge is not computed: round (H + 2P - K) / S down (floor)",

@@ -35,6 +35,7 @@ says when the budget stopped its search.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +59,7 @@ from npconv.claims.rules import Rules
 from npconv.claims.written import Claim, ExpressionCheck, Written, json_number
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
+from npconv.expressions import normal_form
 from npconv.formulas import Quantity
 from npconv.geometry import same_padding
 from npconv.question import Question
@@ -213,20 +215,12 @@ def _padding_changes(question: Question, claim: Claim, rules: Rules) -> Iterator
     same = [same_padding(size, k, s, d) for size, k, s, d in
             zip((h, w), question.kernel, question.stride, question.dilation, strict=True)]
     symmetric_same = same[0][0] == same[0][1] == same[1][0] == same[1][1]
+    # plausible readings only: no padding up to 'same', 'same' itself and 'full' -- not whatever padding
+    # would give the value written (that would explain any output size)
     values = list(range(min(max(same[0][0], same[1][0], 1), MAX_PADDINGS) + 1))
+    if symmetric_same:
+        values.append(same[0][0])
     values.append(max(spans) - 1)  # 'full'
-    if claim.kind in (*SHAPE_KINDS, *LENGTH_KINDS):  # the paddings that give the lengths written
-        numbers = claim.written.numbers()
-        if claim.kind == "output" and len(numbers) == 4:
-            numbers = numbers[1:]
-        axes = {"output_height": (0,), "output_width": (1,)}.get(claim.kind, (0, 1))
-        for axis, v in zip(axes, numbers, strict=False):
-            if not isinstance(v, int):
-                continue
-            size, span, s = (h, w)[axis], spans[axis], question.stride[axis]
-            low = -(-(s * (v - 1) - size + span) // 2)
-            if low >= 0:
-                values.append(low)
     for p in dict.fromkeys(values):
         words = f"padding {p}"
         if symmetric_same and p == same[0][0]:
@@ -415,6 +409,11 @@ def _swap_change(claim: Claim, swap, others: Mapping) -> Change:
     return Change("swap", swap.written, str(swap), "wrong value")
 
 
+def _keystroke(written: Written, value: object) -> bool:
+    return (isinstance(written.value, int) and isinstance(value, int) and written.tolerance == 0
+            and min(written.value, value) >= 100 and is_typo(written.value, value))
+
+
 def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working: Expr | None,
             others: Mapping) -> tuple[list[tuple[Reading, Lift | None]], bool, int]:
     """Explanations of ``target`` (and of ``working``, when given), cheapest first; whether the budget
@@ -443,8 +442,16 @@ def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working
         seen.add(key)
         if working is None:
             how = match(target, got.value, rules)
+            if how is None and _keystroke(target, got.value) and all(c.kind == "reading" for c in combo):
+                reading = Reading((*combo, Change("typo", target.value, f"{target.text} is one keystroke from "
+                                                  f"{got.text} (a copying slip?)", "unseen slip")), got)
+                found.append((reading, None))
+                best = min(best, reading.cost)
+                continue
             if how is None:
                 continue
+            if how == "rounded" and any(c.kind != "reading" for c in combo):
+                continue  # a rounded value is read against the question, or an allowed reading of it, only
             extra = (Change("rounded", target.text, f"{target.text} is {got.text} rounded", "slip"),) \
                 if how == "rounded" else ()
             reading = Reading((*combo, *extra), got)
@@ -457,14 +464,25 @@ def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working
         lifted = lift(working, got.quantity.expr, max_swaps=0) if exact else None
         if lifted is None and base + COSTS["carried"] <= best and len(combo) <= 1:
             lifted = lift(working, got.quantity.expr, max_swaps=2)
+            if lifted is not None and not lifted.swaps:
+                lifted = None  # the same formula but another value: a floor where the working has a ceil
         if lifted is None:
             continue
         swaps = tuple(_swap_change(claim, s, others) for s in lifted.swaps)
         reading = Reading((*combo, *swaps), got)
         found.append((reading, lifted))
         best = min(best, reading.cost)
-    found.sort(key=lambda pair: pair[0].cost)
+    if working is not None:  # equal costs: the explanation whose working reads most like what was written
+        mine = _tokens(normal_form(working).numbers())
+        found.sort(key=lambda pair: (pair[0].cost, -difflib.SequenceMatcher(
+            None, mine, _tokens(normal_form(pair[0].answer.quantity.expr).numbers()), autojunk=False).ratio()))
+    else:
+        found.sort(key=lambda pair: pair[0].cost)
     return found, stopped, evaluated
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"floor\(|ceil\(|[()+\-x/]|[\d,.]+", text)
 
 
 def _readings_of(reading: Reading) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from npconv.claims.readings import (
     Change,
     Verdict,
     carried_values,
+    claim_numbers,
     json_value,
     judge,
 )
@@ -110,10 +111,11 @@ def check(sheet: Sheet, rules: Rules | None = None) -> Report:
     judged: dict[tuple, Verdict] = {}
     verdicts = []
     for claim in sheet.claims:
-        carried = tuple(sorted((str(k), c.number) for k, c in others.items() if c.number != claim.number))
-        key = (claim.quantity, claim.written, claim.expression, carried if claim.expression else ())
+        # the values of other claims its working writes (carried into it) are part of what it says
+        written = set(claim_numbers(claim)) if claim.expression else set()
+        context = {k: c for k, c in others.items() if c.number != claim.number and k in written}
+        key = (claim.quantity, claim.written, claim.expression, tuple((k, c.number) for k, c in context.items()))
         if key not in judged:
-            context = {k: c for k, c in others.items() if c.number != claim.number}
             judged[key] = judge(claim, sheet.question, sheet.counting, rules, context)
         verdicts.append(replace(judged[key], claim=claim))
     return Report(sheet, tuple(verdicts), rules)
