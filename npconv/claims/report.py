@@ -11,6 +11,7 @@ the sum over the claims, out of the number of claims.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -33,6 +34,7 @@ from npconv.claims.readings import (
 )
 from npconv.claims.rules import Rules
 from npconv.claims.sheets import Sheet
+from npconv.claims.written import Written
 
 #: Exit statuses of ``npconv check`` (2 is a usage or claims-file error, as for every command).
 EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR, EXIT_ONLY_UNDER_READINGS = 0, 1, 2, 3
@@ -112,7 +114,8 @@ def check(sheet: Sheet, rules: Rules | None = None) -> Report:
     verdicts = []
     for claim in sheet.claims:
         # the values of other claims its working writes (carried into it) are part of what it says
-        written = set(claim_numbers(claim)) if claim.expression else set()
+        written = set(claim_numbers(dataclasses.replace(claim, written=Written(0, "0")))) if claim.expression \
+            else set()
         context = {k: c for k, c in others.items() if c.number != claim.number and k in written}
         key = (claim.quantity, claim.written, claim.expression, tuple((k, c.number) for k, c in context.items()))
         if key not in judged:
