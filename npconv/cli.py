@@ -321,11 +321,12 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
 
     check = commands.add_parser(
         "check",
-        help="check hand-computed answers (a TOML claims file or --claim): verdict, working, readings",
+        help="grade hand-computed answers (a TOML claims file or --claim): verdicts, slips, mistakes, a score",
         description="Check claims about a standard and a depthwise-separable layer -- output shapes, "
                     "parameters, mults, adds, FLOPs, ratios -- each with the value written and, optionally, "
-                    "the arithmetic written. Each gets a verdict: holds, wrong (with the right value and "
-                    "its working) or holds under another reading of the question (named). Claims come "
+                    "the arithmetic written. Each gets a verdict -- holds, holds if (under a reading the "
+                    "rules allow), slip or wrong, each named -- beside the right value and its working, and "
+                    "the sheet a score. Claims come "
                     "from FILE, or from --claim with the layer flags (defaults: the course problem).",
         epilog=_CHECK_EPILOG.format(quantities=QUANTITY_HELP),
         formatter_class=argparse.RawDescriptionHelpFormatter,

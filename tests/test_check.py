@@ -70,23 +70,23 @@ def test_answer_sheet_verdicts(answer_sheet):
     assert got == {
         # floor((14 - 5) / 1) + 1 + 1 = 11, not 12, and its second "+ 1" is a misconception; the working
         # has P = 0, so padding 1 (which gives 12) is no explanation of it
-        1: (claims.WRONG, "10", ["arithmetic: the working gives 11, not 12", "added the + 1 twice"]),
+        1: (claims.WRONG, "10", ["arithmetic slip (11, not 12)", "added the + 1 twice"]),
         # 12x12 is what padding 1 gives; 254 channels are the 256 filters copied wrong (written: a slip)
-        2: (claims.SLIP, "10x10x256", ["padding 1", "254 for the 256 filters (a copying slip)"]),
+        2: (claims.SLIP, "10x10x256", ["padding 1", "254 for the 256 filters (copying slip)"]),
         # (5*5*3 + 1)*254 = 76*254 = 19,304, not 19,454; and 254 for 256
-        3: (claims.SLIP, "19,456", ["arithmetic: the working gives 19,304, not 19,454",
-                                    "254 for the 256 filters (a copying slip)"]),
+        3: (claims.SLIP, "19,456", ["arithmetic slip (19,304, not 19,454)",
+                                    "254 for the 256 filters (copying slip)"]),
         # 12*12*254*75 = 2,743,200, not 2,745,600; its 12 x 12 is padding 1's output; 254 for 256
-        4: (claims.SLIP, "1,920,000", ["arithmetic: the working gives 2,743,200, not 2,745,600", "padding 1",
-                                       "254 for the 256 filters (a copying slip)"]),
+        4: (claims.SLIP, "1,920,000", ["arithmetic slip (2,743,200, not 2,745,600)", "padding 1",
+                                       "254 for the 256 filters (copying slip)"]),
         5: (claims.READING, "10x10x256", ["padding 1"]),
         # (5*5*1)*3 = 75, not 15: the working is right, the arithmetic is not
-        6: (claims.SLIP, "75", ["arithmetic: the working gives 75, not 15"]),
+        6: (claims.SLIP, "75", ["arithmetic slip (75, not 15)"]),
         7: (claims.HOLDS, "1,024", []),
         # 15 + 1,024 = 1,039, not 1,102; its 15 is claim 6's value, carried (1,102 is bias torch's
         # 78 + 1,024, which the working does not use)
-        8: (claims.SLIP, "1,099", ["arithmetic: the working gives 1,039, not 1,102",
-                                   "15 carried from claim 6 (depthwise.params)"]),
+        8: (claims.SLIP, "1,099", ["arithmetic slip (1,039, not 1,102)",
+                                   "15 carried from claim 6"]),
         # padding 1: 12*12*3*25 = 10,800, 12*12*256*3 = 110,592, sum 121,392; the working is the formula
         9: (claims.READING, "7,500", ["padding 1"]),
         10: (claims.READING, "76,800", ["padding 1"]),
@@ -247,7 +247,7 @@ def test_filter_count_copied_wrong():
     assert v.kind == claims.SLIP and _what(v) == ["254 filters, not 256 (a copying slip?)"]
     # 265 (two digits swapped) is written in the working: 76 x 265 = 20,140
     v = verdict("standard.params", 20_140, "(5*5*3+1)*265")
-    assert v.kind == claims.SLIP and _what(v) == ["265 for the 256 filters (a copying slip)"]
+    assert v.kind == claims.SLIP and _what(v) == ["265 for the 256 filters (copying slip)"]
     # without the working nothing suggests 265
     assert verdict("standard.params", 20_140).kind == claims.WRONG
     # depthwise quantities do not depend on the filter count
@@ -341,7 +341,7 @@ def test_inline_claims_name_the_flag(capsys):
     # the cheapest explanation of it): not "no claim is wrong"
     code, out, _ = run(capsys, "check", "--claim", "separable.params=15+1024=1102")
     assert code == claims.EXIT_SOME_WRONG
-    assert "arithmetic: the working gives 1,039, not 1,102; K instead of K x K" in out
+    assert "arithmetic slip (1,039, not 1,102); K instead of K x K" in out
     code, _, err = run(capsys, "check", "--claim", "separable.parms=1102")
     assert code == 2
     assert "--claim 'separable.parms=1102': quantity: expected a quantity name" in err

@@ -90,10 +90,10 @@ TABLE = [
     ("course", "", "depthwise.params", 78, None, R, "bias torch"),                 # (25 + 1) x 3
     ("course", "", "standard.output_height", 12, "(14+2*1-5)/1+1", R, "padding 1"),  # the working uses P = 1
     # ---- a reading the working contradicts is never the verdict
-    ("course", "", "standard.output_height", 12, "(14-5)/1+1", S, "gives 10, not 12"),
+    ("course", "", "standard.output_height", 12, "(14-5)/1+1", S, "arithmetic slip (10, not 12)"),
     # ---- slips
     ("course", "", "standard.params", 19454, "(5*5*3+1)*256", S, "arithmetic"),    # 76 x 256 = 19,456
-    ("course", "", "standard.params", 19304, "(5*5*3+1)*254", S, "(a copying slip)"),
+    ("course", "", "standard.params", 19304, "(5*5*3+1)*254", S, "(copying slip)"),
     ("course", "", "standard.params", 19304, None, S, "254 filters, not 256"),     # 76 x 254, nothing written
     ("course", "", "standard.output", "12x12x254", None, S, "254 for the 256 filters"),
     ("course", "", "standard.output_height", 9, "(13-5)/1+1", S, "13 for the input's 14"),

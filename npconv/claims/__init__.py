@@ -1,38 +1,42 @@
-"""Check hand-computed answers: claims about a layer, each given a verdict with its reasons.
+"""Grade hand-computed answers: claims about a layer, each given a verdict with its reasons, and a score.
 
 A *claim* names a quantity of a question (``standard.params``,
 ``separable.mults``, ``standard.output`` ...), gives the value written for it
 and, optionally, the arithmetic written for it (``"(5*5*3+1)*254"``).
-:func:`check` gives every claim one of three verdicts:
+:func:`check` gives every claim the verdict of the cheapest explanation of
+what it writes (:mod:`~npconv.claims.readings`):
 
 ``holds``
-    the value is right for the question as asked;
+    right for the question as asked;
+``holds under another reading`` (``holds if``)
+    right only under a reading of the question the rules allow -- another
+    padding, the other bias convention -- or with a value carried from
+    another claim, named;
+``slip``
+    a number copied wrong that the claim writes, arithmetic that does not
+    give the value written, a value rounded beyond the tolerance, working
+    missing where it is required;
 ``wrong``
-    it is not, and no reading searched makes it right; the right value comes
-    with its working (from :mod:`npconv.formulas`);
-``holds under another reading``
-    it is right if the question is read differently, and the reading is
-    named: another padding or input size, another bias convention, FLOPs
-    instead of mults (or MACs instead of FLOPs, or FLOPs as 2 x MACs),
-    effective instead of dense counting, a filter count off by a typo, the
-    inverse of a ratio -- or two of these at once.  Readings are searched,
-    not looked up: every candidate reading is evaluated with the same
-    formulas, and the ones with the fewest changes that make the value
-    right are reported.
+    a classic misconception (:mod:`~npconv.claims.misconceptions`, named and
+    explained), a wrong value in the working, a reading the rules do not
+    allow, or nothing explains it.
 
-When the arithmetic is given, the check also says whether it evaluates to
-the value written (an arithmetic slip if not), whether it is the right
-formula (:func:`npconv.expressions.compare`), and under which reading, if
-any, it is exactly the formula.
+Written working comes first: it is evaluated, and read by algebra as the
+formula's symbols (:mod:`~npconv.claims.algebra`), so a reading it
+contradicts is never the verdict.  The right value as asked, with its
+working, is always given.  The teacher's rules (:mod:`~npconv.claims.rules`)
+set the tolerance, the readings allowed, whether working is required and what
+each verdict earns in the score (:mod:`~npconv.claims.report`).
 
 Claims come from a TOML claims file (:func:`load_sheet`) or from
-``QUANTITY=VALUE`` strings (:func:`sheet_from_strings`).  Pure Python.
+``QUANTITY=VALUE`` strings (:func:`sheet_from_strings`).  Pure Python (and
+SymPy, imported when working is compared).
 
 Where to look: :mod:`~npconv.claims.answers` (the quantities and their
 right answers), :mod:`~npconv.claims.written` (written values and
 arithmetic), :mod:`~npconv.claims.sheets` (claims files and inline
-claims), :mod:`~npconv.claims.readings` (the reading search and the
-verdict), :mod:`~npconv.claims.report` (the report, its text and JSON).
+claims), :mod:`~npconv.claims.readings` (the search and the verdict),
+:mod:`~npconv.claims.report` (the report, its score, its text and JSON).
 """
 
 from npconv.claims.answers import (

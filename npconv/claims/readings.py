@@ -255,7 +255,7 @@ def _copy_changes(question: Question, claim: Claim, rules: Rules) -> Iterator[Ch
         f = question.filters
         seen = [n for n in written if is_typo(n, f)]
         for n in dict.fromkeys(seen):
-            yield Change("filters", n, f"{n} for the {f} filters (a copying slip)", "slip")
+            yield Change("filters", n, f"{n} for the {f} filters (copying slip)", "slip")
         if exact:
             for n in (f - 1, f + 1, f - 2, f + 2):
                 if n >= 1 and n not in seen:
@@ -265,7 +265,7 @@ def _copy_changes(question: Question, claim: Claim, rules: Rules) -> Iterator[Ch
         seen = [x for x in written if is_typo(x, h) and (h == w or x != w)]
         for x in dict.fromkeys(seen):
             shape = (n, c, x, x if h == w else w)
-            yield Change("input", shape, f"{x} for the input's {h} (a copying slip)", "slip")
+            yield Change("input", shape, f"{x} for the input's {h} (copying slip)", "slip")
         if exact:
             for x in (h - 1, h + 1):
                 if x >= 1 and x not in seen:
@@ -390,8 +390,8 @@ def _carried(claim: Claim, others: Mapping[Fraction | int, Claim], swap) -> Chan
     source = others.get(swap.written)
     if source is None or source.number == claim.number:
         return None
-    return Change("carried", swap.written, f"{format_number(swap.written)} carried from claim {source.number} "
-                  f"({source.quantity})", "carried")
+    return Change("carried", swap.written, f"{format_number(swap.written)} carried from claim {source.number}",
+                  "carried")
 
 
 _QUESTION_SYMBOLS = {"H", "W", "C_in", "C_out", "KH", "KW", "S", "S_H", "S_W", "D", "D_H", "D_W", "P_top",
@@ -405,7 +405,7 @@ def _swap_change(claim: Claim, swap, others: Mapping) -> Change:
     symbols = set(swap.symbol.split(" = "))
     if symbols & _QUESTION_SYMBOLS and isinstance(swap.written, int) and isinstance(swap.value, int) \
             and is_typo(swap.written, swap.value):
-        return Change("swap", swap.written, f"{swap} (a copying slip)", "slip")
+        return Change("swap", swap.written, f"{swap} (copying slip)", "slip")
     return Change("swap", swap.written, str(swap), "wrong value")
 
 
@@ -509,8 +509,8 @@ def judge(claim: Claim, question: Question, counting: str = "dense", rules: Rule
     if working is not None:
         evaluated_to = working.value()
         if match(claim.written, evaluated_to, Rules(tolerance="digits")) is None:
-            pre.append(Change("arithmetic", evaluated_to, f"arithmetic: the working gives "
-                              f"{format_number(evaluated_to)}, not {claim.written.text}", "slip"))
+            pre.append(Change("arithmetic", evaluated_to, f"arithmetic slip ("
+                              f"{format_number(evaluated_to)}, not {claim.written.text})", "slip"))
             target = Written(evaluated_to, format_number(evaluated_to))
     elif rules.working_required and claim.kind not in SHAPE_KINDS:
         pre.append(Change("working", None, "no working shown (the rules require it)", "slip"))

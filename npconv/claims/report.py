@@ -216,7 +216,7 @@ def render_text(report: Report) -> str:
     lines.append(f"Question: {describe_question(sheet)}.")
     lines.append(f"Rules: {report.rules.describe()}.")
     lines += ["", *_table(report), "", score_line(report)]
-    labels = {"readings": "under", "slips": "slip", "misconceptions": "mistake", "not allowed": "not allowed"}
+    labels = {"readings": "reading", "slips": "slip", "misconceptions": "mistake", "not allowed": "not allowed"}
     for group, entries in report.grouped().items():
         for what, numbers in entries.items():
             lines.append(f"  {labels[group]}: {what}: {_claims(numbers)}")
