@@ -189,11 +189,11 @@ def load_npz(path: str, argument: str = "--data") -> Dataset:
     y_train = _labels(arrays["y_train"], "y_train", len(x_train), "x_train")
     y_test = _labels(arrays["y_test"], "y_test", len(x_test), "x_test")
     classes = int(y_train.max()) + 1
+    if classes < 2:
+        raise ConvArgumentError("y_train", "labels of at least 2 classes", f"only class {classes - 1}")
     if y_test.max() >= classes:
         raise ConvArgumentError("y_test", f"labels 0 to {classes - 1}, the classes of y_train",
                                 f"label {int(y_test.max())}")
-    if classes < 2:
-        raise ConvArgumentError("y_train", "labels of at least 2 classes", f"only class {classes - 1}")
     x_train, x_test = _standardised(x_train, x_test)
     c = x_train.shape[1]
     layout_text = {"NHW": "NHW (one channel)", "NHWC": f"NHWC ({c} channels last)",

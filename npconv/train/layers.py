@@ -301,15 +301,14 @@ class Separable(Layer):
 
     def backward(self, grad_y: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         dw = self.geometry.depthwise
-        wanted = {"input": need_input_grad, "depthwise_weight": True, "pointwise_weight": True,
-                  "depthwise_bias": self.depthwise_bias is not None,
-                  "pointwise_bias": self.pointwise_bias is not None}
+        has_bias = self.depthwise_bias is not None or self.pointwise_bias is not None
+        needs = (*(("input",) if need_input_grad else ()), "weight", *(("bias",) if has_bias else ()))
         count = self.counter is not None
         result = npconv.separable_conv2d_backward(
             grad_y, self._x, self.depthwise_weight.value, self.pointwise_weight.value,
             self._value(self.depthwise_bias), self._value(self.pointwise_bias),
             stride=dw.stride, padding=dw.padding, dilation=dw.dilation, hidden=self._hidden,
-            method=self.method, count=count, needs=tuple(k for k, v in wanted.items() if v))
+            method=self.method, count=count, needs=needs)
         if count:
             grads, counts = result
             self.counter.add(self.name, "backward", counts)
