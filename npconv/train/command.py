@@ -256,11 +256,10 @@ def _run(settings: Settings, tqdm, pyplot, started: float) -> int:
     report = Report(settings, dataset, results, [m.name for m in models[len(results):]],
                     time.perf_counter() - started)
     print(json.dumps(report.to_dict(), indent=2) if settings.json else report.render_text())
-    trained = [r.model for r in results if r.run.steps or settings.load]
-    if settings.save and trained:
-        checkpoint.save(settings.save, trained)
-        print(f"Weights of {', '.join(m.name for m in trained)} written to {settings.save}",
-              file=sys.stderr if settings.json else sys.stdout)
+    if settings.save and results:
+        checkpoint.save(settings.save, [r.model for r in results])
+        kept = ", ".join(f"{r.name} (after {r.run.steps:,} steps)" for r in results)
+        print(f"Weights of {kept} written to {settings.save}", file=sys.stderr if settings.json else sys.stdout)
     if settings.plot and results:
         plot_curves(results, settings.plot, pyplot)
         print(f"Learning curves written to {settings.plot}", file=sys.stderr if settings.json else sys.stdout)
@@ -339,15 +338,16 @@ class Report:
         header = ["", *(r.name for r in self.results)]
         rows = [header] + [[key, *(c[key] for c in columns)] for key in columns[0]] if columns else [header]
         lines += _table(rows)
-        lines += ["", "Per epoch: train loss (mean over the epoch's batches), test accuracy, training seconds"]
+        lines += ["", "Per epoch: train loss (mean over the epoch's batches, as trained), test accuracy after "
+                      "the epoch, seconds of training"]
         epochs = max((len(r.run.records) for r in self.results), default=0)
-        epoch_rows = [["epoch", *(f"{r.name}" for r in self.results)]]
+        epoch_rows = [["epoch", *(cell for r in self.results for cell in (f"{r.name} loss", "test acc", "time"))]]
         for e in range(epochs):
             cells = [str(e + 1)]
             for r in self.results:
                 rec = r.run.records[e] if e < len(r.run.records) else None
-                cells.append("-" if rec is None else
-                             f"{rec.train_loss:.4f}  {_percent(rec.test_accuracy)}  {rec.seconds:.2f} s")
+                cells += ["-"] * 3 if rec is None else [f"{rec.train_loss:.4f}", _percent(rec.test_accuracy),
+                                                        _seconds(rec.seconds)]
             epoch_rows.append(cells)
         lines += _table(epoch_rows)
         lines.append("")

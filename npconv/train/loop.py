@@ -153,6 +153,13 @@ def train(model: Model, data: Dataset, optimizer: Optimizer, *, epochs: int, bat
     rng = np.random.default_rng(seed)
     steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
     bar = progress(epochs * steps_per_epoch, model.name) if progress else _Progress()
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is detected below, not warned about
+        return _train(model, data, optimizer, run, rng, bar, epochs, batch_size, on_epoch)
+
+
+def _train(model: Model, data: Dataset, optimizer: Optimizer, run: TrainingRun, rng: np.random.Generator,
+           bar: _Progress, epochs: int, batch_size: int,
+           on_epoch: Callable[[EpochRecord], None] | None) -> TrainingRun:
     last_good = model.state()
     last_good_steps = 0
     updating = False

@@ -58,4 +58,4 @@ def torch_step(module: nn.Module, optimizer: torch.optim.Optimizer, x: np.ndarra
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return loss.item()
