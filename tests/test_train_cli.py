@@ -194,6 +194,7 @@ BAD_FLAGS = {
     "--momentum with adam": (["--momentum", "0.5"], "--momentum: expected --optimizer sgd"),
     "--seed -1": (["--seed", "-1"], "--seed: expected an int >= 0, got '-1'"),
     "--optimizer": (["--optimizer", "rmsprop"], "--optimizer: expected sgd or adam, got 'rmsprop'"),
+    "--schedule": (["--schedule", "step"], "--schedule: expected cosine or constant, got 'step'"),
     "--method": (["--method", "fft"], "--method: expected one of reference, im2col, direct, got 'fft'"),
     "--net unknown": (["--net", "lenet"], "--net: expected a built-in network (mobilenet_v1,"),
     "--net twice": (["--net", "small_standard,small_standard"], "--net: expected each network once"),
@@ -248,3 +249,14 @@ def test_one_epoch_of_the_built_in_pair_on_the_digits(capsys):
     for net in report["networks"]:
         assert net["measured"]["per_image"]["step_mults"] == net["formula"]["step_mults"]
         assert net["final_test_accuracy"] > 0.3  # one epoch learns something
+
+
+def test_train_help_imports_neither_numpy_nor_numba():
+    import subprocess
+
+    code = ("import sys\nfrom npconv.cli import main\ntry:\n    main(['train', '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('numpy', 'numba', 'sklearn', 'tqdm') if m in sys.modules), "
+            "file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--epochs" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "[]"

@@ -22,7 +22,7 @@ from npconv.train import layers as L
 from npconv.train.gradcheck import check_layer, numerical_gradient
 from npconv.train.initialisation import bias_uniform, fan_in, kaiming_uniform
 from npconv.train.losses import softmax_cross_entropy
-from npconv.train.optimizers import SGD, Adam, make_optimizer
+from npconv.train.optimizers import SGD, Adam, cosine_lr, make_optimizer
 
 TOLERANCE = 1e-6  # finite differences in float64 with h = 1e-6 agree to about 1e-8
 
@@ -260,3 +260,13 @@ def test_optimizers_match_torch_for_100_steps(torch, name):
         optimizer.step()
         torch_opt.step()
     np.testing.assert_allclose(ours.value, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cosine_schedule_matches_torch(torch):
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.01)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=30)
+    for epoch in range(30):
+        assert cosine_lr(0.01, epoch, 30) == pytest.approx(scheduler.get_last_lr()[0], rel=1e-12, abs=1e-18)
+        optimizer.step()
+        scheduler.step()

@@ -39,7 +39,7 @@ from npconv.train.data import Dataset, batches
 from npconv.train.layers import OpCounter
 from npconv.train.losses import softmax_cross_entropy
 from npconv.train.model import Model
-from npconv.train.optimizers import Optimizer
+from npconv.train.optimizers import SCHEDULES, Optimizer
 
 
 @dataclass(frozen=True)
@@ -142,29 +142,38 @@ def _finite(value: float) -> bool:
 
 
 def train(model: Model, data: Dataset, optimizer: Optimizer, *, epochs: int, batch_size: int, seed: int = 0,
-          progress: Callable[[int, str], _Progress] | None = None,
+          schedule: str = "constant", progress: Callable[[int, str], _Progress] | None = None,
           on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainingRun:
     """Train ``model`` on ``data`` for ``epochs`` epochs of shuffled batches (order from ``seed``).
 
+    ``schedule`` names the learning-rate schedule (:data:`npconv.train.optimizers.SCHEDULES`),
+    applied to the optimizer's learning rate at the start of each epoch.
     ``progress(total_steps, description)`` makes a progress bar (e.g.
     ``tqdm``); ``on_epoch`` is called with each epoch's record.
     """
+    rate = SCHEDULES[schedule]
+    base_lr = optimizer.lr
+
+    def set_lr(epoch: int) -> None:
+        optimizer.lr = rate(base_lr, epoch - 1, epochs)
+
     run = TrainingRun(model.name)
     rng = np.random.default_rng(seed)
     steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
     bar = progress(epochs * steps_per_epoch, model.name) if progress else _Progress()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is detected below, not warned about
-        return _train(model, data, optimizer, run, rng, bar, epochs, batch_size, on_epoch)
+        return _train(model, data, optimizer, run, rng, bar, epochs, batch_size, set_lr, on_epoch)
 
 
 def _train(model: Model, data: Dataset, optimizer: Optimizer, run: TrainingRun, rng: np.random.Generator,
-           bar: _Progress, epochs: int, batch_size: int,
+           bar: _Progress, epochs: int, batch_size: int, set_lr: Callable[[int], None],
            on_epoch: Callable[[EpochRecord], None] | None) -> TrainingRun:
     last_good = model.state()
     last_good_steps = 0
     updating = False
     try:
         for epoch in range(1, epochs + 1):
+            set_lr(epoch)
             started = time.perf_counter()
             seen, loss_sum, correct = 0, 0.0, 0
             for indices in batches(len(data.y_train), batch_size, rng):

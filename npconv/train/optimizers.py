@@ -18,11 +18,20 @@ Adam (not AMSGrad), step ``t = 1, 2, ...``::
     p = p - (lr / (1 - beta1^t)) x m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
 (``eps`` is added after the bias correction of ``v``, as PyTorch does.)
+
+Learning-rate schedules (:data:`SCHEDULES`) set ``optimizer.lr`` at the start
+of each epoch: ``constant``, or ``cosine`` -- PyTorch's
+``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped once per epoch,
+``lr_e = lr x (1 + cos(pi x e / epochs)) / 2`` for epoch ``e = 0, 1, ...``:
+large steps first, small ones at the end, so the last epochs settle instead
+of rattling around the minimum.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import math
 
 import numpy as np
 
@@ -96,6 +105,20 @@ class Adam(Optimizer):
             v *= beta2
             v += (1 - beta2) * g * g
             p.value -= step_size * m / (np.sqrt(v) / correction2_sqrt + self.eps)
+
+
+def cosine_lr(lr: float, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) of ``epochs`` under cosine annealing to 0."""
+    return lr * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def constant_lr(lr: float, epoch: int, epochs: int) -> float:
+    """``lr`` for every epoch."""
+    return lr
+
+
+#: ``--schedule`` name -> ``(lr, epoch, epochs) -> the epoch's learning rate``.
+SCHEDULES = {"cosine": cosine_lr, "constant": constant_lr}
 
 
 #: ``--optimizer`` name -> class.
