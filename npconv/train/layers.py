@@ -407,10 +407,10 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._positive = x > 0
-        return np.where(self._positive, x, np.zeros((), x.dtype))
+        return np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
 
     def backward(self, grad_y: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        return np.where(self._positive, grad_y, np.zeros((), grad_y.dtype)) if need_input_grad else None
+        return grad_y * self._positive if need_input_grad else None
 
 
 class Flatten(Layer):
