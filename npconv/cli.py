@@ -334,8 +334,8 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--net", action="append", metavar="NAME|FILE",
                        help="a built-in network or a TOML file; repeat or comma-separate for several "
                             "(default: small_standard,small_separable)")
-    train.add_argument("--epochs", metavar="N", help="passes over the training set (default: 30)")
-    train.add_argument("--batch-size", metavar="N", help="images per step (default: 32)")
+    train.add_argument("--epochs", metavar="N", help="passes over the training set (default: 40)")
+    train.add_argument("--batch-size", metavar="N", help="images per step (default: 16)")
     train.add_argument("--lr", metavar="LR", help="learning rate (default: 0.01)")
     train.add_argument("--optimizer", metavar="NAME", help="sgd (with momentum) or adam (default: adam)")
     train.add_argument("--momentum", metavar="M", help="SGD's momentum (default: 0.9)")

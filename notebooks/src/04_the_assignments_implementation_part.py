@@ -165,7 +165,7 @@ fig.tight_layout()
 #
 # Same seed (so the same initial-weight scheme and the same batch order),
 # `npconv train`'s defaults: Adam, learning rate 0.01 annealed to 0 along a
-# cosine over 30 epochs, batches of 32, the fixed stratified 1,437 / 360 split. The first step of each run
+# cosine over 40 epochs, batches of 16, the fixed stratified 1,437 / 360 split. The first step of each run
 # is counted by the kernels, to set beside the formulas above.
 
 # %%

@@ -33,7 +33,7 @@ DEFAULT_NETS = ("small_standard", "small_separable")
 
 #: Defaults, chosen so that both networks pass their accuracy targets with room on the digits and
 #: the whole run stays well under two minutes on a 2-core machine (see the README).
-DEFAULTS = {"epochs": 30, "batch_size": 32, "lr": 0.01, "optimizer": "adam", "momentum": 0.9,
+DEFAULTS = {"epochs": 40, "batch_size": 16, "lr": 0.01, "optimizer": "adam", "momentum": 0.9,
             "schedule": "cosine", "seed": 0, "method": "im2col"}
 
 OPTIMIZER_NAMES = ("sgd", "adam")

@@ -133,7 +133,7 @@ class _Progress:
     """What :func:`train` needs from a progress bar (tqdm's ``update``, ``set_postfix_str``, ``close``)."""
 
     def update(self, n: int = 1) -> None: ...
-    def set_postfix_str(self, text: str) -> None: ...
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
     def close(self) -> None: ...
 
 
@@ -200,8 +200,8 @@ def _train(model: Model, data: Dataset, optimizer: Optimizer, run: TrainingRun, 
                 seen += len(y)
                 loss_sum += loss * len(y)
                 correct += int((logits.argmax(axis=1) == y).sum())
+                bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f}", refresh=False)  # drawn by update
                 bar.update(1)
-                bar.set_postfix_str(f"epoch {epoch}/{epochs} loss {loss:.3f}")
             seconds = time.perf_counter() - started
             test_loss, test_accuracy = evaluate(model, data.x_test, data.y_test)
             if not _finite(test_loss):
