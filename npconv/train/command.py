@@ -418,9 +418,11 @@ def plot_curves(results: list[NetResult], path: str, pyplot) -> None:
     for r in results:
         epochs = [rec.epoch for rec in r.run.records]
         label = f"{r.name} ({r.model.parameter_count():,} params)"
-        loss_axes.plot(epochs, [rec.train_loss for rec in r.run.records], marker="o", label=f"{label}, train")
-        loss_axes.plot(epochs, [rec.test_loss for rec in r.run.records], linestyle="--", label=f"{label}, test")
-        accuracy_axes.plot(epochs, [100 * rec.test_accuracy for rec in r.run.records], marker="o", label=label)
+        line, = loss_axes.plot(epochs, [rec.train_loss for rec in r.run.records], marker="o", label=f"{label}, train")
+        loss_axes.plot(epochs, [rec.test_loss for rec in r.run.records], linestyle="--", color=line.get_color(),
+                       label=f"{label}, test")
+        accuracy_axes.plot(epochs, [100 * rec.test_accuracy for rec in r.run.records], marker="o",
+                           color=line.get_color(), label=label)
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     for axes in (loss_axes, accuracy_axes):
