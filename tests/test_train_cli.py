@@ -227,8 +227,9 @@ def test_save_to_a_directory_is_refused_before_training(capsys, files):
 
 
 def test_missing_libraries_say_how_to_install_them(capsys, files, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
-    code, _, err = run(capsys, "train", "--net", files["nets"], "--method", "reference")
+    for module in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    code, _, err = run(capsys, "train", "--net", files["nets"], "--method", "reference", "--epochs", "1")
     assert code == 2 and "pip install 'npconv[train]'" in err and "--data FILE.npz" in err
     monkeypatch.setitem(sys.modules, "tqdm", None)
     code, _, err = _train(capsys, files)
