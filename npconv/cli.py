@@ -152,9 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_parser(commands)
     _add_measure_parser(commands)
     _add_bench_parser(commands)
-    from npconv.model import add_parser as add_model_parser  # pure Python: NumPy only for --measure
-
-    add_model_parser(commands)
+    _add_animate_parser(commands)
+    _add_model_parser(commands)
     return parser
 
 
@@ -196,6 +195,46 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     _add_layer_arguments(bench)
     # None marks a layer flag that was not given: any given one makes the ad-hoc layer.
     bench.set_defaults(handler=_bench, **dict.fromkeys(vars(_layer_defaults()), None))
+
+
+def _animate(args: argparse.Namespace) -> int:
+    from npconv import animate
+
+    standard, separable, reading = layers_from_arguments(args)
+    out = args.out if args.out is not None else f"npconv_{args.scene}.gif"
+    names = {"layer": "--input", "scene": "--scene", "frames": "--frames", "fps": "--fps", "out": "--out"}
+    result = animate.animate(separable if args.scene in ("depthwise", "pointwise") else standard, out,
+                             scene=args.scene, frames=args.frames, fps=args.fps, argument_names=names)
+    print(reading)
+    print(result.summary())
+    return 0
+
+
+def _add_animate_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.animate import DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_FPS, MAX_FRAMES, SCENES  # pure Python
+
+    animate = commands.add_parser(
+        "animate",
+        help="an animated GIF of the layer: the window sliding, the output filling in (needs matplotlib)",
+        description="Draw the layer given by the layer flags as an animated GIF (or MP4, where ffmpeg is "
+                    "installed): one frame per output position, the window's taps on the padded input "
+                    "(crossed where they land on padding), with stride and dilation, and the output filling "
+                    "in. Scenes: " + "; ".join(f"{name}: {what}" for name, what in SCENES.items()) + ". "
+                    "A layer with more output positions than --frames shows evenly spaced ones and says so. "
+                    "Needs matplotlib: pip install 'npconv[plot]'.",
+    )
+    animate.add_argument("--scene", default="standard", choices=tuple(SCENES),
+                         help="what to draw (default: standard; depthwise and pointwise draw the two parts of "
+                              "the separable layer, transposed the transposed convolution of the standard one)")
+    animate.add_argument("--frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+                         help=f"at most N frames, 1 to {MAX_FRAMES} (default: {DEFAULT_MAX_FRAMES})")
+    animate.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
+                         help=f"frames per second, above 0 and at most {MAX_FPS:g} (default: {DEFAULT_FPS:g})")
+    animate.add_argument("--out", metavar="FILE.gif",
+                         help="where to write it: a .gif, or an .mp4 with ffmpeg installed (default: "
+                              "npconv_SCENE.gif in the current folder)")
+    _add_layer_arguments(animate)
+    animate.set_defaults(handler=_animate)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -288,9 +327,11 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
-    from npconv.measure import DEFAULT_TIME_LIMIT, MULTS_PER_SECOND
+    from npconv import kernels
+    from npconv.measure import DEFAULT_TIME_LIMIT
 
-    slow = ", ".join(f"{m} ~{rate:,} mults/s" for m, rate in MULTS_PER_SECOND.items())
+    slow = ", ".join(f"{m} ~{kernels.declaration(m).mults_per_second:,} mults/s"
+                     for m in kernels.interpreted_methods())
     measure = commands.add_parser(
         "measure",
         help="run the layer through every method and compare the counts it measured with the formulas",
@@ -308,6 +349,51 @@ def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
                               f"or refuse it when named in --methods (default: {DEFAULT_TIME_LIMIT:g})")
     measure.add_argument("--json", action="store_true", help="print machine-readable JSON")
     measure.set_defaults(handler=_measure)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from npconv import model  # pure Python: NumPy only for --measure
+
+    return model.run(args)
+
+
+def _add_model_parser(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser(
+        "model",
+        help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
+        description="Count a whole network layer by layer: output shape, parameters, multiplications "
+                    "(dense and effective) and their share of the total, with the conventions stated. "
+                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
+    )
+    model.add_argument("network", nargs="?", metavar="NAME|FILE",
+                       help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
+                            "small_standard) or a .toml file")
+    model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
+    model.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    options = model.add_argument_group("options of the built-in networks")
+    options.add_argument("--width", type=float, metavar="ALPHA",
+                         help="MobileNet's width multiplier alpha (default 1.0)")
+    options.add_argument("--resolution", type=int, metavar="R", help="input R x R (default 224)")
+    options.add_argument("--classes", type=int, metavar="K", help="outputs of the last linear layer")
+    model.add_argument("--standard", action="store_true",
+                       help="rebuild a separable network with standard convolutions of the same shapes, "
+                            "and show what separability saved")
+    model.add_argument("--measure", action="store_true",
+                       help="run every conv and linear layer on random data with counting on and set the "
+                            "measured totals beside the formulas (exit 1 on a mismatch)")
+    model.add_argument("--method", metavar="M",
+                       help="with --measure: the algorithm (default: the first available of direct, im2col)")
+    model.add_argument("--convention", choices=("dense", "effective"),
+                       help="with --measure: counting convention (default: the method's own)")
+    model.add_argument("--workspace-limit", type=int, metavar="MIB",
+                       help="with --measure: scratch memory a kernel may take per layer, in MiB "
+                            "(default: npconv's, 256)")
+    model.add_argument("--compare", choices=("torch",),
+                       help="build the same network in PyTorch and set its parameter count and "
+                            "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
+                            "they disagree)")
+    model.set_defaults(handler=_model)
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:

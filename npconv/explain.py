@@ -1,7 +1,7 @@
 """``npconv explain``: a standard and a depthwise-separable layer side by side, working shown.
 
-:func:`explain` builds a plain-data report (everything comes from
-:mod:`npconv.formulas`); :func:`render_text` prints it for people and
+:func:`explain` builds a plain-data report (every number comes from
+:mod:`npconv.quantities`); :func:`render_text` prints it for people and
 :func:`to_json_dict` for programs.  Pure Python: no NumPy, no Numba.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from npconv import formulas as F
+from npconv import quantities as Q
+from npconv import render
 from npconv._expr import format_number
 from npconv.formulas import Quantity
 from npconv.geometry import BIAS_CONVENTIONS, ConvGeometry, SeparableGeometry
+from npconv.quantities import COUNTED, PARTS
 
-PARTS = ("standard", "depthwise", "pointwise", "separable")
-COUNTED = ("mults", "adds", "flops")
 _COUNTED_NAMES = {"mults": "multiplications", "adds": "additions", "flops": "FLOPs (mults + adds)"}
 
 _BIAS_WORDS = {
@@ -44,40 +45,27 @@ class Explanation:
     ratios: dict[str, object]
 
 
-_STANDARD_FORMULAS = (F.params, F.mults, F.adds, F.flops)
-_SEPARABLE_FORMULAS = (F.separable_params, F.separable_mults, F.separable_adds, F.separable_flops)
-
-
 def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
             input_reading: str = "") -> Explanation:
     """Compute every quantity shown for ``standard`` vs ``separable``."""
-    dw, pw = separable.depthwise, separable.pointwise
+    layers = Q.Layers(standard, separable)
     conventions = ("dense", "effective") if standard.has_padding else ("dense",)
-    quantities: dict[str, dict[str, object]] = {}
-    for name, layer, (params, *counters) in (
-        ("standard", standard, _STANDARD_FORMULAS),
-        ("depthwise", dw, _STANDARD_FORMULAS),
-        ("pointwise", pw, _STANDARD_FORMULAS),
-        ("separable", separable, _SEPARABLE_FORMULAS),
-    ):
-        quantities[name] = {"output_shape": layer.output_shape, "params": params(layer)}
-        for what, counter in zip(COUNTED, counters, strict=True):
-            quantities[name][what] = {c: counter(layer, c) for c in conventions}
+    quantities = Q.table(layers, conventions)
 
+    dw, pw = separable.depthwise, separable.pointwise
     other: dict[str, Quantity] = {}
     for name in BIAS_CONVENTIONS:
         if name != bias_convention:
             layer = SeparableGeometry(
                 dw.replace(bias=BIAS_CONVENTIONS[name][0]), pw.replace(bias=BIAS_CONVENTIONS[name][1])
             )
-            other[f"separable, {name}"] = F.separable_params(layer)
+            other[f"separable, {name}"] = Q.quantity(layer, "params")
     other["standard, " + ("no bias" if standard.bias else "with bias")] = F.params(standard, not standard.bias)
 
-    std, sep = quantities["standard"], quantities["separable"]
     ratios = {
-        "params": F.ratio("params ratio", sep["params"], std["params"]),
-        "mults": {c: F.ratio(f"mults ratio ({c})", sep["mults"][c], std["mults"][c]) for c in conventions},
-        "mobilenet": F.mobilenet_reduction(separable),
+        "params": Q.ratio(layers, "params"),
+        "mults": {c: Q.ratio(layers, "mults", c) for c in conventions},
+        "mobilenet": Q.ratio(layers, "mobilenet"),
     }
     return Explanation(
         standard, separable, bias_convention, input_reading, conventions,
@@ -88,35 +76,13 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
 # ---------------------------------------------------------------------- text
 
 
-def _hwc(shape: tuple[int, int, int, int]) -> str:
-    n, c, h, w = shape
-    return f"{h}x{w}x{c}" if n == 1 else f"{n}x{h}x{w}x{c}"
-
-
 def _times_fewer(q: Quantity) -> str:
     return f"{float(1 / q.value):.1f}x fewer" if q.value else ""
 
 
-def _pair(p: tuple[int, int]) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
-
-
 def _layer_line(e: Explanation) -> str:
     g = e.standard
-    (pt, pb), (pl, pr) = g.padding
-    if pt == pb == pl == pr:
-        pad = str(pt)
-    else:
-        pad = f"top {pt}, bottom {pb}, left {pl}, right {pr}"
-    if g.padding_rule in ("same", "valid"):
-        pad = f"'{g.padding_rule}' = {pad}"
-    parts = [
-        f"{g.kernel_h}x{g.kernel_w} kernels",
-        f"{g.out_channels} filters",
-        f"stride {_pair(g.stride)}",
-        f"padding {pad}",
-        f"dilation {_pair(g.dilation)}",
-    ]
+    parts = render.layer_phrases(g)
     if g.groups > 1:
         parts.append(f"groups {g.groups} (standard layer)")
     if e.separable.depth_multiplier > 1:
@@ -126,15 +92,14 @@ def _layer_line(e: Explanation) -> str:
 
 def _table(e: Explanation) -> list[str]:
     layout = "H x W x C" if e.standard.batch == 1 else "N x H x W x C"
-    rows = [("", *PARTS), (f"output ({layout})", *(_hwc(e.quantities[p]["output_shape"]) for p in PARTS))]
+    rows = [("", *PARTS), (f"output ({layout})", *(render.shape_text(e.quantities[p]["output_shape"])
+                                                     for p in PARTS))]
     rows.append(("parameters", *(format_number(e.quantities[p]["params"].value) for p in PARTS)))
     for what in COUNTED:
         for convention in e.conventions:
             label = _COUNTED_NAMES[what] + (f", {convention}" if len(e.conventions) > 1 else "")
             rows.append((label, *(format_number(e.quantities[p][what][convention].value) for p in PARTS)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
-                             for i, cell in enumerate(row)).rstrip() for row in rows]
+    return render.table(rows, "lr")
 
 
 def _working(label: str, q: Quantity, indent: str = "    ") -> list[str]:
@@ -224,7 +189,7 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
         q = e.quantities[name]
         return {
             "output_shape_nchw": list(q["output_shape"]),
-            "output_hwc": _hwc(q["output_shape"]),
+            "output_hwc": render.shape_text(q["output_shape"]),
             "params": q["params"].to_dict(),
             **{what: {c: v.to_dict() for c, v in q[what].items()} for what in COUNTED},
         }
@@ -232,16 +197,7 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
     g = e.standard
     return {
         "input_reading": e.input_reading,
-        "layer": {
-            "input_shape_nchw": list(g.input_shape),
-            "kernel": [g.kernel_h, g.kernel_w],
-            "filters": g.out_channels,
-            "stride": list(g.stride),
-            "padding": {"rule": g.padding_rule, "top_bottom": list(g.padding[0]), "left_right": list(g.padding[1])},
-            "dilation": list(g.dilation),
-            "groups": g.groups,
-            "depth_multiplier": e.separable.depth_multiplier,
-        },
+        "layer": {**g.to_dict(), "depth_multiplier": e.separable.depth_multiplier},
         "bias_convention": e.bias_convention,
         "counting_conventions": list(e.conventions),
         "output_size": {q.label: q.to_dict() for q in e.output_size},

@@ -1,13 +1,16 @@
 """Closed-form formulas for a convolution layer, each with its working shown.
 
-Every function takes a validated :class:`~npconv.geometry.ConvGeometry` (or a
-:class:`~npconv.geometry.SeparableGeometry`) and returns a :class:`Quantity`:
-the value, the formula in symbols and the same formula with the layer's
-numbers substituted, e.g. ``str(params(g))`` is ``(5 x 5 x 3 + 1) x 256 = 19,456``.
+Every function takes a validated :class:`~npconv.geometry.ConvGeometry` and
+returns a :class:`Quantity`: the value, the formula in symbols and the same
+formula with the layer's numbers substituted, e.g. ``str(params(g))`` is
+``(5 x 5 x 3 + 1) x 256 = 19,456``, and the expression tree both come from.
 
 One general formula covers standard, grouped, depthwise (``groups == C_in``,
-``C_out = m * C_in``) and pointwise (1x1) layers; separable layers add their
-depthwise and pointwise parts.  Symbols::
+``C_out = m * C_in``) and pointwise (1x1) layers.  :func:`params`,
+:func:`mults`, :func:`adds` and :func:`flops` also take a
+:class:`~npconv.geometry.SeparableGeometry`, whose counts are the sums of its
+depthwise and pointwise parts (``separable_params`` and friends are the same
+functions under their older names).  Symbols::
 
     N batch, C_in / C_out channels, g groups, H x W input, KH x KW kernel,
     S stride, D dilation, P_top/P_bottom/P_left/P_right padding, OH x OW output
@@ -58,7 +61,10 @@ class Quantity:
     """A number with its working: ``formula`` in symbols, ``working`` with numbers.
 
     ``details`` holds the sub-quantities the working refers to (e.g. the
-    effective tap sums ``T_H`` and ``T_W``); ``note`` a sentence of context.
+    effective tap sums ``T_H`` and ``T_W``); ``note`` a sentence of context;
+    ``expr`` the expression tree ``value`` and ``working`` were computed and
+    rendered from, whose leaves carry the formula's symbols (what
+    :func:`npconv.expressions.compare` sets hand-written arithmetic against).
     ``int(q)`` gives the value of an integer quantity.
     """
 
@@ -68,12 +74,13 @@ class Quantity:
     working: str
     details: tuple[Quantity, ...] = field(default=())
     note: str = ""
+    expr: Expr | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, label: str, expr: Expr, *, details: tuple[Quantity, ...] = (),
            formula: str | None = None, note: str = "") -> Quantity:
-        """Evaluate and render ``expr``."""
-        return cls(label, expr.value(), formula or expr.symbols(), expr.numbers(), details, note)
+        """Evaluate and render ``expr``, and keep it."""
+        return cls(label, expr.value(), formula or expr.symbols(), expr.numbers(), details, note, expr)
 
     def __str__(self) -> str:
         shown = format_number(self.value)
@@ -180,11 +187,18 @@ def _out_leaves(g: ConvGeometry) -> tuple[Leaf, Leaf]:
 # ---------------------------------------------------------------------- parameters
 
 
-def params(g: ConvGeometry, bias: bool | None = None) -> Quantity:
+def params(g: ConvGeometry | SeparableGeometry, bias: bool | None = None) -> Quantity:
     """Learnable parameters: ``(KH x KW x C_in/g + 1) x C_out`` (``+ 1`` only with a bias).
 
-    ``bias`` overrides the geometry's own bias flag.
+    ``bias`` overrides the geometry's own bias flag.  A separable layer's are
+    its parts' under its bias convention (``bias`` does not apply to it).
     """
+    if isinstance(g, SeparableGeometry):
+        if bias is not None:
+            raise ConvArgumentError("bias", "None for a separable layer (its parts carry their biases)",
+                                    repr(bias))
+        return _sum_of_parts("params", params(g.depthwise), params(g.pointwise),
+                             note=f"bias convention: {g.bias_convention}")
     with_bias = g.bias if bias is None else bias
     per_filter: Expr = Product(Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW"), _channels_per_group(g))
     if with_bias:
@@ -264,9 +278,11 @@ def _tap_sums(g: ConvGeometry) -> tuple[Quantity, Quantity, Quantity, Quantity]:
 # ---------------------------------------------------------------------- mults, adds, flops
 
 
-def mults(g: ConvGeometry, convention: str = "dense") -> Quantity:
+def mults(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
     """Scalar multiplications: dense ``N x OH x OW x C_out x KH x KW x C_in/g``,
-    effective ``N x C_out x C_in/g x T_H x T_W``."""
+    effective ``N x C_out x C_in/g x T_H x T_W`` (a separable layer: its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("mults", mults(g.depthwise, convention), mults(g.pointwise, convention))
     if _check_convention(convention) == "dense":
         oh, ow = _out_leaves(g)
         expr = product(_batch(g), oh, ow, _out_channels(g),
@@ -289,8 +305,11 @@ def outputs(g: ConvGeometry, convention: str = "dense") -> Quantity:
                        note="outputs whose window touches real input")
 
 
-def adds(g: ConvGeometry, convention: str = "dense") -> Quantity:
-    """Scalar additions: ``mults`` with a bias, ``mults - outputs`` without."""
+def adds(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
+    """Scalar additions: ``mults`` with a bias, ``mults - outputs`` without (a separable layer:
+    its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("adds", adds(g.depthwise, convention), adds(g.pointwise, convention))
     m = mults(g, convention)
     if g.bias:
         return Quantity.of("adds", m.leaf("mults"), formula="mults",
@@ -301,8 +320,10 @@ def adds(g: ConvGeometry, convention: str = "dense") -> Quantity:
                        note="no bias: summing T products per output takes T - 1 additions")
 
 
-def flops(g: ConvGeometry, convention: str = "dense") -> Quantity:
-    """``mults + adds``."""
+def flops(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
+    """``mults + adds`` (a separable layer: its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("FLOPs", flops(g.depthwise, convention), flops(g.pointwise, convention))
     m, a = mults(g, convention), adds(g, convention)
     return Quantity.of("FLOPs", Sum(m.leaf("mults"), a.leaf("adds")))
 
@@ -332,22 +353,11 @@ def _sum_of_parts(label: str, dw: Quantity, pw: Quantity, note: str = "") -> Qua
     return Quantity.of(label, expr, details=(dw_part, pw_part), note=note)
 
 
-def separable_params(s: SeparableGeometry) -> Quantity:
-    """Depthwise plus pointwise parameters, under the layer's bias convention."""
-    return _sum_of_parts("params", params(s.depthwise), params(s.pointwise),
-                         note=f"bias convention: {s.bias_convention}")
-
-
-def separable_mults(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("mults", mults(s.depthwise, convention), mults(s.pointwise, convention))
-
-
-def separable_adds(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("adds", adds(s.depthwise, convention), adds(s.pointwise, convention))
-
-
-def separable_flops(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("FLOPs", flops(s.depthwise, convention), flops(s.pointwise, convention))
+#: The separable layer's counts under their older names: the same functions.
+separable_params = params
+separable_mults = mults
+separable_adds = adds
+separable_flops = flops
 
 
 def ratio(label: str, numerator: Quantity, denominator: Quantity) -> Quantity:

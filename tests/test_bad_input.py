@@ -195,8 +195,10 @@ BASE = {
     "explain": [],
     "check": ["--claim", "standard.params=19456"],
     "measure": ["--methods", "im2col"],
-    "bench": ["--layers", "seed", "--methods", "im2col", "--repeats", "1"],
+    "bench": ["--layers", "seed 5x5", "--methods", "im2col", "--repeats", "1"],
     "model": ["small_separable"],
+    # a folder that cannot exist: were a bad value ever accepted, nothing would be drawn or written
+    "animate": ["--frames", "1", "--out", "/dev/null/never.gif"],
 }
 
 _KERNEL_FITS = "--kernel: expected a kernel whose dilated height"
@@ -237,7 +239,8 @@ LAYER_FLAG_CASES = [
 #: (command, flag or positional, arguments, fragment of the error line).
 CLI_CASES = [
     *((command, flag, [flag, value], fragment)
-      for command in ("explain", "check", "measure", "bench") for flag, value, fragment in LAYER_FLAG_CASES),
+      for command in ("explain", "check", "measure", "bench", "animate")
+      for flag, value, fragment in LAYER_FLAG_CASES),
     ("explain", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
     ("check", "FILE", ["/no/such/claims.toml"], "FILE: expected a readable TOML claims file"),
     ("check", "--claim", ["--claim", "nonsense"], "--claim: expected QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE"),
@@ -252,7 +255,7 @@ CLI_CASES = [
     ("measure", "--time-limit", ["--time-limit", "soon"], "argument --time-limit: invalid float value: 'soon'"),
     ("measure", "--json", ["--json=no"], "argument --json: ignored explicit argument 'no'"),
     ("bench", "--layers", ["--layers", "bogus"], "--layers: expected comma-separated names from the layer set"),
-    ("bench", "--layers", ["--layers", "s"], "('s' matches 2: seed 5x5, stem s2)"),
+    ("bench", "--layers", ["--layers", "s"], "('s' matches 3: seed 5x5, seed 5x5 p1, stem s2)"),
     ("bench", "--methods", ["--methods", "nonsense"], "--methods: expected comma-separated npconv methods"),
     ("bench", "--threads", ["--threads", "0"], "--threads: expected an int from 1 to"),
     ("bench", "--threads", ["--threads", "99999"], "--threads: expected an int from 1 to"),
@@ -266,6 +269,14 @@ CLI_CASES = [
     ("bench", "--plot", ["--plot", "/no/such/folder/out.png"], "--plot: expected a file in an existing folder"),
     ("bench", "--plot", ["--plot", ""], "--plot: expected a file in an existing folder, got ''"),
     ("bench", "--separable", ["--separable=yes"], "argument --separable: ignored explicit argument 'yes'"),
+    ("animate", "--scene", ["--scene", "sideways"], "argument --scene: invalid choice: 'sideways'"),
+    ("animate", "--frames", ["--frames", "0"], "--frames: expected an int from 1 to 300, got 0"),
+    ("animate", "--frames", ["--frames", "lots"], "argument --frames: invalid int value: 'lots'"),
+    ("animate", "--fps", ["--fps", "-2"], "--fps: expected a number of frames per second above 0"),
+    ("animate", "--fps", ["--fps", "inf"], "--fps: expected a number of frames per second above 0"),
+    ("animate", "--fps", ["--fps", "quick"], "argument --fps: invalid float value: 'quick'"),
+    ("animate", "--out", ["--out", "/no/such/folder/movie.gif"], "--out: expected a file in an existing folder"),
+    ("animate", "--out", ["--out", "movie.jpeg"], "--out: expected a file name ending in .gif (Pillow) or .mp4"),
     ("model", "NAME|FILE", ["resnet"], "NAME|FILE: expected a built-in network"),
     ("model", "NAME|FILE", ["/no/such/network.toml"], "expected a readable network file"),
     ("model", "--list", ["--list=all"], "argument --list: ignored explicit argument 'all'"),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from npconv import claims
-from npconv.expressions import ExpressionError, compare, parse_expression, parse_working
+from npconv.expressions import ExpressionError, compare, parse_expression
 from npconv.formulas import mults, params
 from npconv.geometry import ConvGeometry
 from npconv.question import Question
@@ -260,7 +260,7 @@ def test_wrong_has_the_right_value_and_its_working():
     assert v.kind == claims.WRONG
     assert v.right.value == 75
     assert v.right.working == "(KH x KW x C_in/g) x C_in = (5 x 5 x 1) x 3 = 75"
-    text = "\n".join(claims._details(v))
+    text = "\n".join(claims.report._details(v))
     assert "(5 x 5 x 1) x 3 = 75, not the 15 written: an arithmetic slip" in text
     assert "none of the readings searched (up to 2 changes) gives 15" in text
 
@@ -291,11 +291,11 @@ def test_expression_errors_name_the_column(text, column):
 def test_compare_ignores_order_grouping_and_zero_terms():
     g = ConvGeometry.from_layer((1, 3, 14, 14), 256, 5, bias=True)
     dense = mults(g)
-    working = parse_working(dense.working, dense.formula)
+    working = dense.expr
     assert compare(parse_expression("3*5*5*10*10*256"), working).kind == "same"
     assert compare(parse_expression("(10*10)*(256*5*5*3)"), working).kind == "same"
     per_filter = params(g)
-    weights = parse_working(per_filter.working, per_filter.formula)
+    weights = per_filter.expr
     # the bias term left out is another formula, not other numbers
     different = compare(parse_expression("5*5*3*256"), weights)
     assert different.kind == "different form"

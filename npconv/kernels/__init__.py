@@ -1,12 +1,19 @@
-"""Convolution algorithms, one module each, all with the same interface.
+"""Convolution algorithms, one module each, all with the same interface -- and the one place that picks them.
 
-A kernel module defines
+A kernel module declares, at its top, what it is:
 
 ``NAME``
     the ``method=`` name it answers to;
 ``CONVENTIONS``
     the counting conventions it can execute (``"dense"``, ``"effective"``),
     its default first;
+``MULTS_PER_SECOND``
+    ``None`` for a compiled kernel; for an interpreted one, about how many
+    multiplications it does a second -- what decides the layers it is too
+    slow for (:func:`too_slow`);
+
+and defines
+
 ``conv2d(x, weight, bias, geometry, *, convention, count, workspace_limit) -> (y, counts | None)``
     the general grouped, strided, padded, dilated 2-D cross-correlation on
     arrays already validated by :mod:`npconv.api` (same float dtype, shapes
@@ -35,22 +42,54 @@ A kernel module defines
 
 Adding an algorithm is adding a module and one line to :data:`METHODS`.
 Modules are imported on first use, so a method that compiles (Numba) costs
-nothing until it is asked for.
+nothing until it is asked for; :func:`declaration` reads a module's
+declarations (literals) from its source without importing it, so that
+choosing methods, and ``npconv --help``, import neither NumPy nor Numba.
+
+Picking: :func:`load` (the module behind ``method=``), :func:`too_slow`
+(the interpreted methods' time estimate against a budget -- the one rule
+``measure``, ``model --measure``, ``bench`` and the tests apply) and
+:func:`fastest_available` (the default of ``model --measure``).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from npconv.errors import ConvArgumentError
 
-#: ``method`` name -> module that implements it.
+#: ``method`` name -> module that implements it, in the order methods are listed and run.
 METHODS: dict[str, str] = {
     "reference": "npconv.kernels.reference",
     "im2col": "npconv.kernels.im2col",
     "direct": "npconv.kernels.direct",
 }
+
+#: The compiled methods in order of preference where one must run a whole network: fastest first.
+FASTEST_FIRST = ("direct", "im2col")
+
+_DECLARED = ("NAME", "CONVENTIONS", "MULTS_PER_SECOND")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a kernel module declares at its top (see the module docstring)."""
+
+    name: str
+    conventions: tuple[str, ...]
+    mults_per_second: int | None = None
+
+    @property
+    def interpreted(self) -> bool:
+        """Plain Python: slow enough that the layers it runs are limited (:func:`too_slow`)."""
+        return self.mults_per_second is not None
 
 
 def available_methods() -> tuple[str, ...]:
@@ -58,10 +97,61 @@ def available_methods() -> tuple[str, ...]:
     return tuple(METHODS)
 
 
-def load(method: object) -> ModuleType:
-    """The kernel module for ``method``, imported on first use."""
+def _module_name(method: object) -> str:
     if not isinstance(method, str) or method not in METHODS:
         raise ConvArgumentError(
             "method", f"one of {', '.join(map(repr, METHODS))}", repr(method)
         )
-    return importlib.import_module(METHODS[method])
+    return METHODS[method]
+
+
+def load(method: object) -> ModuleType:
+    """The kernel module for ``method``, imported on first use."""
+    return importlib.import_module(_module_name(method))
+
+
+@functools.cache
+def _declared_in_source(module: str) -> dict[str, object]:
+    """The top-level literal assignments of :data:`_DECLARED` names in ``module``'s source."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id in _DECLARED:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+    return found
+
+
+def declaration(method: object) -> Declaration:
+    """What ``method``'s kernel declares, without importing it (unless it already is)."""
+    module = _module_name(method)
+    if module in sys.modules:
+        declared = {name: getattr(sys.modules[module], name, None) for name in _DECLARED}
+    else:
+        declared = _declared_in_source(module)
+    return Declaration(declared["NAME"], tuple(declared["CONVENTIONS"]), declared.get("MULTS_PER_SECOND"))
+
+
+def estimated_seconds(method: object, mults: int) -> float | None:
+    """About how long an interpreted ``method`` takes for ``mults`` multiplications; None when compiled."""
+    rate = declaration(method).mults_per_second
+    return None if rate is None else mults / rate
+
+
+def too_slow(method: object, mults: int, budget_seconds: float) -> float | None:
+    """The estimated seconds when ``method`` would take longer than ``budget_seconds`` for ``mults``
+    multiplications, else None (compiled methods are never too slow)."""
+    seconds = estimated_seconds(method, mults)
+    return seconds if seconds is not None and seconds > budget_seconds else None
+
+
+def interpreted_methods() -> tuple[str, ...]:
+    """The available methods whose kernels are interpreted."""
+    return tuple(m for m in available_methods() if declaration(m).interpreted)
+
+
+def fastest_available() -> str | None:
+    """The first method of :data:`FASTEST_FIRST` that is available, or None."""
+    available = available_methods()
+    return next((m for m in FASTEST_FIRST if m in available), None)

@@ -63,6 +63,8 @@ from npconv.memory import ensure_workspace_fits
 NAME = "direct"
 #: Conventions this kernel can execute; the first is its default.
 CONVENTIONS = ("effective",)
+#: Compiled (Numba): no interpreter's rate limits the layers it runs.
+MULTS_PER_SECOND = None
 
 #: Input channels whose products one pass over an output row sums before
 #: touching the row: the row is loaded and stored once per 8 products, not

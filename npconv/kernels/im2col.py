@@ -67,6 +67,8 @@ from npconv.memory import ensure_workspace_fits, format_bytes
 NAME = "im2col"
 #: Conventions this kernel can execute: a GEMM multiplies the padded zeros too.
 CONVENTIONS = ("dense",)
+#: Runs on NumPy's BLAS: no interpreter's rate limits the layers it runs.
+MULTS_PER_SECOND = None
 
 #: Largest workspace chunk aimed for, even when the workspace limit allows more:
 #: a chunk this size is still in the 32 MiB L3 cache (and mostly in the L2) when

@@ -38,6 +38,9 @@ _BYTES_PER_LISTED_FLOAT = 24 + 8
 NAME = "reference"
 #: Conventions this kernel can execute; the first is its default.
 CONVENTIONS = ("dense", "effective")
+#: Interpreted (plain Python): about this many multiplications a second, which decides the
+#: layers it is too slow for (see :func:`npconv.kernels.too_slow`).
+MULTS_PER_SECOND = 1_000_000
 
 
 def conv2d(
