@@ -21,10 +21,9 @@ from npconv import formulas, kernels
 from npconv.errors import ConvArgumentError, ConvMemoryError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.gradients import GRADIENTS, GradCounts, Grads, SeparableGradCounts, SeparableGrads
-from npconv.measure import MULTS_PER_SECOND
 
 from oracles import numpy_conv2d
-from strategies import issue_space_layers, layers
+from strategies import cross_method_layers, layers
 
 METHODS = npconv.available_methods()
 DTYPES = [np.float32, np.float64]
@@ -38,11 +37,11 @@ REFERENCE_BUDGET = 20_000
 
 def layers_for(method: str, **options):
     """Small layers for the interpreted reference, the whole space for the compiled methods."""
-    return layers(**options) if method in MULTS_PER_SECOND else issue_space_layers(**options)
+    return layers(**options) if kernels.declaration(method).interpreted else cross_method_layers(**options)
 
 
 def conventions(method: str) -> tuple[str, ...]:
-    return kernels.load(method).CONVENTIONS
+    return kernels.declaration(method).conventions
 
 
 def backward(layer, grad_y, x, w, b, method, **options):
@@ -465,7 +464,7 @@ def test_im2col_gives_the_same_gradients_and_counts_in_every_chunking():
                                               ("pixels", "rows")]))
 def test_every_direct_loop_nest_gives_the_gradients_and_the_effective_counts(data, loops):
     direct = pytest.importorskip("npconv.kernels.direct")
-    layer = data.draw(issue_space_layers(), label="layer")
+    layer = data.draw(cross_method_layers(), label="layer")
     g = layer.geometry
     x, w, b = layer.arrays(np.float64, seed=6)
     grad_y = random_grad_y(g)
