@@ -21,10 +21,9 @@ from npconv import formulas, kernels
 from npconv.errors import ConvArgumentError, ConvMemoryError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.gradients import GRADIENTS, GradCounts, Grads, SeparableGradCounts, SeparableGrads
-from npconv.measure import MULTS_PER_SECOND
 
 from oracles import numpy_conv2d
-from strategies import issue_space_layers, layers
+from strategies import cross_method_layers, layers
 
 METHODS = npconv.available_methods()
 DTYPES = [np.float32, np.float64]
@@ -38,11 +37,11 @@ REFERENCE_BUDGET = 20_000
 
 def layers_for(method: str, **options):
     """Small layers for the interpreted reference, the whole space for the compiled methods."""
-    return layers(**options) if method in MULTS_PER_SECOND else issue_space_layers(**options)
+    return layers(**options) if kernels.declaration(method).interpreted else cross_method_layers(**options)
 
 
 def conventions(method: str) -> tuple[str, ...]:
-    return kernels.load(method).CONVENTIONS
+    return kernels.declaration(method).conventions
 
 
 def backward(layer, grad_y, x, w, b, method, **options):
@@ -401,3 +400,94 @@ def test_a_workspace_too_small_is_refused_before_allocating(method, needs):
     finally:
         tracemalloc.stop()
     assert peak < x.nbytes // 10, f"{peak:,} bytes allocated before refusing"
+
+
+# ---------------------------------------------------------------------- kernel internals
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [
+    ((3, 3), (2, 2), (3, 3)),  # q = 2: every other tap repeats an earlier one 3 outputs on
+    ((4, 3), (3, 2), (2, 3)),  # coprime along H: no tap repeats another's positions
+    ((5, 4), (4, 2), (2, 4)),  # gcd 2 along H; stride 2, dilation 4 along W: taps repeat 2 on
+    ((3, 2), (1, 3), (1, 1)),  # stride 1: every tap but the first repeats one output on
+])
+def test_col2im_assigns_each_position_once_and_adds_the_rest(kernel, stride, dilation):
+    """Strided and dilated layers, where taps overlap in every pattern: im2col's col2im executes
+    exactly T - 1 additions per padded position, and its sums are right."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 3, 17, 16))
+    w = rng.uniform(-1, 1, (4, 3, *kernel))
+    kw = dict(stride=stride, padding=((2, 1), (0, 3)), dilation=dilation)
+    g = ConvGeometry.from_shapes(x.shape, w.shape, **kw)
+    grad_y = random_grad_y(g)
+    grads, counts = npconv.conv2d_backward(grad_y, x, w, **kw, method="im2col", count=True, needs="input")
+    reference = npconv.conv2d_backward(grad_y, x, w, **kw, needs="input")
+    np.testing.assert_allclose(grads.input, reference.input, rtol=1e-12, atol=1e-12)
+    assert counts.input.adds == formulas.backward_adds(g, "input").value
+
+
+def test_im2col_gives_the_same_gradients_and_counts_in_every_chunking():
+    """Workspace limits that chunk the input gradient by images, then groups, then channels of a
+    group, and the weight gradient by images, then output rows: the same values (to rounding),
+    the same counts, and workspaces within the limit."""
+    from npconv.kernels import im2col
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (3, 6, 9, 8))
+    w = rng.uniform(-1, 1, (4, 3, 3, 2))
+    b = rng.uniform(-1, 1, 4)
+    kw = dict(stride=(2, 1), padding=((1, 2), (1, 0)), dilation=(1, 2), groups=2)
+    g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **kw)
+    grad_y = random_grad_y(g)
+    expected, expected_counts = npconv.conv2d_backward(grad_y, x, w, b, **kw, count=True)
+    levels = set()
+    for limit in (2**30, 40_000, 20_000, 8_000, 5_000, 4_000):
+        inputs = im2col._InputGradientPlan(g, 8, limit, limit, 0)
+        levels.add(("input", inputs.images < 3, inputs.groups < 2, inputs.channels < 3))
+        weights = im2col._WeightGradientPlan(g, x, limit, limit, 0)
+        levels.add(("weight", weights.images_per_chunk < 3, weights.rows_per_chunk < g.out_height))
+        grads, counts = npconv.conv2d_backward(grad_y, x, w, b, **kw, method="im2col", count=True,
+                                               workspace_limit=limit)
+        for name in GRADIENTS:
+            part, reference = getattr(counts, name), getattr(expected_counts, name)
+            assert part.workspace_bytes <= limit
+            assert (part.mults, part.adds, part.padded_mults) == (reference.mults, reference.adds,
+                                                                  reference.padded_mults), (name, limit)
+            np.testing.assert_allclose(getattr(grads, name), getattr(expected, name), rtol=1e-12, atol=1e-12)
+    assert levels >= {("input", False, False, False), ("input", True, False, False), ("input", True, True, False),
+                      ("input", True, True, True), ("weight", False, False), ("weight", True, False),
+                      ("weight", True, True)}
+
+
+@settings(max_examples=EXAMPLES)
+@given(data=st.data(), loops=st.sampled_from([("rows", "rows"), ("pixels", "pixels"), ("rows", "pixels"),
+                                              ("pixels", "rows")]))
+def test_every_direct_loop_nest_gives_the_gradients_and_the_effective_counts(data, loops):
+    direct = pytest.importorskip("npconv.kernels.direct")
+    layer = data.draw(cross_method_layers(), label="layer")
+    g = layer.geometry
+    x, w, b = layer.arrays(np.float64, seed=6)
+    grad_y = random_grad_y(g)
+    grads, counts = direct.conv2d_backward(grad_y, x, w, g, needs=frozenset(GRADIENTS), count=True,
+                                           workspace_limit=2**30, loops=loops)
+    if formulas.mults(g, "dense").value <= REFERENCE_BUDGET:
+        expected = npconv.conv2d_backward(grad_y, x, w, b, **layer.kwargs(), count="effective")[0]
+    else:
+        expected = npconv.conv2d_backward(grad_y, x, w, b, **layer.kwargs(), method="im2col")
+    assert_grads_close(grads, expected if g.bias else expected._replace(bias=None))
+    assert_counts_equal_formulas(counts, g, "direct", "effective")
+    fast, _ = direct.conv2d_backward(grad_y, x, w, g, needs=frozenset(GRADIENTS), count=False,
+                                     workspace_limit=2**30, loops=loops)
+    for a, e in zip(fast, grads, strict=True):
+        if e is not None:
+            np.testing.assert_array_equal(a, e)  # counting runs the same code
+
+
+def test_the_direct_loop_nests_are_chosen_by_channels_per_group():
+    direct = pytest.importorskip("npconv.kernels.direct")
+    from npconv.layerset import BENCHMARK_LAYERS
+
+    chosen = {name: direct.choose_backward_loops(g) for name, g in BENCHMARK_LAYERS.items()}
+    assert chosen["depthwise 3x3"] == ("rows", "rows")  # one channel per group
+    assert chosen["stem s2"] == ("rows", "pixels")  # 3 input channels, 32 output channels
+    assert chosen["resnet 3x3"] == chosen["pointwise 1x1"] == ("pixels", "pixels")

@@ -364,8 +364,10 @@ def conv2d(
 #
 # The gradients as matrix products, with the forward lowering reused:
 #
-#     weight:  dW[g]      = sum over images of  grad_y[n, g] @ cols[n, g].T   : (C_out/g, C_in/g x KH x KW)
-#     input:   dcols[n, g] = W[g].T @ grad_y[n, g]                             : (C_in/g x KH x KW, OH x OW)
+#     weight:  dW[g]      = sum over chunks of  grad_y[chunk, g] @ cols[chunk, g].T  : (C_out/g, C_in/g x KH x KW)
+#                            (a chunk of several images copied image-minor, so that its GEMM reduces
+#                            over all their output pixels at once)
+#     input:   dcols[g]    = W[g].T @ grad_y[chunk, g]                         : (C_in/g x KH x KW, images x OH x OW)
 #              grad_x[n]   = col2im(dcols[n]): each tap's (OH, OW) block of dcols scattered to the
 #                            positions it read, summed on the zero-padded input, then cropped
 #     bias:    grad_b      = grad_y summed over (N, OH, OW)
@@ -404,11 +406,13 @@ class _InputGradientPlan:
         if self.padded:
             per_channel += self.reach[0] * self.reach[1] * itemsize
         self.per_channel = per_channel
+        # several images at once: their grad_y copied image-minor, for one GEMM per group
+        grad_image = g.out_channels * g.out_height * g.out_width * itemsize if self.lowered else 0
         per_group, groups = g.in_channels_per_group, g.groups
         room = max(0, budget - fixed)
         image = per_channel * g.in_channels
         if image <= room or per_channel == 0:
-            self.images = _even_chunks(g.batch, room // image if image else g.batch)
+            self.images = _even_chunks(g.batch, room // (image + grad_image) if image else g.batch)
             self.groups, self.channels = groups, per_group
         elif per_channel * per_group <= room:
             self.images, self.channels = 1, per_group
@@ -423,7 +427,8 @@ class _InputGradientPlan:
             )
             self.images, self.groups = 1, 1
             self.channels = _even_chunks(per_group, room // per_channel)
-        self.workspace_bytes = self.images * self.groups * self.channels * per_channel
+        self.transposed_bytes = self.images * grad_image if self.images > 1 else 0
+        self.workspace_bytes = self.images * self.groups * self.channels * per_channel + self.transposed_bytes
         ensure_workspace_fits(
             self.workspace_bytes + fixed, limit,
             f"the input gradient's workspace ({self.workspace_bytes + fixed:,} bytes: column gradients "
@@ -444,8 +449,11 @@ class _WeightGradientPlan:
     """Chunks of the weight gradient: whole images, or output rows of one image (as forward).
 
     Provides what :class:`_Lowering` reads from a forward :class:`Plan` (``g``, ``lowered``,
-    ``padded``, ``images_per_chunk``, ``rows_per_chunk``, ``col_bytes``), plus the per-chunk
-    products buffer ``(images, C_out, C_in/g x KH x KW)`` that is summed over the chunk's images.
+    ``padded``, ``images_per_chunk``, ``rows_per_chunk``, ``col_bytes``).  A chunk of several
+    images is multiplied in one GEMM per group, reducing over all its images' output pixels:
+    its column matrix and its ``grad_y`` are copied image-minor first (``transposed_bytes``), so
+    that tiny images make one large product rather than many small ones.  ``sum_bytes``: the
+    buffer a chunk's product is made in before it is added to the previous chunks'.
     """
 
     def __init__(self, g: ConvGeometry, x: np.ndarray, budget: int, limit: int, fixed: int):
@@ -454,37 +462,40 @@ class _WeightGradientPlan:
         self.padded = g.has_padding
         self.lowered = not _is_column_matrix_already(g, x)
         reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
-        self.products_image_bytes = g.out_channels * reduction * itemsize
+        self.sum_bytes = g.out_channels * reduction * itemsize
         row_bytes = padded_row_bytes = 0
+        columns_row = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
         if self.lowered:
-            row_bytes = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
+            row_bytes = columns_row
             padded_row_bytes = g.in_channels * _padded_width(g) * itemsize if self.padded else 0
+        grad_row = g.out_channels * g.out_width * itemsize
 
-        def chunk_bytes(images: int, rows: int) -> int:
-            lowered = rows * row_bytes + (_input_rows(g, rows) * padded_row_bytes if padded_row_bytes else 0)
-            return images * (lowered + self.products_image_bytes)
+        def lowered_bytes(rows: int) -> int:
+            return rows * row_bytes + (_input_rows(g, rows) * padded_row_bytes if padded_row_bytes else 0)
 
-        room = max(0, budget - fixed)
+        room = max(0, budget - fixed - self.sum_bytes)
         out_height = g.out_height
-        image_bytes = chunk_bytes(1, out_height)
-        if image_bytes <= room or not self.lowered:
-            images, rows = _even_chunks(g.batch, max(1, room // image_bytes)), out_height
+        image = lowered_bytes(out_height)
+        per_image = image + out_height * (columns_row + grad_row)  # with the image-minor copies
+        if image <= room or not self.lowered:
+            images, rows = _even_chunks(g.batch, max(1, room // per_image)), out_height
         else:
-            smallest = chunk_bytes(1, 1)
+            smallest = lowered_bytes(1)
             if smallest > room:
                 ensure_workspace_fits(
-                    smallest + fixed, limit,
+                    smallest + self.sum_bytes + fixed, limit,
                     f"the weight gradient's smallest chunk, the column matrix of one image and one "
                     f"output row ({g.in_channels} x {g.kernel_h} x {g.kernel_w} x {g.out_width} values"
-                    f"{', with its zero-padded input rows' if self.padded else ''}) and its products "
-                    f"({g.out_channels} x {reduction} values): {smallest:,} bytes"
+                    f"{', with its zero-padded input rows' if self.padded else ''}) and a product of "
+                    f"{g.out_channels} x {reduction} values: {smallest + self.sum_bytes:,} bytes"
                     f"{f', besides {fixed:,} bytes of contiguous copies' if fixed else ''}",
                 )
-            per_row = chunk_bytes(1, 2) - smallest
+            per_row = lowered_bytes(2) - smallest
             images, rows = 1, _even_chunks(out_height, 1 + (room - smallest) // max(1, per_row))
         self.images_per_chunk, self.rows_per_chunk = images, rows
         self.col_bytes = images * rows * row_bytes
-        self.workspace_bytes = chunk_bytes(images, rows)
+        self.transposed_bytes = images * rows * (columns_row + grad_row) if images > 1 else 0
+        self.workspace_bytes = images * lowered_bytes(rows) + self.transposed_bytes + self.sum_bytes
         ensure_workspace_fits(
             self.workspace_bytes + fixed, limit,
             f"the weight gradient's workspace ({self.workspace_bytes + fixed:,} bytes: column matrix "
@@ -509,6 +520,8 @@ def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradient
     starts_w = first_touch_starts(out_width, kernel_w, sw, dw)
     if plan.lowered:
         column_buffer = np.empty(plan.images * plan.groups * plan.channels * taps * out_height * out_width, dtype)
+    if plan.transposed_bytes:
+        transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype)
     if plan.padded:
         rows, columns = plan.reach
         padded_buffer = np.empty(plan.images * plan.groups * plan.channels * rows * columns, dtype)
@@ -528,23 +541,30 @@ def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradient
             mults += out.size * out_per_group
             adds += out.size * (out_per_group - 1)
             continue
-        column_grads = column_buffer[: images * channels * taps * out_height * out_width].reshape(
-            images, g1 - g0, (c1 - c0) * taps, out_height * out_width)
-        np.matmul(w_t, dy[n0:n1, g0:g1], out=column_grads)
-        # the product just made: (groups, M, K) @ (images, groups, K, N), from the operands' shapes
+        # image-minor: the chunk's images side by side, so that one GEMM per group covers them all
+        pixels = images * out_height * out_width
+        if images > 1:
+            grads = transposed[: (g1 - g0) * out_per_group * pixels].reshape(g1 - g0, out_per_group, images, -1)
+            np.copyto(grads, dy[n0:n1, g0:g1].transpose(1, 2, 0, 3))
+            grads = grads.reshape(g1 - g0, out_per_group, pixels)
+        else:
+            grads = dy[n0, g0:g1]
+        column_grads = column_buffer[: channels * taps * pixels].reshape(g1 - g0, (c1 - c0) * taps, pixels)
+        np.matmul(w_t, grads, out=column_grads)
+        # the product just made: (groups, M, K) @ (groups, K, N), from the operands' shapes
         mults += column_grads.size * out_per_group
         adds += column_grads.size * (out_per_group - 1)
-        blocks = column_grads.reshape(images, channels, kernel_h, kernel_w, out_height, out_width)
+        blocks = column_grads.reshape(channels, kernel_h, kernel_w, images, out_height, out_width)
         if plan.padded:
-            sums = padded_buffer[: images * channels * rows * columns].reshape(images, channels, rows, columns)
+            sums = padded_buffer[: channels * images * rows * columns].reshape(channels, images, rows, columns)
             sums.fill(0)
         else:
-            sums = target
+            sums = target.transpose(1, 0, 2, 3)  # (channels, images, H, W), a view of grad_x
         for kh in range(kernel_h):
             at_h, first_h = slice(kh * dh, kh * dh + (out_height - 1) * sh + 1, sh), starts_h[kh]
             for kw in range(kernel_w):
                 at_w, first_w = slice(kw * dw, kw * dw + (out_width - 1) * sw + 1, sw), starts_w[kw]
-                reached, block = sums[:, :, at_h, at_w], blocks[:, :, kh, kw]
+                reached, block = sums[:, :, at_h, at_w], blocks[:, kh, kw]
                 # this tap is the first to reach rows >= first_h and columns >= first_w: assign there
                 reached[:, :, first_h:, first_w:] = block[:, :, first_h:, first_w:]
                 for earlier in ((slice(None, first_h), slice(None)), (slice(first_h, None), slice(None, first_w))):
@@ -558,7 +578,7 @@ def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradient
         if plan.padded:  # crop the padding (rows and columns beyond the reach stay 0)
             bottom, right = min(rows, top + g.height), min(columns, left + g.width)
             if bottom > top and right > left:
-                target[:, :, : bottom - top, : right - left] = sums[:, :, top:bottom, left:right]
+                target[:, :, : bottom - top, : right - left] = sums[:, :, top:bottom, left:right].transpose(1, 0, 2, 3)
     return grad_x, (mults, adds, padded_mults)
 
 
@@ -568,9 +588,12 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
     groups, out_per_group = g.groups, g.out_channels_per_group
     out_height, out_width = g.out_height, g.out_width
     reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
-    grad_w = np.zeros((groups, out_per_group, reduction), dtype=grad_y.dtype)
+    dtype = grad_y.dtype
+    grad_w = np.empty((groups, out_per_group, reduction), dtype=dtype)
+    chunk_sum = np.empty_like(grad_w)
     dy = grad_y.reshape(g.batch, groups, out_per_group, out_height, out_width)
-    products_buffer = np.empty(plan.images_per_chunk * grad_w.size, dtype=grad_y.dtype)
+    if plan.transposed_bytes:
+        transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype=dtype)
     lower = _Lowering(x, plan, count)
     mults = adds = 0
     first = True
@@ -580,18 +603,29 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
         for r0 in range(0, out_height, plan.rows_per_chunk):
             r1 = min(r0 + plan.rows_per_chunk, out_height)
             cols = lower(n0, n1, r0, r1)  # (images, groups, C_in/g x KH x KW, rows x OW)
-            products = products_buffer[: images * grad_w.size].reshape(images, *grad_w.shape)
-            np.matmul(dy[n0:n1, :, :, r0:r1].reshape(images, groups, out_per_group, -1),
-                      cols.swapaxes(-1, -2), out=products)
-            columns = cols.shape[-1]
-            mults += products.size * columns
-            adds += products.size * (columns - 1)
-            # sum the chunk's images into grad_w: the first chunk writes it, later ones add to it
+            pixels = cols.shape[-1]
+            if images == 1:
+                grads, columns = dy[n0, :, :, r0:r1].reshape(groups, out_per_group, pixels), cols[0]
+            else:  # image-minor copies, so that one GEMM per group reduces over all the chunk's pixels
+                grads = transposed[: groups * out_per_group * images * pixels].reshape(
+                    groups, out_per_group, images, pixels)
+                np.copyto(grads, dy[n0:n1, :, :, r0:r1].reshape(images, groups, out_per_group, pixels)
+                          .transpose(1, 2, 0, 3))
+                columns = transposed[grads.size: grads.size + groups * reduction * images * pixels].reshape(
+                    groups, reduction, images, pixels)
+                np.copyto(columns, cols.transpose(1, 2, 0, 3))
+                grads = grads.reshape(groups, out_per_group, images * pixels)
+                columns = columns.reshape(groups, reduction, images * pixels)
+            # the first chunk's product is the gradient so far; later ones are added to it
+            out = grad_w if first else chunk_sum
+            np.matmul(grads, columns.swapaxes(-1, -2), out=out)
+            # the product just made: (groups, M, K) @ (groups, K, N), from the operands' shapes
+            terms = columns.shape[-1]
+            mults += out.size * terms
+            adds += out.size * (terms - 1)
             if not first:
-                np.add(products[0], grad_w, out=products[0])
+                np.add(grad_w, chunk_sum, out=grad_w)
                 adds += grad_w.size
-            np.add.reduce(products, axis=0, out=grad_w)
-            adds += (images - 1) * grad_w.size
             first = False
     return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
 
