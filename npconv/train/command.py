@@ -39,6 +39,8 @@ DEFAULTS = {"epochs": 40, "batch_size": 16, "lr": 0.01, "optimizer": "adam", "mo
 OPTIMIZER_NAMES = ("sgd", "adam")
 SCHEDULE_NAMES = ("cosine", "constant")
 EXIT_INTERRUPTED = 130
+#: BLAS threads while training (see :func:`_run`).
+BLAS_THREADS = 1
 
 
 # ---------------------------------------------------------------------- checking the flags
@@ -238,15 +240,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, tqdm, pyplot, started: float) -> int:
-    from npconv.train import checkpoint, counting, data, loop
+    from npconv.train import checkpoint, data
     from npconv.train.model import build_model
-    from npconv.train.optimizers import make_optimizer
 
     dataset = data.load_npz(settings.data) if settings.data else data.load_digits()
     networks = [load_network(net, dataset.classes, dataset.image_shape) for net in settings.nets]
     models = [build_model(network, seed=settings.seed, method=settings.method) for network, _ in networks]
     if settings.load:
         checkpoint.load(settings.load, models)
+
+    # These GEMMs are small: one BLAS thread runs them as fast as two, and a second thread that the
+    # scheduler parks on a shared machine stalls every call (epochs of 0.2 s became 2-6 s, measured).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(BLAS_THREADS, user_api="blas"):
+        results = _train_all(settings, dataset, models, networks, tqdm)
+    return _finish(settings, dataset, models, results, pyplot, started)
+
+
+def _train_all(settings: Settings, dataset, models, networks, tqdm) -> list[NetResult]:
+    from npconv.train import counting, loop
+    from npconv.train.optimizers import make_optimizer
 
     results: list[NetResult] = []
     for model, (_, changes) in zip(models, networks, strict=True):
@@ -258,6 +272,11 @@ def _run(settings: Settings, tqdm, pyplot, started: float) -> int:
                                 schedule=settings.schedule, progress=_progress_factory(tqdm))
         if result.run.status != "completed":
             break
+    return results
+
+
+def _finish(settings: Settings, dataset, models, results: list[NetResult], pyplot, started: float) -> int:
+    from npconv.train import checkpoint
 
     report = Report(settings, dataset, results, [m.name for m in models[len(results):]],
                     time.perf_counter() - started)
@@ -334,7 +353,7 @@ class Report:
         momentum = f", momentum {s.momentum:g}" if s.optimizer == "sgd" else ""
         schedule = " (cosine annealing to 0 over the epochs)" if s.schedule == "cosine" else " (constant)"
         lines.append(f"Training: {s.optimizer}{momentum}, lr {s.lr:g}{schedule}, batch size {s.batch_size}, "
-                     f"{s.epochs} epochs, method {s.method}, float32, seed {s.seed}" +
+                     f"{s.epochs} epochs, method {s.method}, float32, {BLAS_THREADS} BLAS thread, seed {s.seed}" +
                      (f", weights from {s.load}" if s.load else "") + ".")
         lines.append("Mults are those of the conv and linear layers (MACs; a linear layer runs as a 1x1 "
                      "convolution); measured = what the kernels counted in the first training step, divided "
