@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from npconv.errors import ConvArgumentError
+from npconv.render import table
 
 #: The course problem's pair.
 DEFAULT_NETS = ("small_standard", "small_separable")
@@ -363,7 +364,7 @@ class Report:
         columns = [self._columns(r) for r in self.results]
         header = ["", *(r.name for r in self.results)]
         rows = [header] + [[key, *(c[key] for c in columns)] for key in columns[0]] if columns else [header]
-        lines += _table(rows)
+        lines += table(rows)
         lines += ["", "Per epoch: train loss (mean over the epoch's batches, as trained), test accuracy after "
                       "the epoch, seconds of training"]
         epochs = max((len(r.run.records) for r in self.results), default=0)
@@ -375,7 +376,7 @@ class Report:
                 cells += ["-"] * 3 if rec is None else [f"{rec.train_loss:.4f}", _percent(rec.test_accuracy),
                                                         _seconds(rec.seconds)]
             epoch_rows.append(cells)
-        lines += _table(epoch_rows)
+        lines += table(epoch_rows)
         lines.append("")
         for r in self.results:
             if r.run.status != "completed":
@@ -416,12 +417,6 @@ class Report:
             "seconds": self.seconds,
             "load_average": _load_average(),
         }
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                             for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
 def _load_average() -> str:
