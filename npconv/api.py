@@ -42,6 +42,11 @@ For finite operands both conventions give the same values (to rounding).
 ``"im2col"`` multiplies with NumPy's ``matmul`` and so reports an invalid
 operation as NumPy does: a ``RuntimeWarning``, or ``FloatingPointError``
 under ``np.errstate(invalid="raise")``.
+
+The backward functions (:func:`conv2d_backward` and its wrappers) take the
+forward operands, ``grad_y = dL/dy`` first, and ``needs=`` (the gradients
+to compute); they return the gradients, with their counts when ``count`` is
+not False.  What is computed and counted: :mod:`npconv.gradients`.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def _explain(args: argparse.Namespace) -> int:
     from npconv.explain import explain, render_text, to_json_dict
 
     standard, separable, reading = layers_from_arguments(args)
-    report = explain(standard, separable, args.bias, reading)
+    report = explain(standard, separable, args.bias, reading, backward=args.backward)
     if args.json:
         print(json.dumps(to_json_dict(report), indent=2))
     else:
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its working shown. With no flags: the course problem's worked example.",
     )
     _add_layer_arguments(explain)
+    explain.add_argument("--backward", action="store_true",
+                         help="also count one training step: the forward pass, the input, weight and bias "
+                              "gradients, and why a step costs about three forward passes")
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
     _add_check_parser(commands)

@@ -502,16 +502,27 @@ def _no_bias_gradient(label: str) -> Quantity:
     return Quantity.of(label, Leaf(0, "0"), note="the layer has no bias, so no bias gradient")
 
 
-def backward_mults(g: ConvGeometry, wrt: str, convention: str = "dense") -> Quantity:
+def _per_part(label: str, function, s: SeparableGeometry, wrt: str, convention: str) -> Quantity:
+    """``function`` of both parts of a separable layer, summed.  Each part's ``"input"`` gradient is
+    the gradient of that part's input: the pointwise part's is the depthwise output's."""
+    return _sum_of_parts(label, function(s.depthwise, wrt, convention), function(s.pointwise, wrt, convention),
+                         note=f"both parts' {wrt} gradients")
+
+
+def backward_mults(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
     """Multiplications of one gradient: the forward ``mults`` for ``"input"`` and ``"weight"``, 0 for
     ``"bias"``.
 
     Every forward tap ``x[n, c, ih, iw] x weight[co, ci, kh, kw]`` gives one product to each:
     ``grad_y x weight`` to the input gradient at ``(n, c, ih, iw)``, ``grad_y x x`` to the
-    weight gradient at ``(co, ci, kh, kw)``.
+    weight gradient at ``(co, ci, kh, kw)``.  For a separable layer, the sum of its parts'
+    (``"input"``: the pointwise part's input gradient, which the depthwise part's needs, and the
+    depthwise part's).
     """
     label = f"{_check_gradient(wrt)} gradient mults"
     _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_mults, g, wrt, convention)
     if wrt == "bias":
         if not g.bias:
             return _no_bias_gradient(label)
@@ -524,17 +535,20 @@ def backward_mults(g: ConvGeometry, wrt: str, convention: str = "dense") -> Quan
     )
 
 
-def backward_adds(g: ConvGeometry, wrt: str, convention: str = "dense") -> Quantity:
+def backward_adds(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
     """Additions of one gradient: its products minus the gradient elements that get a term.
 
     * input, dense: ``mults - N x C_in x U_H x U_W`` (summed on the padded input, then cropped);
     * input, effective: ``mults - N x C_in x V_H x V_W``;
     * weight, dense: ``mults - C_out x C_in/g x KH x KW``; effective: ``K'_H x K'_W`` taps
       (0 reached weights for an empty batch);
-    * bias: ``C_out x (N x OH x OW - 1)`` (0 for an empty batch), in either convention.
+    * bias: ``C_out x (N x OH x OW - 1)`` (0 for an empty batch), in either convention;
+    * a separable layer: the sum of its parts'.
     """
     label = f"{_check_gradient(wrt)} gradient adds"
     _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_adds, g, wrt, convention)
     if wrt == "bias":
         if not g.bias:
             return _no_bias_gradient(label)
@@ -571,7 +585,7 @@ def backward_adds(g: ConvGeometry, wrt: str, convention: str = "dense") -> Quant
                        note="summing T terms takes T - 1 additions: mults - elements that get a term")
 
 
-def backward_flops(g: ConvGeometry, wrt: str, convention: str = "dense") -> Quantity:
+def backward_flops(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
     """``mults + adds`` of one gradient."""
     m, a = backward_mults(g, wrt, convention), backward_adds(g, wrt, convention)
     return Quantity.of(f"{wrt} gradient FLOPs", Sum(m.leaf("mults"), a.leaf("adds")))
@@ -583,23 +597,41 @@ def _computed(g: ConvGeometry, needs: object) -> tuple[str, ...]:
     return tuple(name for name in GRADIENTS if name in wanted and (name != "bias" or g.bias))
 
 
-def _gradient_total(label: str, parts: list[Quantity], note: str) -> Quantity:
+def _gradient_total(label: str, per_gradient, g: ConvGeometry | SeparableGeometry, convention: str,
+                    needs: object) -> Quantity:
+    """``per_gradient`` summed over the gradients ``needs`` computes.
+
+    A separable layer's ``needs`` are its own (``"weight"``: both weights), and each part computes
+    what :func:`npconv.gradients.separable_needs` says: the pointwise part's input gradient
+    whenever the depthwise part computes anything.
+    """
+    if isinstance(g, SeparableGeometry):
+        dw_needs, pw_needs = separable_needs(parse_needs(needs))
+        return _sum_of_parts(label, _gradient_total(label, per_gradient, g.depthwise, convention, dw_needs),
+                             _gradient_total(label, per_gradient, g.pointwise, convention, pw_needs),
+                             note="the pointwise part's input gradient is the depthwise output's gradient")
+    computed = _computed(g, needs)
+    parts = [per_gradient(g, name, convention) for name in computed]
     if not parts:
         return Quantity.of(label, Leaf(0, "0"), note="no gradient asked for")
     expr = parts[0].leaf() if len(parts) == 1 else Sum(*(p.leaf() for p in parts))
-    return Quantity.of(label, expr, details=tuple(parts), note=note)
+    return Quantity.of(label, expr, details=tuple(parts), note=f"gradients: {', '.join(computed)}")
 
 
-def backward_mults_total(g: ConvGeometry, convention: str = "dense", needs: object = GRADIENTS) -> Quantity:
-    """Multiplications of the gradients in ``needs`` (the bias gradient only for a layer with a bias)."""
-    parts = [backward_mults(g, name, convention) for name in _computed(g, needs)]
-    return _gradient_total("backward mults", parts, f"gradients: {', '.join(_computed(g, needs)) or 'none'}")
+def backward_mults_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                         needs: object = GRADIENTS) -> Quantity:
+    """Multiplications of the gradients in ``needs`` (the bias gradient only for a layer with a bias).
+
+    ``needs`` as in :func:`npconv.conv2d_backward` (for a separable layer, as in
+    :func:`npconv.separable_conv2d_backward`).
+    """
+    return _gradient_total("backward mults", backward_mults, g, convention, needs)
 
 
-def backward_adds_total(g: ConvGeometry, convention: str = "dense", needs: object = GRADIENTS) -> Quantity:
+def backward_adds_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
     """Additions of the gradients in ``needs``."""
-    parts = [backward_adds(g, name, convention) for name in _computed(g, needs)]
-    return _gradient_total("backward adds", parts, f"gradients: {', '.join(_computed(g, needs)) or 'none'}")
+    return _gradient_total("backward adds", backward_adds, g, convention, needs)
 
 
 def _training_step(label: str, forward: Quantity, backward: Quantity) -> Quantity:
@@ -617,40 +649,19 @@ def _training_step(label: str, forward: Quantity, backward: Quantity) -> Quantit
     ))
 
 
-def training_step_mults(g: ConvGeometry, convention: str = "dense", needs: object = GRADIENTS) -> Quantity:
+def training_step_mults(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
     """Forward plus backward multiplications of one training step (``needs``: the gradients computed)."""
     return _training_step("training step mults", mults(g, convention), backward_mults_total(g, convention, needs))
 
 
-def training_step_adds(g: ConvGeometry, convention: str = "dense", needs: object = GRADIENTS) -> Quantity:
+def training_step_adds(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                       needs: object = GRADIENTS) -> Quantity:
     """Forward plus backward additions of one training step."""
     return _training_step("training step adds", adds(g, convention), backward_adds_total(g, convention, needs))
 
 
-def _separable_backward(label: str, per_part, s: SeparableGeometry, convention: str, needs: object) -> Quantity:
-    dw_needs, pw_needs = separable_needs(parse_needs(needs))
-    return _sum_of_parts(label, per_part(s.depthwise, convention, dw_needs),
-                         per_part(s.pointwise, convention, pw_needs),
-                         note="the pointwise part's input gradient is the depthwise output's gradient")
-
-
-def separable_backward_mults_total(s: SeparableGeometry, convention: str = "dense",
-                                   needs: object = GRADIENTS) -> Quantity:
-    """Multiplications of a separable layer's gradients: pointwise part, then depthwise part.
-
-    ``needs`` as in :func:`npconv.separable_conv2d_backward` (``"weight"``: both weights).
-    """
-    return _separable_backward("backward mults", backward_mults_total, s, convention, needs)
-
-
-def separable_backward_adds_total(s: SeparableGeometry, convention: str = "dense",
-                                  needs: object = GRADIENTS) -> Quantity:
-    """Additions of a separable layer's gradients."""
-    return _separable_backward("backward adds", backward_adds_total, s, convention, needs)
-
-
-def separable_training_step_mults(s: SeparableGeometry, convention: str = "dense",
-                                  needs: object = GRADIENTS) -> Quantity:
-    """Forward plus backward multiplications of a separable layer's training step."""
-    return _training_step("training step mults", separable_mults(s, convention),
-                          separable_backward_mults_total(s, convention, needs))
+#: The separable layer's backward counts under their older names: the same functions.
+separable_backward_mults_total = backward_mults_total
+separable_backward_adds_total = backward_adds_total
+separable_training_step_mults = training_step_mults

@@ -491,3 +491,36 @@ def test_the_direct_loop_nests_are_chosen_by_channels_per_group():
     assert chosen["depthwise 3x3"] == ("rows", "rows")  # one channel per group
     assert chosen["stem s2"] == ("rows", "pixels")  # 3 input channels, 32 output channels
     assert chosen["resnet 3x3"] == chosen["pointwise 1x1"] == ("pixels", "pixels")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradients_and_counts_do_not_depend_on_the_thread_count_or_on_concurrent_callers(method):
+    import threading
+
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.uniform(-1, 1, (3, 16, 9, 10)), rng.uniform(-1, 1, (12, 8, 3, 3)), rng.uniform(-1, 1, 12)
+    kw = dict(stride=(1, 2), padding=((1, 2), (0, 1)), groups=2)
+    grad_y = random_grad_y(ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **kw))
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            runs.append(npconv.conv2d_backward(grad_y, x, w, b, **kw, method=method, count=True))
+    finally:
+        numba.set_num_threads(before)
+    results: list = [None] * 4
+
+    def work(i):
+        results[i] = npconv.conv2d_backward(grad_y, x, w, b, **kw, method=method, count=True)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    for grads, counts in [*runs[1:], *results]:
+        for a, e in zip(grads, runs[0][0], strict=True):
+            np.testing.assert_array_equal(a, e)
+        assert counts == runs[0][1]

@@ -244,6 +244,7 @@ CLI_CASES = [
       for command in ("explain", "check", "measure", "bench", "animate")
       for flag, value, fragment in LAYER_FLAG_CASES),
     ("explain", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
+    ("explain", "--backward", ["--backward=yes"], "argument --backward: ignored explicit argument 'yes'"),
     ("check", "FILE", ["/no/such/claims.toml"], "FILE: expected a readable TOML claims file"),
     ("check", "--claim", ["--claim", "nonsense"], "--claim: expected QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE"),
     ("check", "--claim", ["--claim", "standard.params=abc"], "value: expected a number"),

@@ -50,8 +50,12 @@ float32 stays float32.
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -446,7 +450,7 @@ def conv2d(
 #   terms cost T - 1 additions.
 # * Input gradient, "pixels": one task per (image, group), pixel by pixel, vectorised over the
 #   group's input channels: each reaching tap and output channel adds grad_y times C_in/g
-#   contiguous weights to the pixel's sums, 4 output channels at a time.
+#   contiguous weights to the pixel's sums, 4 output channels at a time after the first term.
 # * Weight gradient, "rows": one task per weight row (co, ci): for each tap (kh, kw) the dot
 #   products, over the images and the output rows whose input row is real, of a grad_y row
 #   segment and the input row it was multiplied with.  Dots are reductions: they are compiled
@@ -454,16 +458,17 @@ def conv2d(
 #   (results agree with the reference to rounding), not what is summed.
 # * Weight gradient, "pixels": one task per (input channel, kernel row), vectorised over the
 #   group's output channels: each output pixel multiplies one input value by C_out/g contiguous
-#   values of grad_y transposed to channels-last, 4 output pixels at a time.
-# * Bias gradient: one task per output channel, a sum of grad_y.
+#   values of grad_y transposed to channels-last, 4 output pixels at a time after the first.
+# * Bias gradient: NumPy's sum of grad_y per output channel.
 #
-# One compiled entry point per loop nest, with a ``counting`` flag tested outside the innermost
-# loops; the arrays are flat, C-contiguous and writable, so each entry point compiles once per
-# dtype.
+# One compiled entry point per gradient (the loop nest a flag), run on Numba's thread count of
+# threads (_run_tasks), with a ``counting`` flag tested outside the innermost loops; the arrays are flat, C-contiguous and writable, so
+# each entry point compiles once per dtype.  Blocks of streams and the first term's assignment
+# have one variant each, to keep compilation short.
 
 
 @njit(cache=True, inline="always")
-def _gather_8(dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+def _gather_8(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
     t0, t1, t2, t3 = w[w_at], w[w_at + w_gap], w[w_at + 2 * w_gap], w[w_at + 3 * w_gap]
     t4, t5, t6, t7 = w[w_at + 4 * w_gap], w[w_at + 5 * w_gap], w[w_at + 6 * w_gap], w[w_at + 7 * w_gap]
     g1 = g_at + g_gap
@@ -473,43 +478,26 @@ def _gather_8(dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin
     g5 = g4 + g_gap
     g6 = g5 + g_gap
     g7 = g6 + g_gap
-    if dx_step == 1:
-        for i in range(length):
-            total = (t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i] + t3 * gy[g3 + i]
-                     + t4 * gy[g4 + i] + t5 * gy[g5 + i] + t6 * gy[g6 + i] + t7 * gy[g7 + i])
-            if begin:
-                dx[dx_at + i] = total
-            else:
-                dx[dx_at + i] += total
-    else:
-        for i in range(length):
-            total = (t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i] + t3 * gy[g3 + i]
-                     + t4 * gy[g4 + i] + t5 * gy[g5 + i] + t6 * gy[g6 + i] + t7 * gy[g7 + i])
-            if begin:
-                dx[dx_at + i * dx_step] = total
-            else:
-                dx[dx_at + i * dx_step] += total
+    for i in range(length):
+        total = (t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i] + t3 * gy[g3 + i]
+                 + t4 * gy[g4 + i] + t5 * gy[g5 + i] + t6 * gy[g6 + i] + t7 * gy[g7 + i])
+        if begin:
+            dx[dx_at + i] = total
+        else:
+            dx[dx_at + i] += total
 
 
 @njit(cache=True, inline="always")
-def _gather_3(dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+def _gather_3(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
     t0, t1, t2 = w[w_at], w[w_at + w_gap], w[w_at + 2 * w_gap]
     g1 = g_at + g_gap
     g2 = g1 + g_gap
-    if dx_step == 1:
-        for i in range(length):
-            total = t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i]
-            if begin:
-                dx[dx_at + i] = total
-            else:
-                dx[dx_at + i] += total
-    else:
-        for i in range(length):
-            total = t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i]
-            if begin:
-                dx[dx_at + i * dx_step] = total
-            else:
-                dx[dx_at + i * dx_step] += total
+    for i in range(length):
+        total = t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i]
+        if begin:
+            dx[dx_at + i] = total
+        else:
+            dx[dx_at + i] += total
 
 
 @njit(cache=True, inline="always")
@@ -531,10 +519,12 @@ def _gather_1(dx, dx_at, dx_step, gy, g_at, w, w_at, length, begin):
 
 @njit(cache=True, inline="always")
 def _gather(streams, dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+    # Blocks of streams run at stride 1 only (the caller sees to it), where their loop reads and
+    # writes contiguous memory; a strided row is added one stream at a time.
     if streams == 8:
-        _gather_8(dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
+        _gather_8(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
     elif streams == 3:
-        _gather_3(dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
+        _gather_3(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
     else:
         _gather_1(dx, dx_at, dx_step, gy, g_at, w, w_at, length, begin)
 
@@ -550,7 +540,7 @@ def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_
     column from which on tap column ``kw`` is the first to reach its input column.  A block of
     streams is 8, 3 or 1 output channels at one kernel row or, when a group has fewer than 3
     output channels (depthwise), kernel rows of one output channel, from the last (lowest output
-    row) up.
+    row) up; at stride 1 only, one stream at a time otherwise.
     """
     (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
@@ -564,6 +554,7 @@ def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_
     else:  # blocks of kernel rows of one output channel, last first so that grad_y rows ascend
         g_gap, w_gap = oh_step * out_width, -kh_step * kernel_w
     step = np.uint64(stride_w)
+    blocks = stride_w == 1
     mults = 0
     adds = 0
     for ih in range(height):
@@ -576,7 +567,9 @@ def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_
         for a in range(outer):
             b = 0
             while b < inner:
-                streams = 8 if inner - b >= 8 else (3 if inner - b >= 3 else 1)
+                streams = 1
+                if blocks:
+                    streams = 8 if inner - b >= 8 else (3 if inner - b >= 3 else 1)
                 if by_channel:
                     kh, co = kh_first + a * kh_step, group * out_per_group + b
                 else:
@@ -606,69 +599,6 @@ def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_
     return mults, adds
 
 
-@njit(parallel=True, cache=True)
-def _input_gradient(gy, w, layer, reach_h, kh_step, columns, starts_w, dx, counting):
-    """All input planes (n, c) in parallel; the summed (mults, adds) when counting, else zeros."""
-    batch, in_channels = layer[0], layer[1]
-    mults = 0
-    adds = 0
-    for task in prange(batch * in_channels):
-        n, c = divmod(np.int64(task), in_channels)
-        m, a = _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_w, dx, counting)
-        mults += m
-        adds += a
-    return mults, adds
-
-
-@njit(parallel=True, cache=True, fastmath={"contract", "reassoc"})
-def _weight_gradient(gy, x, layer, rows, columns, dw, counting):
-    """``dw[co, ci, kh, kw]``, one task per (co, ci); (mults, adds) when counting.
-
-    ``rows[kh]`` = (lo, hi): the output rows whose input row for kernel row ``kh`` is real;
-    ``columns`` as in :func:`_input_gradient_plane`.
-    """
-    (batch, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
-     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
-    step = np.uint64(stride_w)
-    mults = 0
-    adds = 0
-    for task in prange(out_channels * in_per_group):
-        co, ci = divmod(np.int64(task), in_per_group)
-        c = (co // out_per_group) * in_per_group + ci
-        task_mults = 0
-        task_adds = 0
-        for kh in range(kernel_h):
-            oh_lo, oh_hi = rows[kh, 0], rows[kh, 1]
-            for kw in range(kernel_w):
-                lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
-                length = np.uint64(hi - lo)
-                total = 0.0  # a weight whose tap never lands on real input has gradient 0
-                started = False
-                if batch > 0 and oh_hi > oh_lo and length > 0:
-                    for n in range(batch):
-                        for oh in range(oh_lo, oh_hi):
-                            g_at = np.uint64(((n * out_channels + co) * out_height + oh) * out_width + lo)
-                            ih = oh * stride_h - pad_top + kh * dilation_h
-                            x_at = np.uint64(((n * in_channels + c) * height + ih) * width + offset
-                                             + lo * stride_w)
-                            dot = gy[g_at] * x[x_at]  # the first product starts the dot
-                            for i in range(np.uint64(1), length):
-                                dot += gy[g_at + i] * x[x_at + i * step]
-                            if started:
-                                total += dot
-                            else:
-                                total = dot
-                                started = True
-                    if counting:
-                        terms = batch * (oh_hi - oh_lo) * (hi - lo)
-                        task_mults += terms
-                        task_adds += terms - 1
-                dw[((co * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = total
-        mults += task_mults
-        adds += task_adds
-    return mults, adds
-
-
 @njit(cache=True, fastmath={"contract"})
 def _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, acc, dx, counting):
     """Compute ``dx[n, group's channels]`` pixel by pixel, vectorised over input channels.
@@ -677,9 +607,10 @@ def _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, 
     each output channel ``co`` of the group multiplies ``grad_y[n, co, oh, ow]`` by the group's
     ``C_in/g`` weights of that tap and channel, contiguous in ``w_t`` -- the flat weight
     transposed to (groups, KH, KW, C_out/g, C_in/g) -- and sums into ``acc`` (C_in/g values),
-    which is then stored into the NCHW gradient.  The first term starts the sums.
-    ``reach_h`` and ``kh_step`` as in :func:`_input_gradient_plane`; ``reach_w[iw, kw]``: the
-    output column whose tap column ``kw`` reads input column ``iw``, or -1.
+    which is then stored into the NCHW gradient.  The first term starts the sums; after it, 4
+    output channels' products are summed before ``acc`` is loaded and stored.  ``reach_h`` and
+    ``kh_step`` as in :func:`_input_gradient_plane`; ``reach_w[iw, kw]``: the output column
+    whose tap column ``kw`` reads input column ``iw``, or -1.
     """
     (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, _, pad_top, dilation_h, in_per_group, out_per_group) = layer
@@ -705,30 +636,27 @@ def _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, 
                     g_at = g_row + ow
                     co = 0
                     while co < out_per_group:
-                        # 4 output channels' products are summed before acc is loaded and stored
-                        streams = 4 if out_per_group - co >= 4 else 1
-                        if streams == 4:
+                        if starting:  # the pixel's first term starts its sums
+                            streams = 1
+                            v0 = gy[g_at]
+                            for i in range(ins):
+                                acc[i] = v0 * w_t[w_at + i]
+                        elif out_per_group - co >= 4:
+                            streams = 4
                             v0, v1 = gy[g_at], gy[g_at + out_plane]
                             v2, v3 = gy[g_at + 2 * out_plane], gy[g_at + 3 * out_plane]
                             w1 = w_at + ins
                             w2 = w1 + ins
                             w3 = w2 + ins
-                            # (the sum is computed before acc is read: LLVM vectorises that order)
-                            if starting:
-                                for i in range(ins):
-                                    acc[i] = v0 * w_t[w_at + i] + v1 * w_t[w1 + i] + v2 * w_t[w2 + i] + v3 * w_t[w3 + i]
-                            else:
-                                for i in range(ins):
-                                    total = v0 * w_t[w_at + i] + v1 * w_t[w1 + i] + v2 * w_t[w2 + i] + v3 * w_t[w3 + i]
-                                    acc[i] += total
+                            for i in range(ins):
+                                # the sum before acc is read: LLVM vectorises that order
+                                total = v0 * w_t[w_at + i] + v1 * w_t[w1 + i] + v2 * w_t[w2 + i] + v3 * w_t[w3 + i]
+                                acc[i] += total
                         else:
+                            streams = 1
                             v0 = gy[g_at]
-                            if starting:
-                                for i in range(ins):
-                                    acc[i] = v0 * w_t[w_at + i]
-                            else:
-                                for i in range(ins):
-                                    acc[i] += v0 * w_t[w_at + i]
+                            for i in range(ins):
+                                acc[i] += v0 * w_t[w_at + i]
                         if counting:
                             mults += streams * in_per_group
                             adds += (streams - 1 if starting else streams) * in_per_group
@@ -744,113 +672,184 @@ def _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, 
     return mults, adds
 
 
-@njit(parallel=True, cache=True)
-def _input_gradient_pixel_planes(gy, w_t, layer, reach_h, kh_step, reach_w, dx, counting):
-    """All (image, group) tasks of :func:`_input_gradient_pixels` in parallel."""
-    batch, groups = layer[0], layer[1] // layer[13]
+@njit(cache=True, nogil=True)
+def _input_gradient(first, last, gy, w, layer, reach_h, kh_step, columns, starts_w, reach_w, dx, counting,
+                    pixels):
+    """Tasks ``first .. last - 1`` of the input gradient: one per plane (n, c) for the rows nest, per
+    (image, group) for the pixels nest (``pixels``; ``w`` then transposed as
+    :func:`_input_gradient_pixels` reads it); the summed (mults, adds) when counting, else zeros."""
+    in_channels, in_per_group = layer[1], layer[13]
+    groups = in_channels // in_per_group
     mults = 0
     adds = 0
-    for task in prange(batch * groups):
-        n, group = divmod(np.int64(task), groups)
-        acc = np.empty(layer[13], dtype=dx.dtype)
-        m, a = _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, acc, dx, counting)
+    for task in range(first, last):
+        if pixels:
+            n, group = divmod(np.int64(task), groups)
+            acc = np.empty(in_per_group, dtype=dx.dtype)
+            m, a = _input_gradient_pixels(gy, w, n, group, layer, reach_h, kh_step, reach_w, acc, dx, counting)
+        else:
+            n, c = divmod(np.int64(task), in_channels)
+            m, a = _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_w, dx, counting)
         mults += m
         adds += a
     return mults, adds
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
-def _weight_gradient_channels(gy_t, x, layer, rows, columns, dw, counting):
-    """``dw``, one task per (input channel c, kernel row kh), vectorised over output channels.
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def _weight_gradient_dots(gy, x, co, ci, layer, rows, columns, dw, counting):
+    """``dw[co, ci, :, :]``: for each tap (kh, kw), the dot products, over the images and the output
+    rows whose input row is real, of a grad_y row segment and the input row it multiplied;
+    (mults, adds) when counting.  ``rows[kh]`` = (lo, hi): the output rows whose input row for
+    kernel row ``kh`` is real; ``columns`` as in :func:`_input_gradient_plane`."""
+    (batch, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    c = (co // out_per_group) * in_per_group + ci
+    step = np.uint64(stride_w)
+    mults = 0
+    adds = 0
+    for kh in range(kernel_h):
+        oh_lo, oh_hi = rows[kh, 0], rows[kh, 1]
+        for kw in range(kernel_w):
+            lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+            length = np.uint64(hi - lo)
+            total = 0.0  # a weight whose tap never lands on real input has gradient 0
+            started = False
+            if batch > 0 and oh_hi > oh_lo and length > 0:
+                for n in range(batch):
+                    for oh in range(oh_lo, oh_hi):
+                        g_at = np.uint64(((n * out_channels + co) * out_height + oh) * out_width + lo)
+                        ih = oh * stride_h - pad_top + kh * dilation_h
+                        x_at = np.uint64(((n * in_channels + c) * height + ih) * width + offset + lo * stride_w)
+                        dot = gy[g_at] * x[x_at]  # the first product starts the dot
+                        for i in range(np.uint64(1), length):
+                            dot += gy[g_at + i] * x[x_at + i * step]
+                        if started:
+                            total += dot
+                        else:
+                            total = dot
+                            started = True
+                if counting:
+                    terms = batch * (oh_hi - oh_lo) * (hi - lo)
+                    mults += terms
+                    adds += terms - 1
+            dw[((co * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = total
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
+def _weight_gradient_pixels(gy_t, x, c, kh, layer, rows, columns, acc, begun, dw, counting):
+    """``dw[group's co, ci, kh, :]``, vectorised over output channels; (mults, adds) when counting.
 
     For every image and output row whose input row is real for ``kh``, every tap column ``kw``
     and output column ``ow`` on real input multiplies ``x[n, c, ih, iw]`` by the group's
     ``C_out/g`` values of ``grad_y`` at that output pixel, contiguous in ``gy_t`` -- grad_y
-    transposed to (N, OH, OW, C_out) -- into the sums ``acc[kw, :]``, stored at the end into
-    ``dw[:, ci, kh, kw]``.  ``rows``, ``columns`` as in :func:`_weight_gradient`.
+    transposed to (N, OH, OW, C_out) -- into the sums ``acc[kw, :]``, stored at the end.  The
+    first term starts each sum; after it, 4 output pixels' products are summed before ``acc`` is
+    loaded and stored.  ``rows``, ``columns`` as in :func:`_weight_gradient_dots`.
     """
     (batch, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
     outs = np.uint64(out_per_group)
+    group = c // in_per_group
+    ci = c - group * in_per_group
+    for kw in range(kernel_w):
+        begun[kw] = False
+        for j in range(outs):
+            acc[np.uint64(kw) * outs + j] = 0.0  # a tap never on real input has gradient 0
     mults = 0
     adds = 0
-    for task in prange(in_channels * kernel_h):
-        c, kh = divmod(np.int64(task), kernel_h)
-        group = c // in_per_group
-        ci = c - group * in_per_group
-        acc = np.zeros(kernel_w * out_per_group, dtype=dw.dtype)  # a tap never on real input: 0
-        begun = np.zeros(kernel_w, dtype=np.bool_)
-        task_mults = 0
-        task_adds = 0
-        for n in range(batch):
-            for oh in range(rows[kh, 0], rows[kh, 1]):
-                ih = oh * stride_h - pad_top + kh * dilation_h
-                x_row = ((n * in_channels + c) * height + ih) * width
-                g_row = np.uint64((n * out_height + oh) * out_width * out_channels + group * out_per_group)
-                for kw in range(kernel_w):
-                    lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
-                    sums = np.uint64(kw) * outs
-                    ow = lo
-                    while ow < hi:
-                        # 4 output pixels' products are summed before acc is loaded and stored
-                        streams = 4 if hi - ow >= 4 else 1
-                        x_at = x_row + ow * stride_w + offset
-                        g_at = g_row + np.uint64(ow * out_channels)
-                        if streams == 4:
-                            v0, v1 = x[x_at], x[x_at + stride_w]
-                            v2, v3 = x[x_at + 2 * stride_w], x[x_at + 3 * stride_w]
-                            g1 = g_at + np.uint64(out_channels)
-                            g2 = g1 + np.uint64(out_channels)
-                            g3 = g2 + np.uint64(out_channels)
-                            if begun[kw]:  # (the sum before acc is read: LLVM vectorises that order)
-                                for j in range(outs):
-                                    total = (v0 * gy_t[g_at + j] + v1 * gy_t[g1 + j]
-                                             + v2 * gy_t[g2 + j] + v3 * gy_t[g3 + j])
-                                    acc[sums + j] += total
-                            else:
-                                for j in range(outs):
-                                    acc[sums + j] = (v0 * gy_t[g_at + j] + v1 * gy_t[g1 + j]
-                                                     + v2 * gy_t[g2 + j] + v3 * gy_t[g3 + j])
-                        else:
-                            v0 = x[x_at]
-                            if begun[kw]:
-                                for j in range(outs):
-                                    acc[sums + j] += v0 * gy_t[g_at + j]
-                            else:
-                                for j in range(outs):
-                                    acc[sums + j] = v0 * gy_t[g_at + j]
-                        if counting:
-                            task_mults += streams * out_per_group
-                            task_adds += (streams if begun[kw] else streams - 1) * out_per_group
-                        begun[kw] = True
-                        ow += streams
-        for kw in range(kernel_w):
-            for j in range(out_per_group):
-                dw[(((group * out_per_group + j) * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = \
-                    acc[kw * out_per_group + j]
-        mults += task_mults
-        adds += task_adds
+    for n in range(batch):
+        for oh in range(rows[kh, 0], rows[kh, 1]):
+            ih = oh * stride_h - pad_top + kh * dilation_h
+            x_row = ((n * in_channels + c) * height + ih) * width
+            g_row = np.uint64((n * out_height + oh) * out_width * out_channels + group * out_per_group)
+            for kw in range(kernel_w):
+                lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+                sums = np.uint64(kw) * outs
+                ow = lo
+                while ow < hi:
+                    x_at = x_row + ow * stride_w + offset
+                    g_at = g_row + np.uint64(ow * out_channels)
+                    if not begun[kw]:  # the first term starts the sums
+                        streams = 1
+                        v0 = x[x_at]
+                        for j in range(outs):
+                            acc[sums + j] = v0 * gy_t[g_at + j]
+                    elif hi - ow >= 4:
+                        streams = 4
+                        v0, v1 = x[x_at], x[x_at + stride_w]
+                        v2, v3 = x[x_at + 2 * stride_w], x[x_at + 3 * stride_w]
+                        g1 = g_at + np.uint64(out_channels)
+                        g2 = g1 + np.uint64(out_channels)
+                        g3 = g2 + np.uint64(out_channels)
+                        for j in range(outs):
+                            # the sum before acc is read: LLVM vectorises that order
+                            total = v0 * gy_t[g_at + j] + v1 * gy_t[g1 + j] + v2 * gy_t[g2 + j] + v3 * gy_t[g3 + j]
+                            acc[sums + j] += total
+                    else:
+                        streams = 1
+                        v0 = x[x_at]
+                        for j in range(outs):
+                            acc[sums + j] += v0 * gy_t[g_at + j]
+                    if counting:
+                        mults += streams * out_per_group
+                        adds += (streams if begun[kw] else streams - 1) * out_per_group
+                    begun[kw] = True
+                    ow += streams
+    for kw in range(kernel_w):
+        for j in range(out_per_group):
+            dw[(((group * out_per_group + j) * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = \
+                acc[kw * out_per_group + j]
     return mults, adds
 
 
-@njit(parallel=True, cache=True, fastmath={"contract", "reassoc"})
-def _bias_gradient(gy, batch, out_channels, plane, db, counting):
-    """``db[co]`` = the sum of ``gy[:, co]``, one task per output channel; (0, adds) when counting."""
+@njit(cache=True, nogil=True)
+def _weight_gradient(first, last, gy, gy_t, x, layer, rows, columns, dw, counting, pixels):
+    """Tasks ``first .. last - 1`` of the weight gradient: one per weight row (co, ci) for the dots
+    nest, per (input channel, kernel row) for the pixels nest (``pixels``, reading ``gy_t``); the
+    summed (mults, adds) when counting, else zeros."""
+    kernel_h, kernel_w, in_per_group, out_per_group = layer[7], layer[8], layer[13], layer[14]
+    mults = 0
     adds = 0
-    for co in prange(out_channels):
-        total = gy[co * plane]  # the first term starts the sum
-        for i in range(1, plane):
-            total += gy[co * plane + i]
-        for n in range(1, batch):
-            at = (n * out_channels + co) * plane
-            image = gy[at]
-            for i in range(1, plane):
-                image += gy[at + i]
-            total += image
-        db[co] = total
-        if counting:
-            adds += batch * plane - 1
-    return 0, adds
+    for task in range(first, last):
+        if pixels:
+            c, kh = divmod(np.int64(task), kernel_h)
+            acc = np.empty(kernel_w * out_per_group, dtype=dw.dtype)
+            begun = np.empty(kernel_w, dtype=np.bool_)
+            m, a = _weight_gradient_pixels(gy_t, x, c, kh, layer, rows, columns, acc, begun, dw, counting)
+        else:
+            co, ci = divmod(np.int64(task), in_per_group)
+            m, a = _weight_gradient_dots(gy, x, co, ci, layer, rows, columns, dw, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _run_tasks(kernel, tasks: int, *args) -> tuple[int, int]:
+    """Run ``kernel(first, last, *args)`` over ``tasks`` tasks split evenly between Numba's thread
+    count (``numba.set_num_threads``) of Python threads, and sum the tallies.
+
+    The kernels release the GIL (``nogil``) and every task writes only its own gradient
+    elements, so the split does not change the results.  Threads rather than ``prange``: a
+    ``prange`` loop calling the loop nests compiles them a second time, which doubled the
+    backward pass' compilation (measured: 14 s instead of 7 s of CPU per dtype).
+    """
+    global _pool
+    threads = min(numba.get_num_threads(), tasks)
+    if threads <= 1:
+        return kernel(0, tasks, *args)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="npconv-backward")
+    bounds = [tasks * i // threads for i in range(threads + 1)]
+    futures = [_pool.submit(kernel, first, last, *args) for first, last in itertools.pairwise(bounds)]
+    tallies = [future.result() for future in futures]
+    return sum(int(m) for m, _ in tallies), sum(int(a) for _, a in tallies)
 
 
 def _kernel_ready(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, int]:
@@ -966,35 +965,33 @@ def conv2d_backward(
         else:
             w, w_copied = _kernel_ready(weight, "weight", workspace_limit)
         tallies = (0, 0)
-        _, reach_h = _reaching_taps(g, 0)
-        kh_step = g.stride[0] // math.gcd(g.stride[0], g.dilation[0])
-        if grad_x.size and want_pixels[0]:
+        if grad_x.size:
+            _, reach_h = _reaching_taps(g, 0)
             reach_w, _ = _reaching_taps(g, 1)
-            tallies = _input_gradient_pixel_planes(gy, w, layer, reach_h, kh_step, reach_w, grad_x.reshape(-1),
-                                                   count)
-        elif grad_x.size:
+            kh_step = g.stride[0] // math.gcd(g.stride[0], g.dilation[0])
             starts_w = np.array(first_touch_starts(g.out_width, g.kernel_w, g.stride[1], g.dilation[1]), np.int64)
-            tallies = _input_gradient(gy, w, layer, reach_h, kh_step, columns, starts_w, grad_x.reshape(-1), count)
+            tasks = g.batch * (g.groups if want_pixels[0] else g.in_channels)
+            tallies = _run_tasks(_input_gradient, tasks, gy, w, layer, reach_h, kh_step, columns, starts_w,
+                                 reach_w, grad_x.reshape(-1), count, want_pixels[0])
         counts["input"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, gy_copied + w_copied)
     if want_weight:
         xs, x_copied = _kernel_ready(x, "x", workspace_limit)
         grad_w = np.empty(g.weight_shape, dtype=dtype)
         rows = _axis_ranges(g, 0)[:, :2].copy()
+        gy_t = gy
         if want_pixels[1]:
             gy_t = np.ascontiguousarray(gy.reshape(g.output_shape).transpose(0, 2, 3, 1)).reshape(-1)
-            tallies = _weight_gradient_channels(gy_t, xs, layer, rows, columns, grad_w.reshape(-1), count)
-            copied = gy_t.nbytes + x_copied
-        else:
-            tallies = _weight_gradient(gy, xs, layer, rows, columns, grad_w.reshape(-1), count)
-            copied = gy_copied + x_copied
+        tasks = g.in_channels * g.kernel_h if want_pixels[1] else g.out_channels * g.in_channels_per_group
+        tallies = _run_tasks(_weight_gradient, tasks, gy, gy_t, xs, layer, rows, columns, grad_w.reshape(-1), count,
+                             want_pixels[1])
+        copied = (gy_t.nbytes if want_pixels[1] else gy_copied) + x_copied
         counts["weight"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, copied)
     if want_bias:
-        grad_b = np.empty(g.out_channels, dtype=dtype)
-        if g.batch:
-            tallies = _bias_gradient(gy, g.batch, g.out_channels, g.out_height * g.out_width, grad_b, count)
-        else:
-            grad_b[:], tallies = 0, (0, 0)
-        counts["bias"] = Counts(0, int(tallies[1]), "effective", NAME, 0, gy_copied)
+        # a sum per output channel, by NumPy: a reduction of N x OH x OW terms into each of C_out
+        # sums, counted from the shape reduced (compiling a loop for it would cost more than it runs)
+        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3))
+        terms = g.batch * g.out_height * g.out_width
+        counts["bias"] = Counts(0, g.out_channels * (terms - 1) if terms else 0, "effective", NAME, 0, gy_copied)
     grads = Grads(grad_x, grad_w, grad_b)
     if not count:
         return grads, None
