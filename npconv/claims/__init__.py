@@ -42,7 +42,6 @@ claims), :mod:`~npconv.claims.readings` (the search and the verdict),
 from npconv.claims.answers import (
     COUNT_KINDS,
     LENGTH_KINDS,
-    MEASURES,
     PART_KINDS,
     PARTS,
     QUANTITIES,
@@ -102,7 +101,7 @@ __all__ = [
     "HOLDS",
     "LENGTH_KINDS",
     "MAX_CHANGES",
-    "MEASURES",
+
     "PARTS",
     "PART_KINDS",
     "QUANTITIES",
