@@ -206,8 +206,15 @@ def test_the_search_says_when_its_budget_stopped_it():
     claim = claims.make_claim(1, "standard.mults", 5, None, None, 1, str)
     v = claims.judge(claim, COURSE, "dense", Rules(budget=5))
     assert v.stopped and v.evaluated == 5
-    assert "the search stopped after 5 candidate readings (its budget)" in v.notes[0]
+    assert "the search stopped at its budget, after 5 candidate readings" in v.notes[0]
     assert not claims.judge(claim, COURSE).stopped
+    # a long working is read a bounded number of ways, and says so when that stopped it
+    long = claims.make_claim(1, "standard.mults", 11521, "2*3*4*5*6*7*8*9*10*11", None, 2, str)
+    start = time.perf_counter()
+    v = claims.judge(long, Question((2, 4, 9, 8), (3, 2), 6, stride=(2, 1), padding=((1, 0), (2, 1))))
+    assert time.perf_counter() - start < 5
+    # 39,916,800, not 11,521 -- and the working itself is no formula searched: wrong
+    assert v.kind == claims.WRONG and v.summary().startswith("arithmetic slip (39,916,800, not 11,521)")
 
 
 def test_identical_claims_are_judged_once(monkeypatch):

@@ -32,6 +32,18 @@ from npconv.expressions import normal_form
 #: Readings of the numbers tried per comparison at most (the search is bounded by construction).
 MAX_ASSIGNMENTS = 400
 
+
+class Budget:
+    """Readings of the numbers that may still be tried, shared by the comparisons of one search."""
+
+    def __init__(self, left: int):
+        self.left = left
+
+    def spend(self) -> bool:
+        """Take one; False when none is left."""
+        self.left -= 1
+        return self.left >= 0
+
 _PAIRS = (("KH", "KW"), ("OH", "OW"), ("H", "W"), ("P_top", "P_bottom"), ("P_left", "P_right"),
           ("P_top", "P_left"), ("S_H", "S_W"), ("D_H", "D_W"))
 _NUMERIC = re.compile(r"[\d,.]+")
@@ -278,16 +290,17 @@ def _substitute(expr: Expr, replace: Callable[[Leaf], Expr]) -> Expr:
     return type(expr)(_substitute(expr.inner, replace))
 
 
-def lift(written: Expr, formula: Expr, max_swaps: int = 2) -> Lift | None:
+def lift(written: Expr, formula: Expr, max_swaps: int = 2, budget: Budget | None = None) -> Lift | None:
     """A reading of ``written``'s numbers as ``formula``'s symbols under which the two are equal, with
     the fewest swaps (at most ``max_swaps``), or None.  ``formula`` is an expression tree whose leaves
-    carry symbols (:attr:`npconv.formulas.Quantity.expr`)."""
+    carry symbols (:attr:`npconv.formulas.Quantity.expr`); ``budget`` bounds the readings tried."""
+    budget = budget or Budget(5 * MAX_ASSIGNMENTS)
     c = _Comparison(written, formula)
     options = [c.candidates(leaf) for leaf in c.leaves]
     tried = 0
     for readings in itertools.product(*options):
         tried += 1
-        if tried > MAX_ASSIGNMENTS:
+        if tried > MAX_ASSIGNMENTS or not budget.spend():
             break
         if c.holds(list(readings)):
             return Lift((), c.rendered(list(readings)))
@@ -309,7 +322,7 @@ def lift(written: Expr, formula: Expr, max_swaps: int = 2) -> Lift | None:
                         swapped[i] = [("sym", name)]
                 for readings in itertools.islice(itertools.product(*swapped), 16):
                     tried += 1
-                    if tried > 4 * MAX_ASSIGNMENTS:
+                    if tried > 4 * MAX_ASSIGNMENTS or not budget.spend():
                         return None
                     if c.holds(list(readings)):
                         swaps = tuple(Swap(n, c.symbols.shown[name], c.symbols.value[name])
@@ -351,4 +364,4 @@ def discrepancy(written: Expr, formula: Expr) -> str:
     return ""
 
 
-__all__ = ["MAX_ASSIGNMENTS", "Lift", "Swap", "discrepancy", "lift"]
+__all__ = ["MAX_ASSIGNMENTS", "Budget", "Lift", "Swap", "discrepancy", "lift"]

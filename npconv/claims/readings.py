@@ -45,7 +45,7 @@ from fractions import Fraction
 from npconv import quantities as Q
 from npconv._expr import Expr, format_number
 from npconv.claims import misconceptions as M
-from npconv.claims.algebra import Lift, discrepancy, lift
+from npconv.claims.algebra import MAX_ASSIGNMENTS, Budget, Lift, discrepancy, lift
 from npconv.claims.answers import (
     _COUNTING_WORDS,
     COUNT_KINDS,
@@ -424,6 +424,7 @@ def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working
     evaluated = 0
     seen: set[object] = set()
     stopped = False
+    algebra = Budget(10 * MAX_ASSIGNMENTS)  # readings of the working's numbers, over all candidates
     for combo in _combinations(dimensions):
         base = sum(c.cost for c in combo)
         if base > best:
@@ -461,9 +462,9 @@ def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working
         if got.quantity is None or got.quantity.expr is None:
             continue
         exact = got.value == working.value()
-        lifted = lift(working, got.quantity.expr, max_swaps=0) if exact else None
-        if lifted is None and base + COSTS["carried"] <= best and len(combo) <= 1:
-            lifted = lift(working, got.quantity.expr, max_swaps=2)
+        lifted = lift(working, got.quantity.expr, max_swaps=0, budget=algebra) if exact else None
+        if lifted is None and base + COSTS["carried"] <= best and len(combo) <= 1 and algebra.left > 0:
+            lifted = lift(working, got.quantity.expr, max_swaps=2, budget=algebra)
             if lifted is not None and not lifted.swaps:
                 lifted = None  # the same formula but another value: a floor where the working has a ceil
         if lifted is None:
@@ -478,7 +479,7 @@ def _search(claim: Claim, asked: Setting, rules: Rules, target: Written, working
             None, mine, _tokens(normal_form(pair[0].answer.quantity.expr).numbers()), autojunk=False).ratio()))
     else:
         found.sort(key=lambda pair: pair[0].cost)
-    return found, stopped, evaluated
+    return found, stopped or algebra.left < 0, evaluated
 
 
 def _tokens(text: str) -> list[str]:
@@ -552,7 +553,7 @@ def judge(claim: Claim, question: Question, counting: str = "dense", rules: Rule
             if coincidence:
                 notes.append(coincidence)
     if stopped:
-        notes.append(f"the search stopped after {evaluated:,} candidate readings (its budget); "
+        notes.append(f"the search stopped at its budget, after {evaluated:,} candidate readings; "
                      "explanations further out were not tried")
     return Verdict(claim, kind, right, explanation, under, check, tuple(notes), stopped, evaluated, alternatives)
 
