@@ -52,10 +52,10 @@ MAX_LAYER_NESTING = 16
 #: end, are refused before they are read.
 MAX_TEXT_FILE_BYTES = 2**20
 
-#: Claims in one answer sheet (a file's [[claim]] tables, or --claim flags).  Each claim runs the
-#: reading search (about 0.1 s to 1 s on these machines), so 100 take a minute at worst; answer
-#: sheets have tens.
-MAX_CLAIMS = 100
+#: Claims in one answer sheet (a file's [[claim]] tables, or --claim flags).  Each distinct claim runs
+#: the reading search (about 0.1 s on these machines; identical claims are judged once), so the
+#: largest sheet takes a couple of minutes at worst; answer sheets have tens of claims.
+MAX_CLAIMS = 1_000
 
 #: Characters of user input echoed in an error message; longer input is cut, with its length said.
 ECHO_LENGTH = 120

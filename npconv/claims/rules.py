@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
+from npconv.limits import MAX_EXPONENT, MAX_NUMBER_DIGITS
 
 #: Readings of the question itself: another padding, another bias convention (which parts of the
 #: separable layer carry a bias), another counting convention (dense or effective).
@@ -83,10 +84,23 @@ class Rules:
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
 
 
+_EXPONENT = re.compile(r"[eE]\s*([-+]?\d+)")
+
+
+def _beyond_bounds(text: str) -> bool:
+    """More digits than :data:`MAX_NUMBER_DIGITS`, or an exponent beyond :data:`MAX_EXPONENT`."""
+    if len(text) > 2 * MAX_NUMBER_DIGITS or sum(c.isdigit() for c in text) > MAX_NUMBER_DIGITS:
+        return True
+    return any(abs(int(e)) > MAX_EXPONENT for e in _EXPONENT.findall(text))
+
+
 def parse_tolerance(value: object, name: str) -> str | Fraction:
     """``"exact"``, ``"digits"``, ``"1%"``, ``"0.01"`` or ``0.01`` (a relative tolerance from 0 to 1)."""
     if isinstance(value, str) and value.strip().lower() in ("exact", "digits"):
         return value.strip().lower()
+    if isinstance(value, str) and _beyond_bounds(value):  # before Fraction, which would build 10**exponent
+        raise ConvArgumentError(name, f"{TOLERANCE_HELP}, of at most {MAX_NUMBER_DIGITS} digits and an exponent "
+                                f"of at most {MAX_EXPONENT}", echo(value))
     try:
         if isinstance(value, str) and (match := _PERCENT.fullmatch(value)):
             relative = Fraction(match.group(1)) / 100
@@ -97,9 +111,9 @@ def parse_tolerance(value: object, name: str) -> str | Fraction:
         else:
             raise ValueError
     except (ValueError, ZeroDivisionError):
-        raise ConvArgumentError(name, TOLERANCE_HELP, repr(value)) from None
+        raise ConvArgumentError(name, TOLERANCE_HELP, echo(value)) from None
     if not 0 <= relative < 1:
-        raise ConvArgumentError(name, TOLERANCE_HELP + ", below 100%", repr(value))
+        raise ConvArgumentError(name, TOLERANCE_HELP + ", below 100%", echo(value))
     return "exact" if relative == 0 else relative
 
 
@@ -111,11 +125,11 @@ def parse_readings(value: object, name: str, known: Mapping[str, object]) -> tup
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         items = [v.strip() for v in value]
     else:
-        raise ConvArgumentError(name, "a list of reading names such as [\"padding\", \"bias\"]", repr(value))
+        raise ConvArgumentError(name, "a list of reading names such as [\"padding\", \"bias\"]", echo(value))
     names = (*QUESTION_READINGS, *known)
     for item in items:
         if item.replace("-", "_") not in names:
-            raise ConvArgumentError(name, f"reading names among {', '.join(names)}", repr(item))
+            raise ConvArgumentError(name, f"reading names among {', '.join(names)}", echo(item))
     return tuple(dict.fromkeys(item.replace("-", "_") for item in items))
 
 
@@ -125,14 +139,14 @@ def parse_working(value: object, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("required", "optional"):
         return value.strip().lower() == "required"
-    raise ConvArgumentError(name, "'required' or 'optional'", repr(value))
+    raise ConvArgumentError(name, "'required' or 'optional'", echo(value))
 
 
 def parse_credit(value: object, name: str) -> Fraction:
     """A credit from 0 to 1."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return Fraction(str(value))
-    raise ConvArgumentError(name, "a number from 0 to 1", repr(value))
+    raise ConvArgumentError(name, "a number from 0 to 1", echo(value))
 
 
 RULE_KEYS = ("tolerance", "readings", "working", "slip_credit", "reading_credit")
