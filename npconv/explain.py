@@ -66,7 +66,7 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
 
     ratios = {
         "params": Q.ratio(layers, "params"),
-        "mults": {c: Q.ratio(layers, "mults", c) for c in conventions},
+        "mults": {c: _defined_ratio(layers, "mults", c) for c in conventions},
         "mobilenet": Q.ratio(layers, "mobilenet"),
     }
     return Explanation(
@@ -77,6 +77,15 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
 
 
 # ---------------------------------------------------------------------- text
+
+
+def _defined_ratio(layers: Q.Layers, kind: str, convention: str) -> Quantity | F.UndefinedRatio:
+    """The ratio, or why it is undefined: a layer whose taps all land on the padding counts no
+    effective multiplications (the dense ones are never 0)."""
+    try:
+        return Q.ratio(layers, kind, convention)
+    except F.UndefinedRatio as undefined:
+        return undefined
 
 
 def _times_fewer(q: Quantity) -> str:
@@ -171,6 +180,10 @@ def render_text(e: Explanation) -> str:
         shown["mults" if len(e.conventions) == 1 else f"mults, {convention}"] = q
     ratio_width = max(len(k) for k in shown)
     for key, q in shown.items():
+        if isinstance(q, F.UndefinedRatio):
+            lines.append(f"    {key.ljust(ratio_width)}  undefined: the standard layer multiplies nothing "
+                         "here (no tap lands on real input)")
+            continue
         lines.append(f"    {key.ljust(ratio_width)}  {q}  ({_times_fewer(q)})")
     mobile = r["mobilenet"]
     lines.append(f"    MobileNet reduction {mobile.formula}")
@@ -263,7 +276,8 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
         "other_bias_conventions": {k: q.to_dict() for k, q in e.other_conventions.items()},
         "ratios": {
             "params": e.ratios["params"].to_dict(),
-            "mults": {c: q.to_dict() for c, q in e.ratios["mults"].items()},
+            "mults": {c: None if isinstance(q, F.UndefinedRatio) else q.to_dict()
+                      for c, q in e.ratios["mults"].items()},
             "mobilenet": e.ratios["mobilenet"].to_dict(),
         },
         **({} if e.backward is None else {"backward": {

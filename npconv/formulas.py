@@ -500,8 +500,19 @@ separable_adds = adds
 separable_flops = flops
 
 
+class UndefinedRatio(ConvArgumentError):
+    """A ratio whose denominator is 0: a layer none of whose taps lands on real input counts no
+    effective multiplications, and nothing divided by it is a number."""
+
+
 def ratio(label: str, numerator: Quantity, denominator: Quantity) -> Quantity:
-    """``numerator / denominator`` as an exact fraction, with the working shown."""
+    """``numerator / denominator`` as an exact fraction, with the working shown.
+
+    Raises :class:`UndefinedRatio` (naming ``label``) when the denominator is 0.
+    """
+    if denominator.value == 0:
+        raise UndefinedRatio(label, f"a {denominator.label} that is not 0, to divide by",
+                             "0: no tap of the layer lands on real input")
     return Quantity.of(label, Ratio(numerator.leaf(), denominator.leaf()),
                        formula=f"{numerator.label} / {denominator.label}")
 

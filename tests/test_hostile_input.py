@@ -560,3 +560,23 @@ def test_error_messages_cut_what_they_echo(capsys, command, argv):
     """Error messages echoed 100 KB flag values whole."""
     line = refused(capsys, command, *argv, seconds=5)
     assert "characters)" in line  # the length of what was cut
+
+
+# ---------------------------------------------------------------------- found by the fuzz test
+
+
+def test_a_ratio_over_a_layer_that_multiplies_nothing_is_undefined_not_a_crash(capsys):
+    """Every tap of this layer lands on the padding, so it counts no effective multiplications:
+    explain and check ended in ZeroDivisionError (found by tests/test_cli_fuzz.py)."""
+    layer = ["--input", "1x1x1", "--kernel", "1", "--filters", "1", "--stride", "2", "--padding", "1"]
+    with within(10, "explain"):
+        code, out, err = run(capsys, "explain", *layer)
+    assert code == 0 and "mults, effective  undefined: the standard layer multiplies nothing here" in out
+    with within(10, "explain"):
+        code, out, _ = run(capsys, "explain", *layer, "--json")
+    assert code == 0 and json.loads(out)["ratios"]["mults"]["effective"] is None
+    with within(10, "check"):
+        code, out, err = run(capsys, "check", *layer, "--claim", "ratio.mults=0")
+    assert code == 1 and err == ""  # dense: 8 / 4 = 2, and the readings without a value are skipped
+    line = refused(capsys, "check", *layer, "--counting", "effective", "--claim", "ratio.mults=0.5")
+    assert "mults ratio: expected a standard mults that is not 0, to divide by" in line

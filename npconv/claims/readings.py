@@ -321,7 +321,10 @@ def _evaluate(claim: Claim, asked: Setting, changes: tuple[Change, ...]) -> tupl
         return None  # not a valid layer: no explanation
     misconception = next((M.BY_NAME[c.value] for c in changes if c.dimension == "misconception"), None)
     if misconception is None:
-        return setting, answer(claim.quantity, setting)
+        try:
+            return setting, answer(claim.quantity, setting)
+        except ConvArgumentError:
+            return None  # no value under this reading (a ratio over a layer that multiplies nothing)
     counted = claim.kind in COUNT_KINDS or claim.quantity in ("ratio.mults", "ratio.flops")
     if setting.counting != "dense" and counted:
         return None  # the catalogue's formulas count densely
