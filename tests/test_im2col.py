@@ -120,9 +120,14 @@ def test_any_workspace_limit_that_fits_gives_the_same_answer_and_counts(layer, d
     assert_counts_equal_formulas(counts, g, METHOD, "dense")
 
 
+def column_row_bytes(g: ConvGeometry, itemsize: int) -> int:
+    """One image, one output row of the column matrix alone: what the tap-by-tap gather needs."""
+    return g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
+
+
 def test_impossible_limit_is_refused_with_the_estimate_and_the_limit():
     x, w, b, g = _layer_arrays()
-    needed = smallest_chunk_bytes(g, 8)
+    needed = column_row_bytes(g, 8)  # below the padded copy's chunk, the gather still fits this
     with pytest.raises(ConvMemoryError) as caught:
         npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=needed - 1)
     message = str(caught.value)
@@ -134,6 +139,30 @@ def test_impossible_limit_is_refused_with_the_estimate_and_the_limit():
     npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=needed)
 
 
+def test_below_the_padded_copy_the_column_matrix_is_gathered_tap_by_tap():
+    """A limit under one row's padded copy runs by gathering only the columns read (exact counts)."""
+    x, w, b, g = _layer_arrays()
+    limit = smallest_chunk_bytes(g, 8) - 1
+    y, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True, workspace_limit=limit)
+    assert counts.workspace_bytes <= limit
+    assert_conv_close(y, x, w, b, g)
+    _, dense = npconv.conv2d(x, w, b, **LAYER, method="reference", count="dense")
+    assert (counts.mults, counts.adds, counts.padded_mults) == (dense.mults, dense.adds, dense.padded_mults)
+
+
+def test_a_tiny_input_with_huge_padding_copies_only_what_it_reads():
+    """A 3x3 output of a 1x1 input, dilation 2**30: the padded rows alone would take 16 GiB; the column
+    matrix is 3 x 9 x 3 values."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 1, 1)), rng.standard_normal((4, 3, 3, 3))
+    dilation = 2**30
+    y, counts = npconv.conv2d(x, w, padding=dilation + 1, dilation=dilation, method=METHOD, count=True)
+    expected, dense = npconv.conv2d(x, w, padding=dilation + 1, dilation=dilation, count="dense")
+    assert y.shape == (2, 4, 3, 3) and counts.workspace_bytes < 2**16
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    assert (counts.mults, counts.padded_mults) == (dense.mults, dense.padded_mults)
+
+
 def test_process_wide_workspace_limit_is_honoured():
     x, w, b, g = _layer_arrays()
     needed = smallest_chunk_bytes(g, 8)
@@ -142,7 +171,7 @@ def test_process_wide_workspace_limit_is_honoured():
         y, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True)
         assert counts.workspace_bytes <= 2 * needed
         assert_conv_close(y, x, w, b, g)
-        npconv.set_workspace_limit(needed - 1)
+        npconv.set_workspace_limit(column_row_bytes(g, 8) - 1)
         with pytest.raises(ConvMemoryError, match="workspace_limit"):
             npconv.conv2d(x, w, b, **LAYER, method=METHOD)
         # a per-call limit overrides the process-wide one

@@ -86,11 +86,16 @@ class Plan:
     lowered : False for the 1x1 stride-1 unpadded layer whose input is
         already the column matrix
     padded : whether a zero-bordered copy of the input rows is built
+    gathered : the padded copy of even one output row's input would not fit
+        in the workspace limit (a tiny input with padding or dilation far wider
+        than it: the copy spans the whole padded rows, of which a few columns
+        are read), so the column matrix is filled tap by tap from the input
+        itself, zeros elsewhere: only what is read is copied
     workspace_bytes : the buffers' total size (column matrix, padded copy,
         contiguous weight copy)
     """
 
-    __slots__ = ("col_bytes", "g", "images_per_chunk", "lowered", "pad_bytes", "padded",
+    __slots__ = ("col_bytes", "g", "gathered", "images_per_chunk", "lowered", "pad_bytes", "padded",
                  "rows_per_chunk", "weight_copy_bytes", "workspace_bytes")
 
     def __init__(self, g: ConvGeometry, x: np.ndarray, weight: np.ndarray, workspace_limit: int,
@@ -99,6 +104,7 @@ class Plan:
         itemsize = x.dtype.itemsize
         self.weight_copy_bytes = 0 if weight.flags.c_contiguous else weight.nbytes
         self.padded = g.has_padding
+        self.gathered = False
         self.lowered = not _is_column_matrix_already(g, x)
         batch, out_height = g.batch, g.out_height
         if not self.lowered:
@@ -110,11 +116,16 @@ class Plan:
         else:
             row_bytes = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
             padded_row_bytes = g.in_channels * _padded_width(g) * itemsize if self.padded else 0
+            budget = min(workspace_limit, target_bytes) - self.weight_copy_bytes
+            # where the padded copy of one output row's input would not fit in the limit, gather instead
+            # (only then: the padded copy and one strided copy are faster where both fit)
+            room = workspace_limit - self.weight_copy_bytes
+            if self.padded and room < row_bytes + _input_rows(g, 1) * padded_row_bytes:
+                self.gathered, padded_row_bytes = True, 0  # no padded copy: see _Lowering._gather
 
             def chunk_bytes(images: int, rows: int) -> int:
                 return images * (rows * row_bytes + _input_rows(g, rows) * padded_row_bytes)
 
-            budget = min(workspace_limit, target_bytes) - self.weight_copy_bytes
             image_bytes = chunk_bytes(1, out_height)
             if image_bytes <= budget:
                 images, rows = _even_chunks(batch, budget // image_bytes), out_height
@@ -129,7 +140,7 @@ class Plan:
                         smallest, workspace_limit,
                         f"the column matrix of one image and one output row "
                         f"({g.in_channels} x {g.kernel_h} x {g.kernel_w} x {g.out_width} values"
-                        f"{', with its zero-padded input rows' if self.padded else ''}"
+                        f"{', with its zero-padded input rows' if self.padded and not self.gathered else ''}"
                         f"{', and a contiguous copy of the weight' if self.weight_copy_bytes else ''}:"
                         f" {smallest:,} bytes)",
                     )
@@ -199,7 +210,10 @@ class _Lowering:
         # window view strides, in units of the source's (image, channel, row, column) strides
         self.step = (dh, dw, sh, sw)
         self.cols = np.empty(plan.col_bytes // x.itemsize, dtype=x.dtype)
-        if plan.padded:
+        if plan.gathered:
+            self.column_ranges = [_valid_range(kw * dw - g.padding[1][0], sw, g.width, 0, g.out_width)
+                                  for kw in range(g.kernel_w)]
+        elif plan.padded:
             self.padded_input = np.empty(
                 (plan.images_per_chunk, g.in_channels, _input_rows(g, plan.rows_per_chunk), _padded_width(g)),
                 dtype=x.dtype,
@@ -222,6 +236,9 @@ class _Lowering:
             return self.x[n0:n1].reshape(images, *self.stack)
         dh, dw, sh, sw = self.step
         shape = (images, *self.taps, rows, self.out_width)
+        if self.plan.gathered:
+            cols = self._gather(self.cols[: math.prod(shape)].reshape(shape), n0, n1, r0, r1)
+            return cols.reshape(images, *self.stack, rows * self.out_width)
         if self.plan.padded:
             source = self._fill_padded(n0, n1, r0, r1)
             s0, s1, s2, s3 = source.strides
@@ -262,6 +279,46 @@ class _Lowering:
             taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
             self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
         return buffer
+
+
+    def _gather(self, cols: np.ndarray, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
+        """Fill ``cols`` (images, C_in, KH, KW, rows, OW) for output rows ``r0:r1`` from the input itself:
+        zeros, then for each tap the block of outputs whose input pixel exists, as one strided copy.
+
+        Only the taps that reach the input are visited, so a kernel far larger than its input costs
+        what it reads, not what it spans.
+        """
+        g = self.g
+        (sh, sw), (dh, dw) = g.stride, g.dilation
+        top, left = g.padding[0][0], g.padding[1][0]
+        cols[...] = 0
+        real = 0
+        for kh in range(g.kernel_h):
+            rows = _valid_range(kh * dh - top, sh, g.height, r0, r1)
+            if rows is None:
+                continue
+            lo, hi = rows
+            ih = lo * sh - top + kh * dh
+            for kw, columns in enumerate(self.column_ranges):
+                if columns is None:
+                    continue
+                c_lo, c_hi = columns
+                iw = c_lo * sw - left + kw * dw
+                cols[:, :, kh, kw, lo - r0: hi - r0, c_lo: c_hi] = self.x[
+                    n0:n1, :, ih: ih + (hi - lo - 1) * sh + 1: sh, iw: iw + (c_hi - c_lo - 1) * sw + 1: sw]
+                real += (hi - lo) * (c_hi - c_lo)
+        if self.count:
+            taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
+            self.padded_entries += (n1 - n0) * g.in_channels * (taps - real)
+        return cols
+
+
+def _valid_range(offset: int, stride: int, size: int, first: int, end: int) -> tuple[int, int] | None:
+    """The outputs ``o`` in ``[first, end)`` whose input ``o * stride + offset`` lies in ``[0, size)``,
+    as ``(lo, hi)``, or None when there is none."""
+    lo = max(first, -(offset // stride))  # the first o with o * stride + offset >= 0
+    hi = min(end, max(first, -((offset - size) // stride)))  # ... < size
+    return (lo, hi) if lo < hi else None
 
 
 def _windows(mask: np.ndarray, kernel: int, outputs: int, dilation: int, stride: int) -> np.ndarray:
@@ -460,6 +517,7 @@ class _WeightGradientPlan:
         self.g = g
         itemsize = x.dtype.itemsize
         self.padded = g.has_padding
+        self.gathered = False
         self.lowered = not _is_column_matrix_already(g, x)
         reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
         self.sum_bytes = g.out_channels * reduction * itemsize
