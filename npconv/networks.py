@@ -33,7 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
+from npconv.limits import MAX_SIZE
 from npconv.network import (
     BatchNorm,
     Conv2d,
@@ -72,6 +73,9 @@ def mobilenet_v1(width: float = 1.0, resolution: int = 224, classes: int = 1000)
                                 repr(width))
 
     def channels(base: int) -> int:
+        if base * width > MAX_SIZE:  # before int(): int(inf) is an OverflowError, a huge one no layer
+            raise ConvArgumentError("width", f"a multiplier that leaves at most {MAX_SIZE:,} of {base} x "
+                                    "width channels", echo(width))
         thinned = int(base * width)  # Keras' MobileNet: int(filters * alpha)
         if thinned < 1:
             raise ConvArgumentError("width", f"a multiplier that leaves at least 1 of {base} channels",

@@ -277,9 +277,9 @@ def _write(path, text: str, encoding: str) -> None:
 
 
 @FUZZ
-@given(flags=layer_flags, as_json=st.booleans())
-def test_explain_survives_any_layer_flags(flags, as_json):
-    assert_clean("explain", [*flags, *(["--json"] if as_json else [])])
+@given(flags=layer_flags, extra=st.sampled_from([[], ["--json"], ["--backward"], ["--backward", "--json"]]))
+def test_explain_survives_any_layer_flags(flags, extra):
+    assert_clean("explain", [*flags, *extra])
 
 
 @FUZZ

@@ -580,3 +580,10 @@ def test_a_ratio_over_a_layer_that_multiplies_nothing_is_undefined_not_a_crash(c
     assert code == 1 and err == ""  # dense: 8 / 4 = 2, and the readings without a value are skipped
     line = refused(capsys, "check", *layer, "--counting", "effective", "--claim", "ratio.mults=0.5")
     assert "mults ratio: expected a standard mults that is not 0, to divide by" in line
+
+
+@pytest.mark.parametrize("width", ["1e308", "1e9"])
+def test_a_width_multiplier_past_the_largest_layer_is_refused(capsys, width):
+    """``model mobilenet_v1 --width 1e308`` ended in OverflowError: int(inf) (found by the fuzz test's soak)."""
+    line = refused(capsys, "model", "mobilenet_v1", "--width", width)
+    assert "--width: expected a multiplier that leaves at most 2,147,483,647 of 32 x width channels" in line
