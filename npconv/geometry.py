@@ -53,10 +53,11 @@ DEFAULT_BIAS_CONVENTION = "keras"
 
 PADDING_RULES = ("same", "valid")
 
-#: Largest stride, dilation or padding accepted (2**31 - 1), and the largest size of a layer along any
-#: axis (:data:`npconv.limits.MAX_SIZE`).  The kernels index with 64-bit integers (Numba's int64,
-#: NumPy's strides in bytes); this bound keeps products of a step and an array stride from
-#: overflowing them, no layer that fits in memory needs more, and every count of a layer prints.
+#: Largest stride, dilation or padding accepted (2**31 - 1, :data:`npconv.limits.MAX_SIZE`).  The
+#: kernels index with 64-bit integers (Numba's int64, NumPy's strides in bytes); this bound keeps
+#: products of a step and an array stride from overflowing them, and no layer that fits in memory
+#: needs a larger step.  (Sizes are bounded where a person writes them: flags, claims and network
+#: files; the formulas take a layer of any size.)
 MAX_STEP = MAX_SIZE
 
 _FIELD_NAMES = {
@@ -207,8 +208,6 @@ class ConvGeometry:
             number = _as_int(value, key, expected)
             if number < minimum:
                 raise ConvArgumentError(key, expected, _show(value))
-            if number > MAX_SIZE:
-                raise ConvArgumentError(key, f"{expected}, at most {MAX_SIZE:,}", _show(value))
             set_(self, attribute, number)
         if not isinstance(self.bias, bool):
             raise ConvTypeError("bias", "True or False", _show(self.bias))
@@ -554,9 +553,6 @@ class SeparableGeometry:
             input_shape, out_channels, kernel_size, stride=stride, padding=padding,
             dilation=dilation, argument_names=names,
         )
-        if standard.in_channels * multiplier > MAX_SIZE:
-            raise ConvArgumentError(multiplier_name, f"a positive int whose {standard.in_channels} x multiplier "
-                                    f"depthwise outputs are at most {MAX_SIZE:,}", _show(depth_multiplier))
         depthwise = standard.replace(
             out_channels=standard.in_channels * multiplier, groups=standard.in_channels, bias=dw_bias
         )

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from npconv import toml_file
 from npconv.errors import ConvArgumentError, echo
-from npconv.limits import MAX_LAYER_NESTING
+from npconv.limits import MAX_LAYER_NESTING, MAX_SIZE
 from npconv.network import LAYER_KINDS, Layer, Network, Residual
 
 _TOP_LEVEL_KEYS = ("name", "description", "input_shape", "layers")
@@ -52,6 +52,17 @@ _NESTED = ("main", "shortcut")
 
 
 # ---------------------------------------------------------------------- reading
+
+
+def _check_sizes(value: object, path: str) -> object:
+    """``value`` (an int, or a list of them, as a layer's sizes are written) if every int in it is at most
+    :data:`~npconv.limits.MAX_SIZE`, so that every count of the network prints."""
+    if isinstance(value, list):
+        for item in value:
+            _check_sizes(item, path)  # TOML nesting is bounded: at most a pair of pairs here
+    elif isinstance(value, int) and not isinstance(value, bool) and value > MAX_SIZE:
+        raise ConvArgumentError(path, f"sizes of at most {MAX_SIZE:,}", echo(value))
+    return value
 
 
 def _layer(table: object, path: str, nesting: int = 0) -> Layer:
@@ -77,7 +88,7 @@ def _layer(table: object, path: str, nesting: int = 0) -> Layer:
                 raise ConvArgumentError(f"{path}.{key}", f"residual blocks nested at most {MAX_LAYER_NESTING} deep",
                                         f"a block at depth {nesting + 1}")
             value = tuple(_layer(item, f"{path}.{key}[{i}]", nesting + 1) for i, item in enumerate(value))
-        arguments[key] = value
+        arguments[key] = _check_sizes(value, f"{path}.{key}")
     missing = [name for name, f in fields.items()
                if name not in arguments and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
@@ -102,7 +113,7 @@ def _network(data: dict, default_name: str) -> Network:
         if key in data and not isinstance(data[key], str):
             raise ConvArgumentError(key, "a string", echo(data[key]))
     return Network(
-        data.get("name", default_name), data["input_shape"],
+        data.get("name", default_name), _check_sizes(data["input_shape"], "input_shape"),
         tuple(_layer(table, f"layers[{i}]") for i, table in enumerate(layers)),
         data.get("description", ""),
     )

@@ -264,7 +264,9 @@ def _check_sizes(built_in: BuiltIn, options: dict[str, object]) -> None:
         value = options.get(key, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             why = f" ({built_in.name}'s five 2x2 poolings halve it five times)" if least == 32 else ""
-            raise ConvArgumentError(key, f"an int >= {least}{why}", repr(value))
+            raise ConvArgumentError(key, f"an int >= {least}{why}", echo(value))
+        if value > MAX_SIZE:
+            raise ConvArgumentError(key, f"an int from {least} to {MAX_SIZE:,}", echo(value))
 
 
 def build(name: str, **options: object) -> Network:

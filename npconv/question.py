@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from npconv.errors import ConvArgumentError, cut, echo
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, Pair, SeparableGeometry
-from npconv.limits import MAX_NUMBER_DIGITS
+from npconv.limits import MAX_NUMBER_DIGITS, MAX_SIZE
 
 # x, X, the times sign, * or a comma; the spaces around them are stripped from the fields (a split on
 # ``\s*[x]\s*`` would backtrack quadratically over a long run of spaces)
@@ -190,8 +190,24 @@ class Question:
             depth_multiplier=parse_int(text["depth_multiplier"], name("depth_multiplier")),
             bias=bias,
         )
+        question._check_sizes(name)
         question.layers(name)
         return question, reading
+
+    def _check_sizes(self, name: Callable[[str], str]) -> None:
+        """Every size written -- input, kernel, filters, groups, depth multiplier, and the depthwise
+        outputs they make -- at most :data:`~npconv.limits.MAX_SIZE`, so that every count prints
+        (strides, padding and dilation are bounded by the geometry)."""
+        sizes = {"input": self.input_shape, "kernel": self.kernel, "filters": (self.filters,),
+                 "groups": (self.groups,), "depth_multiplier": (self.depth_multiplier,)}
+        for key, values in sizes.items():
+            if any(value > MAX_SIZE for value in values):
+                raise ConvArgumentError(name(key), f"sizes of at most {MAX_SIZE:,}", echo(values if len(values) > 1
+                                                                                          else values[0]))
+        if self.input_shape[1] * self.depth_multiplier > MAX_SIZE:
+            raise ConvArgumentError(name("depth_multiplier"), f"a multiplier that leaves at most {MAX_SIZE:,} "
+                                    f"depthwise outputs ({self.input_shape[1]} channels x multiplier)",
+                                    echo(self.depth_multiplier))
 
     def layers(self, name: Callable[[str], str] = flag_name) -> tuple[ConvGeometry, SeparableGeometry]:
         """The standard and the separable layer; errors name ``name(key)``."""

@@ -307,7 +307,7 @@ def test_sizes_too_long_to_print_are_refused_where_they_are_read(capsys, command
     assert f"--input: expected H x W x C such as 14x14x3, or N x C x H x W such as 8x3x224x224 (ints of at " \
            f"most {limits.MAX_NUMBER_DIGITS} digits)" in line
     line = refused(capsys, command, "--input", "2147483648x2x1", *extra)
-    assert "--input: expected height as an int >= 1, at most 2,147,483,647, got 2147483648" in line
+    assert "--input: expected sizes of at most 2,147,483,647, got (1, 1, 2147483648, 2)" in line
 
 
 def test_the_largest_layer_prints_and_a_huge_one_is_refused_for_memory(capsys, tmp_path):
@@ -320,7 +320,10 @@ def test_the_largest_layer_prints_and_a_huge_one_is_refused_for_memory(capsys, t
     path = tmp_path / "huge.toml"
     path.write_text(f'input_shape = [1, 3, {top}0, 8]\n[[layers]]\nkind = "conv2d"\nfilters = 1\nkernel = 1\n')
     line = refused(capsys, "model", str(path))
-    assert "huge.toml:2: layers[0] (its input): expected height as an int >= 1, at most 2,147,483,647" in line
+    assert "huge.toml:1: input_shape: expected sizes of at most 2,147,483,647, got 21474836470" in line
+    for option in ("--resolution", "--classes"):
+        line = refused(capsys, "model", "resnet18", option, "2147483648")
+        assert f"{option}: expected an int from " in line and "to 2,147,483,647, got 2147483648" in line
 
 
 def test_any_number_prints():
@@ -430,7 +433,7 @@ def test_an_int64_max_filter_count_is_refused_before_torch_sees_it(capsys, tmp_p
     path = tmp_path / "wide.toml"
     path.write_text(NETWORK + f'[[layers]]\nkind = "conv2d"\nfilters = {2**63 - 1}\nkernel = 1\n')
     line = refused(capsys, "model", str(path), "--compare", "torch")
-    assert "layers[0].filters: expected out_channels as an int >= 1, at most 2,147,483,647" in line
+    assert "wide.toml:5: layers[0].filters: expected sizes of at most 2,147,483,647, got 9223372036854775807" in line
 
 
 @pytest.fixture
