@@ -113,7 +113,7 @@ BAD_ARGUMENTS = {
                (2, "divisor of the 3 input channels", False), (1.0, "a positive int, got 1.0", TYPE),
                ("1", "got '1'", TYPE), (None, "got None", TYPE), (True, "got True", TYPE),
                ((1, 1), "got (1, 1)", TYPE)],
-    "method": [("fft", "one of 'reference'", False), (None, "got None", False), (3, "got 3", False),
+    "method": [("cuda", "one of 'reference'", False), (None, "got None", False), (3, "got 3", False),
                ("Direct", "got 'Direct'", False), ("", "got ''", False)],
     "count": [("yes", "False, True, 'dense' or 'effective'", False), (None, "got None", False),
               (1, "got 1", False), ("DENSE", "got 'DENSE'", False)],
