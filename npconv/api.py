@@ -126,7 +126,8 @@ def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, 
     kernel = kernels.load(method)
     problem = kernels.supports(method, geometry)
     if problem is not None:
-        general = " or ".join(map(repr, kernels.available_methods()))
+        names = [repr(m) for m in kernels.available_methods()]
+        general = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         raise ConvArgumentError(
             "method",
             f"a method that runs {part or 'this layer'}: {method!r} runs {kernel.SUPPORTED} only "

@@ -355,6 +355,23 @@ def test_winograd_in_chunks_gives_the_same_output_and_counts(method, layer, limi
     assert chunked_counts.workspace_bytes <= limit
 
 
+@fast_settings
+@given(layer=fft_layers(max_batch=5), share=st.floats(0, 1))
+def test_fft_in_chunks_of_images_agrees_with_scipy(layer, share):
+    """Chunks reuse their buffers: each must start from a clean zero fill."""
+    g = layer.geometry
+    x, w, b = layer.arrays(np.float64)
+    fft = kernels.load("fft")
+    whole = fft.Plan(g, 8, 2**40)
+    smallest = whole.filter_bytes + whole.chunk_bytes(1)
+    limit = int(smallest + share * (whole.workspace_bytes - smallest))
+    plan = fft.Plan(g, 8, limit)
+    y, counts = npconv.conv2d(x, w, b, **layer.kwargs(), method="fft", count=True, workspace_limit=limit)
+    assert counts.workspace_bytes == plan.workspace_bytes <= limit
+    assert_within(y, scipy_conv2d(x, w, b, g), bound_for("fft", x, w, b, g, np.float64))
+    assert_counts_equal_formulas(counts, g, "fft")
+
+
 def test_the_resnet_layer_counts_worked_example():
     """The numbers the README's worked example quotes: resnet 3x3 (8 x 64 x 56 x 56, 64 filters)."""
     from npconv.layerset import BENCHMARK_LAYERS
@@ -517,6 +534,8 @@ def test_results_and_counts_do_not_depend_on_the_thread_count(method):
             runs.append(npconv.conv2d(x, w, b, padding=1, method=method, count=True, workspace_limit=limit))
     np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-13, atol=1e-13)
     assert runs[0][1] == runs[1][1]
+    g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, padding=1)
+    assert_within(runs[0][0], scipy_conv2d(x, w, b, g), bound_for(method, x, w, b, g, np.float64))
 
 
 def test_fft_without_scipy_uses_numpy_fft_with_the_same_counts(monkeypatch):

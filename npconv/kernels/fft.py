@@ -246,7 +246,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     bias_column = None if bias is None else bias.reshape(g.out_channels, 1, 1)
     cdtype = kernel_spectra.dtype
     chunk = plan.images_per_chunk
-    columns_in = np.zeros((chunk, g.in_channels, plan.half, plan.fft_h), cdtype)  # rows >= H stay zero
+    columns_in = np.empty((chunk, g.in_channels, plan.half, plan.fft_h), cdtype)
     per_bin_in = np.empty((plan.bins, groups, per_in, chunk), cdtype)
     per_bin_out = np.empty((plan.bins, groups, per_out, chunk), cdtype)
     columns_out = np.empty((chunk, g.out_channels, plan.half, plan.fft_h), cdtype)
@@ -257,6 +257,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
         # the input's row spectra (its H rows, zero-filled to W_f), then the column transforms
         columns = columns_in[:images]
         columns[..., :height] = rfft(x[n0:n1], plan.fft_w).transpose(0, 1, 3, 2)
+        columns[..., height:] = 0  # the zero fill (the previous chunk's transform may have overwritten it)
         spectra = fft(columns)
         by_bin = per_bin_in[..., :images]
         np.copyto(by_bin, spectra.reshape(images, groups, per_in, plan.bins).transpose(3, 1, 2, 0))

@@ -75,6 +75,8 @@ decimal digit against direct summation in float32 (the README's table).
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 
 import numpy as np
@@ -140,7 +142,8 @@ class Plan:
     ========== ========================================== ======================================
     streams    (alpha, m, C_in, n, t, q)                  zero-padded input: row ``u m + a`` of
                                                           tile row ``u`` at ``[a]``, columns by phase
-    rows       (m, C_in, n, t, q) + 1                     input transform, row pass, one row
+    rows       (m, C_in, n, t, q) + C_in                  input transform, row pass, one row
+                                                          (+ 1 value per share of channels)
     tiles      (alpha, alpha, C_in, P)                    V = B^T d B
     products   (alpha, alpha, C_out, P)                   M = U @ V per position and group
     half       (alpha, C_out, P)                          output transform, row pass, one row
@@ -165,7 +168,7 @@ class Plan:
 
         def chunk_bytes(images: int, tile_rows: int) -> int:
             tiles = images * tile_rows * self.tile_columns
-            values = (alpha * m * c_in * tiles + m * c_in * tiles + 1 + alpha * alpha * (c_in + c_out) * tiles
+            values = (alpha * m * c_in * tiles + m * c_in * tiles + c_in + alpha * alpha * (c_in + c_out) * tiles
                       + alpha * c_out * tiles + m * c_out * tiles + max(m * c_in, alpha * c_out) * tiles)
             return values * itemsize
 
@@ -321,7 +324,8 @@ class _Buffers:
         tiles = plan.images_per_chunk * plan.tile_rows_per_chunk * plan.tile_columns
         c_in, c_out = g.in_channels, g.out_channels
         self.streams = np.empty(alpha * m * c_in * tiles, dtype)
-        self.rows = np.zeros(m * c_in * tiles + 1, dtype)  # + 1: read past the end by the unused column
+        # + 1 per channel: each share of channels reads one past its end for the unused column
+        self.rows = np.zeros(m * c_in * tiles + c_in, dtype)
         self.tiles = np.empty(alpha * alpha * c_in * tiles, dtype)
         self.products = np.empty(alpha * alpha * c_out * tiles, dtype)
         self.half = np.empty(alpha * c_out * tiles, dtype)
@@ -341,19 +345,21 @@ def _slots(pad: int, size: int, m: int, offset: int, slots: int) -> tuple[int, i
     return lo, max(lo, hi)
 
 
-def _fill_streams(x: np.ndarray, streams: np.ndarray, plan: Plan, n0: int, n1: int, t0: int) -> None:
+def _fill_streams(x: np.ndarray, streams: np.ndarray, plan: Plan, n0: int, n1: int, t0: int,
+                  c0: int, c1: int) -> None:
     """Copy the input a chunk's tiles read into row streams, zero-padded, columns split by phase.
 
     ``streams[a, cp, c, i, u, s]`` is padded-input row ``(t0 + u) m + a``,
     column ``s m + cp`` of image ``n0 + i``, channel ``c``: row ``a`` of every
     tile of tile row ``u`` (the rows two vertically neighbouring tiles share
     are copied twice, so that the row pass reads each stream contiguously).
+    Only channels ``c0:c1`` are filled (``streams`` holds those).
     """
     g, m = plan.g, plan.m
     (top, _), (left, _) = g.padding
     tile_rows, columns = streams.shape[4], streams.shape[5]
     chunk_top = top - t0 * m  # where the input's first row is, in padded rows of this chunk
-    images = x[n0:n1].transpose(1, 0, 2, 3)
+    images = x[n0:n1, c0:c1].transpose(1, 0, 2, 3)
     for a in range(streams.shape[0]):
         r_lo, r_hi = _slots(chunk_top, g.height, m, a, tile_rows)
         for cp in range(m):
@@ -389,65 +395,167 @@ class _Clock:
             self.last = now
 
 
+#: Below this many values in a chunk's transforms, the transforms run on the calling thread alone.
+PARALLEL_MIN_VALUES = 200_000
+
+
+def _shares(total: int, count: int) -> list[tuple[int, int]]:
+    """``total`` channels cut into ``count`` contiguous, nearly equal ranges."""
+    count = max(1, min(count, total))
+    edges = [total * k // count for k in range(count + 1)]
+    return [(edges[k], edges[k + 1]) for k in range(count)]
+
+
+def _in_parallel(function, *arguments, shares: list[tuple[int, int]]) -> list:
+    """``function(*arguments, lo, hi)`` for each share ``(lo, hi)``, the first on this thread and
+    the rest on the pool; their results, in order.
+
+    NumPy releases the GIL inside its loops, so the shares of a transform run
+    on separate cores.  The pool's threads never wait on anything, so calls
+    from several Python threads at once share it without deadlock.
+    """
+    if len(shares) == 1:
+        return [function(*arguments, *shares[0])]
+    pool = _pool()
+    futures = [pool.submit(function, *arguments, *share) for share in shares[1:]]
+    first = function(*arguments, *shares[0])
+    return [first, *(future.result() for future in futures)]
+
+
+_executor = None
+_executor_lock = threading.Lock()
+
+
+def _pool():
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _executor = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1),
+                                               thread_name_prefix="npconv-winograd")
+    return _executor
+
+
+def _input_transform(x: np.ndarray, buffers: _Buffers, plan: Plan, terms, chunk: tuple[int, int, int, int],
+                     c0: int, c1: int) -> tuple[int, int]:
+    """Fill and transform channels ``c0:c1`` of a chunk into ``V``; the ``(mults, adds)`` executed.
+
+    For each row ``a'`` of ``B^T``: the row pass ``rows = sum_a B^T[a', a] stream[a]``
+    (all ``m`` column phases of every tile), then the column pass
+    ``V[a', b'] = sum_b B^T[b', b] (column b of every tile)``, column ``b`` being
+    phase ``b mod m`` of the row pass, ``b div m`` tile columns on.
+    """
+    g, m, alpha, q = plan.g, plan.m, plan.alpha, plan.tile_columns
+    n0, n1, t0, t1 = chunk
+    images, tile_rows = n1 - n0, t1 - t0
+    tiles = images * tile_rows * q
+    channels, c_in = c1 - c0, g.in_channels
+    streams = _Buffers.view(buffers.streams, (alpha, m, c_in, images, tile_rows, q))[:, :, c0:c1]
+    _fill_streams(x, streams, plan, n0, n1, t0, c0, c1)
+    streams = streams.reshape(alpha, m, channels * tiles)
+    plane = channels * tiles
+    rows = buffers.rows[m * c0 * tiles + c0: m * c0 * tiles + c0 + m * plane + 1]
+    rows[-1] = 0  # read only for the unused column
+    row_pass = rows[: m * plane].reshape(m, plane)
+    shifted = [rows[(b % m) * plane + b // m: (b % m + 1) * plane + b // m] for b in range(alpha)]
+    v = _Buffers.view(buffers.tiles, (alpha, alpha, c_in * tiles))[:, :, c0 * tiles: c1 * tiles]
+    scratch = buffers.scratch[m * c0 * tiles: m * c1 * tiles]
+    mults = adds = 0
+    for a in range(alpha):
+        done = _combine(terms[a], streams, row_pass, scratch.reshape(m, plane))
+        mults, adds = mults + done[0], adds + done[1]
+        for b in range(alpha):
+            done = _combine(terms[b], shifted, v[a, b], scratch[:plane])
+            mults, adds = mults + done[0], adds + done[1]
+    return mults, adds
+
+
+def _broadcast_product(filters: np.ndarray, tiles: np.ndarray, products: np.ndarray, g0: int, g1: int) -> None:
+    """Groups ``g0:g1`` of a depthwise layer's transform-domain products: a GEMM with ``K = 1``."""
+    np.multiply(filters[:, g0:g1], tiles[:, g0:g1], out=products[:, g0:g1])
+
+
+def _output_transform(products: np.ndarray, y: np.ndarray, buffers: _Buffers, plan: Plan, terms,
+                      bias: np.ndarray | None, chunk: tuple[int, int, int, int], o0: int,
+                      o1: int) -> tuple[int, int, int]:
+    """``Y = A^T M A`` for output channels ``o0:o1`` of a chunk, written into ``y``; the
+    ``(mults, adds, bias adds)`` executed.
+
+    ``half = sum_a A^T[i, a] M[a]``, then ``Y[i, j] = sum_b A^T[j, b] half[b]``
+    (the bias added in its first term), then output ``(u m + i, s m + j)`` of
+    every tile ``(u, s)`` copied to ``y``, partial tiles cut at ``OH x OW``.
+    """
+    g, m, alpha, q = plan.g, plan.m, plan.alpha, plan.tile_columns
+    n0, n1, t0, t1 = chunk
+    images, tile_rows = n1 - n0, t1 - t0
+    tiles = images * tile_rows * q
+    channels = o1 - o0
+    size = channels * tiles
+    source = products[:, :, o0:o1]  # (alpha, alpha, channels, tiles)
+    half = buffers.half[alpha * o0 * tiles: alpha * o1 * tiles].reshape(alpha, channels, tiles)
+    outputs = buffers.outputs[m * o0 * tiles: m * o1 * tiles].reshape(m, channels, tiles)
+    scratch = buffers.scratch[alpha * o0 * tiles: alpha * o1 * tiles]
+    bias_column = None if bias is None else bias[o0:o1].reshape(channels, 1)
+    out = y[n0:n1, o0:o1, t0 * m: min(t1 * m, g.out_height)]
+    tile_outputs = outputs.reshape(m, channels, images, tile_rows, q)
+    mults = adds = bias_adds = 0
+    for i in range(m):
+        done = _combine(terms[i], source, half, scratch.reshape(alpha, channels, tiles))
+        mults, adds = mults + done[0], adds + done[1]
+        for j in range(m):
+            done = _combine(terms[j], half, outputs[j], scratch[:size].reshape(channels, tiles), bias=bias_column)
+            mults, adds, bias_adds = mults + done[0], adds + done[1], bias_adds + done[2]
+        rows_i = out[:, :, i::m]
+        for j in range(m):
+            cut = rows_i[:, :, :, j::m].transpose(1, 0, 2, 3)
+            np.copyto(cut, tile_outputs[j, :, :, : cut.shape[2], : cut.shape[3]])
+    return mults, adds, bias_adds
+
+
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, tally: _Tally,
-              stage_times: dict[str, float] | None = None) -> np.ndarray:
+              stage_times: dict[str, float] | None = None, threads: int = 1) -> np.ndarray:
     """Run ``plan``, tallying into ``tally``.
 
-    Every transform operation is on whole contiguous buffers (1-D views), so
-    that NumPy runs it as one loop.  ``stage_times``, when a dict, accumulates
-    seconds spent in ``"filter"``, ``"input"``, ``"gemm"`` and ``"output"``
-    (for ``bench/winograd_fft.py``).
+    The transforms of a chunk are split by channel into ``threads`` shares
+    (each share's operations stay on whole contiguous buffers, and no value is
+    computed differently, so the result does not depend on ``threads``); the
+    GEMMs run on the BLAS's own threads.  ``stage_times``, when a dict,
+    accumulates seconds spent in ``"filter"``, ``"input"``, ``"gemm"`` and
+    ``"output"`` (for ``bench/winograd_fft.py``).
     """
     clock = _Clock(stage_times)
-    g, m, alpha, q = plan.g, plan.m, plan.alpha, plan.tile_columns
+    g, alpha, q = plan.g, plan.alpha, plan.tile_columns
     dtype = x.dtype
     c_in, c_out, groups = g.in_channels, g.out_channels, g.groups
     per_group_in, per_group_out = g.in_channels_per_group, g.out_channels_per_group
-    out_height = g.out_height
     input_terms = _row_terms(plan.transform.input_matrix, dtype)
     output_terms = _row_terms(plan.transform.output_matrix, dtype)
     filters = _filter_transform(weight, plan, tally)
     clock("filter")
     buffers = _Buffers(plan, dtype)
-    view = _Buffers.view
     y = np.empty(g.output_shape, dtype)
-    bias_column = None if bias is None else bias.reshape(c_out, 1)
     positions = alpha * alpha
     for n0 in range(0, g.batch, plan.images_per_chunk):
         n1 = min(n0 + plan.images_per_chunk, g.batch)
-        images = n1 - n0
         for t0 in range(0, plan.tiles_h, plan.tile_rows_per_chunk):
             t1 = min(t0 + plan.tile_rows_per_chunk, plan.tiles_h)
-            tile_rows = t1 - t0
-            tiles = images * tile_rows * q  # per channel, the unused tile column included
-            plane = c_in * tiles  # one phase (or one transform position) of every channel
+            chunk = (n0, n1, t0, t1)
+            tiles = (n1 - n0) * (t1 - t0) * q  # per channel, the unused tile column included
+            work = positions * (c_in + c_out) * tiles
+            share_count = threads if work >= PARALLEL_MIN_VALUES else 1
 
-            # input transform: for each row a' of B^T, the row pass rows = sum_a B^T[a', a] stream[a]
-            # (m phases of every tile's columns), then the column pass V[a', b'] = sum_b B^T[b', b] x
-            # (column b of every tile): phase b mod m, shifted by b div m tile columns
-            streams = view(buffers.streams, (alpha, m, c_in, images, tile_rows, q))
-            _fill_streams(x, streams, plan, n0, n1, t0)
-            streams = streams.reshape(alpha, m * plane)
-            rows = buffers.rows[: m * plane + 1]
-            rows[-1] = 0
-            v = view(buffers.tiles, (alpha, alpha, plane))
-            mults = adds = 0
-            # column b of every tile: phase b mod m of the row pass, b div m tile columns on
-            shifted = [rows[(b % m) * plane + b // m: (b % m + 1) * plane + b // m] for b in range(alpha)]
-            for a in range(alpha):
-                done = _combine(input_terms[a], streams, rows[: m * plane], buffers.scratch[: m * plane])
-                mults, adds = mults + done[0], adds + done[1]
-                for b in range(alpha):
-                    done = _combine(input_terms[b], shifted, v[a, b], buffers.scratch[:plane])
-                    mults, adds = mults + done[0], adds + done[1]
-            tally.add("input transform", mults, adds)
+            done = _in_parallel(_input_transform, x, buffers, plan, input_terms, chunk,
+                                shares=_shares(c_in, share_count))
+            tally.add("input transform", sum(d[0] for d in done), sum(d[1] for d in done))
             clock("input")
 
             # one GEMM per transform position and group: (C_out/g x C_in/g) @ (C_in/g x tiles)
-            v_groups = v.reshape(positions, groups, per_group_in, images * tile_rows * q)
-            products = view(buffers.products, (positions, groups, per_group_out, tiles))
-            if per_group_in == 1:
-                np.multiply(filters, v_groups, out=products)  # K = 1: a broadcast product, nothing summed
+            v_groups = _Buffers.view(buffers.tiles, (positions, groups, per_group_in, tiles))
+            products = _Buffers.view(buffers.products, (positions, groups, per_group_out, tiles))
+            if per_group_in == 1:  # K = 1: a broadcast product, nothing summed; split by group
+                _in_parallel(_broadcast_product, filters, v_groups, products, shares=_shares(groups, share_count))
             else:
                 np.matmul(filters, v_groups, out=products)
             stack = positions * groups
@@ -455,27 +563,11 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
                       stack * per_group_out * (per_group_in - 1) * tiles)
             clock("gemm")
 
-            # output transform: half = sum_a A^T[i, a] M[a]; Y[i, j] = sum_b A^T[j, b] half[b]
-            products = products.reshape(alpha, alpha * c_out * tiles)
-            half = view(buffers.half, (alpha, c_out, tiles))
-            outputs = view(buffers.outputs, (m, c_out, tiles))
-            out = y[n0:n1, :, t0 * m: min(t1 * m, out_height)]
-            mults = adds = bias_adds = 0
-            for i in range(m):
-                done = _combine(output_terms[i], products, half.reshape(-1), buffers.scratch[: alpha * c_out * tiles])
-                mults, adds = mults + done[0], adds + done[1]
-                scratch = view(buffers.scratch, (c_out, tiles))
-                for j in range(m):
-                    done = _combine(output_terms[j], half, outputs[j], scratch, bias=bias_column)
-                    mults, adds, bias_adds = mults + done[0], adds + done[1], bias_adds + done[2]
-                # output (u m + i, s m + j) of tile (u, s) for every j: partial tiles cut at OH x OW
-                rows_i = out[:, :, i::m]
-                tile_outputs = outputs.reshape(m, c_out, images, tile_rows, q)
-                for j in range(m):
-                    cut = rows_i[:, :, :, j::m].transpose(1, 0, 2, 3)
-                    np.copyto(cut, tile_outputs[j, :, :, : cut.shape[2], : cut.shape[3]])
-            tally.add("output transform", mults, adds)
-            tally.add("bias", 0, bias_adds)
+            products = products.reshape(alpha, alpha, c_out, tiles)
+            done = _in_parallel(_output_transform, products, y, buffers, plan, output_terms, bias, chunk,
+                                shares=_shares(c_out, share_count))
+            tally.add("output transform", sum(d[0] for d in done), sum(d[1] for d in done))
+            tally.add("bias", 0, sum(d[2] for d in done))
             clock("output")
     return y
 
@@ -491,7 +583,9 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geometry: Co
         return y, (Counts(0, 0, "winograd", method, stages=_Tally().stages(), algorithm=algorithm) if count else None)
     plan = Plan(geometry, m, x.itemsize, workspace_limit, target_bytes)
     tally = _Tally()
-    y = _convolve(x, weight, bias, plan, tally, stage_times)
+    from npconv.kernels._threads import blas_threads
+
+    y = _convolve(x, weight, bias, plan, tally, stage_times, blas_threads())
     if not count:
         return y, None
     stages = tally.stages()
