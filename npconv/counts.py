@@ -78,7 +78,7 @@ class Stage:
         return self.mults + self.adds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Counts:
     """Measured operation counts of one convolution call.
 
@@ -109,6 +109,12 @@ class Counts:
                                  f"ones to estimated_mults, estimated_adds; got {sums}")
         elif self.estimated_mults or self.estimated_adds:
             raise ValueError("estimated_mults, estimated_adds: expected the estimated stages they sum")
+
+    def __repr__(self) -> str:
+        """The layer-convention fields always; a fast algorithm's only when it set them."""
+        shown = ["mults", "adds", "convention", "method", "padded_mults", "workspace_bytes"]
+        shown += [f for f in ("stages", "estimated_mults", "estimated_adds", "algorithm") if getattr(self, f)]
+        return f"Counts({', '.join(f'{f}={getattr(self, f)!r}' for f in shown)})"
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name`` (KeyError if the kernel had none)."""

@@ -97,7 +97,7 @@ TILE_METHODS = {2: "winograd2", 4: "winograd4"}
 #: Largest workspace chunk aimed for, even when the workspace limit allows more: the
 #: transformed tiles of a chunk are still in cache when the GEMMs and the output transform
 #: read them.  Chosen by timing the benchmark layers (bench/winograd_fft.py).
-CHUNK_TARGET_BYTES = 8 * 2**20
+CHUNK_TARGET_BYTES = 16 * 2**20
 
 SUPPORTED = "3x3 kernels at stride 1 and dilation 1 (any padding, groups, depth multiplier)"
 
