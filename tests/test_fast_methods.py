@@ -522,9 +522,10 @@ def test_any_memory_layout_gives_the_contiguous_result(method, layout):
 
 
 @pytest.mark.parametrize("method", FAST)
-def test_results_and_counts_do_not_depend_on_the_thread_count(method):
+def test_results_and_counts_do_not_depend_on_the_thread_count(method, monkeypatch):
     from threadpoolctl import threadpool_limits
 
+    monkeypatch.setattr(kernels.load("winograd"), "PARALLEL_MIN_VALUES", 0)  # share out even a small layer
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((5, 16, 30, 30)), rng.standard_normal((8, 16, 3, 3)), rng.standard_normal(8)
     runs = []
@@ -532,10 +533,24 @@ def test_results_and_counts_do_not_depend_on_the_thread_count(method):
         with threadpool_limits(threads):
             limit = 4 * 2**20 if method == "fft" else 300_000  # several chunks
             runs.append(npconv.conv2d(x, w, b, padding=1, method=method, count=True, workspace_limit=limit))
+            assert npconv.kernels._threads.blas_threads() == threads  # and the BLAS's count is restored
+    # to rounding: with two workers the limit is shared, so chunks (and the GEMMs' shapes, which
+    # decide the BLAS's blocking) differ
     np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-13, atol=1e-13)
-    assert runs[0][1] == runs[1][1]
+    assert [(c.mults, c.adds, c.stages) for _, c in runs] == [(runs[0][1].mults, runs[0][1].adds, runs[0][1].stages)] * 2
     g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, padding=1)
     assert_within(runs[0][0], scipy_conv2d(x, w, b, g), bound_for(method, x, w, b, g, np.float64))
+
+
+def test_winograd_workers_share_the_chunks_within_the_limit():
+    winograd = kernels.load("winograd")
+    g = ConvGeometry.from_layer((8, 16, 30, 30), 8, 3, padding=1)
+    one = winograd.Plan(g, 2, 8, 300_000, workers=1)
+    two = winograd.Plan(g, 2, 8, 300_000, workers=2)
+    assert one.workers == 1 and two.workers == 2 and two.workspace_bytes <= 300_000
+    assert two.workspace_bytes == 2 * two.chunk_bytes(two.images_per_chunk, two.tile_rows_per_chunk) + two.filter_bytes
+    tight = winograd.Plan(g, 2, 8, one.chunk_bytes(1, 1) + one.filter_bytes, workers=2)
+    assert tight.workers == 1  # a limit that holds one smallest chunk holds one worker
 
 
 def test_fft_without_scipy_uses_numpy_fft_with_the_same_counts(monkeypatch):
@@ -557,3 +572,19 @@ def test_fft_without_scipy_uses_numpy_fft_with_the_same_counts(monkeypatch):
     without = npconv.conv2d(x, w, padding=2, dilation=(1, 2), method="fft", count=True)
     np.testing.assert_allclose(without[0], with_scipy[0], rtol=1e-12, atol=1e-12)
     assert without[1] == with_scipy[1]
+
+
+def test_the_thread_count_followed_is_numpys_blas_not_scipys():
+    import scipy.linalg  # noqa: F401  (SciPy loads a BLAS of its own)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from npconv.kernels import _threads
+
+    with threadpool_limits(1, user_api="blas"):
+        assert _threads.blas_threads() == 1
+        with _threads.blas_single_threaded():
+            pass
+    numpy_blas = [i for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    if numpy_blas:
+        assert "numpy" in _threads._blas.filepath
+        assert _threads.blas_threads() == numpy_blas[0]["num_threads"]

@@ -69,6 +69,7 @@ from npconv import formulas
 from npconv.counts import Counts, Stage
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry
+from npconv.kernels._threads import blas_single_threaded, blas_threads, in_parallel, shares
 from npconv.memory import ensure_workspace_fits, format_bytes
 
 NAME = "fft"
@@ -117,8 +118,10 @@ class Plan:
     """
 
     def __init__(self, g: ConvGeometry, itemsize: int, workspace_limit: int,
-                 target_bytes: int = CHUNK_TARGET_BYTES):
+                 target_bytes: int = CHUNK_TARGET_BYTES, workers: int = 1):
         self.g = g
+        #: threads the matrix products are shared out to (the FFTs use as many ``workers``)
+        self.workers = workers
         self.fft_h, self.fft_w = formulas.fft_shape(g)
         half = self.half = self.fft_w // 2 + 1
         bins = self.bins = self.fft_h * half
@@ -179,8 +182,6 @@ def _backend():
     except ImportError:  # pragma: no cover - the test extra installs SciPy
         return ("numpy.fft", lambda a, n: np.fft.rfft(a, n=n, axis=-1), lambda a: np.fft.fft(a, axis=-1),
                 lambda a: np.fft.ifft(a, axis=-1), lambda a, n: np.fft.irfft(a, n=n, axis=-1))
-    from npconv.kernels._threads import blas_threads
-
     return ("scipy.fft",
             lambda a, n: sf.rfft(a, n=n, axis=-1, workers=blas_threads()),
             lambda a: sf.fft(a, axis=-1, overwrite_x=True, workers=blas_threads()),
@@ -215,17 +216,32 @@ def _filter_spectrum(weight: np.ndarray, plan: Plan) -> tuple[np.ndarray, tuple[
     column_positions = np.array([(left - k * dw) % plan.fft_w for k in range(kw)], dtype=np.float64)
     row_positions = np.array([(top - k * dh) % plan.fft_h for k in range(kh)], dtype=np.float64)
     angle_w = -2 * np.pi * np.outer(column_positions, np.arange(plan.half)) / plan.fft_w  # (KW, W_f/2 + 1)
+    cos_w, sin_w = np.cos(angle_w).astype(real), np.sin(angle_w).astype(real)
     twiddle_h = np.exp(-2j * np.pi * np.outer(np.arange(plan.fft_h), row_positions) / plan.fft_h).astype(cdtype)
-    taps = np.ascontiguousarray(weight).reshape(filters * kh, kw)
-    rows = np.empty((filters * kh, plan.half), cdtype)
-    rows.real = taps @ np.cos(angle_w).astype(real)
-    rows.imag = taps @ np.sin(angle_w).astype(real)
-    by_column = np.ascontiguousarray(rows.reshape(filters, kh, plan.half).transpose(2, 1, 0))  # (W_f/2 + 1, KH, f)
-    spectra = np.matmul(twiddle_h, by_column)  # (W_f/2 + 1, H_f, filters)
+    taps = np.ascontiguousarray(weight).reshape(filters, kh, kw)
+    by_column = np.empty((plan.half, kh, filters), cdtype)
+    spectra = np.empty((plan.half, plan.fft_h, filters), cdtype)
+
+    def part(f0: int, f1: int) -> None:  # filters f0:f1, rows then columns
+        rows = taps[f0:f1].reshape(-1, kw)
+        by_column[:, :, f0:f1].real = (rows @ cos_w).reshape(f1 - f0, kh, plan.half).transpose(2, 1, 0)
+        by_column[:, :, f0:f1].imag = (rows @ sin_w).reshape(f1 - f0, kh, plan.half).transpose(2, 1, 0)
+        np.matmul(twiddle_h, by_column[:, :, f0:f1], out=spectra[:, :, f0:f1])  # (W_f/2 + 1, H_f, f1 - f0)
+
+    in_parallel(part, parts=shares(filters, plan.workers))
     mults = 2 * filters * kh * kw * plan.half + 4 * plan.half * plan.fft_h * kh * filters
     adds = (2 * filters * kh * (kw - 1) * plan.half + 2 * plan.half * plan.fft_h * kh * filters
             + 2 * plan.half * plan.fft_h * (kh - 1) * filters)
     return spectra.reshape(plan.bins, g.groups, g.out_channels_per_group, g.in_channels_per_group), (mults, adds)
+
+
+def _bin_products(kernel_spectra: np.ndarray, spectra: np.ndarray, out: np.ndarray, b0: int, b1: int) -> None:
+    """Bins ``b0:b1``: per bin and group ``(C_out/g x C_in/g) @ (C_in/g x images)``, complex (a
+    broadcast product for one input channel per group)."""
+    if spectra.shape[2] == 1:
+        np.multiply(kernel_spectra[b0:b1], spectra[b0:b1], out=out[b0:b1])
+    else:
+        np.matmul(kernel_spectra[b0:b1], spectra[b0:b1], out=out[b0:b1])
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan,
@@ -264,10 +280,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
         clock("input")
         # per bin and group: (C_out/g x C_in/g) @ (C_in/g x images), complex
         out = per_bin_out[..., :images]
-        if per_in == 1:
-            np.multiply(kernel_spectra, by_bin, out=out)
-        else:
-            np.matmul(kernel_spectra, by_bin, out=out)
+        in_parallel(_bin_products, kernel_spectra, by_bin, out, parts=shares(plan.bins, plan.workers))
         stack = plan.bins * groups
         products += stack * per_out * per_in * images
         accumulations += stack * per_out * (per_in - 1) * images
@@ -329,8 +342,12 @@ def conv2d(
         nothing = dict.fromkeys(("filter DFT", "frequency-domain products", "frequency-domain accumulation",
                                  "bias"), (0, 0))
         return y, (_counts(estimates, nothing, 0) if count else None)
-    plan = Plan(geometry, x.itemsize, workspace_limit)
-    y, measured = _convolve(x, weight, bias, plan, stage_times)
+    plan = Plan(geometry, x.itemsize, workspace_limit, workers=blas_threads())
+    if plan.workers == 1:
+        y, measured = _convolve(x, weight, bias, plan, stage_times)
+    else:  # the matrix products are many small ones: on the kernel's threads, one BLAS thread each
+        with blas_single_threaded():
+            y, measured = _convolve(x, weight, bias, plan, stage_times)
     return y, (_counts(estimates, measured, plan.workspace_bytes) if count else None)
 
 

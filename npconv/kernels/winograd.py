@@ -45,8 +45,8 @@ Layers: 3x3 kernels, stride 1, dilation 1 (:func:`supports`); any padding
 are computed in full over zeros and the extra outputs dropped.
 
 Method names (one module, three names): ``"winograd2"`` is F(2x2,3x3),
-``"winograd4"`` is F(4x4,3x3), ``"winograd"`` picks the tile by
-:func:`default_tile`.
+``"winograd4"`` is F(4x4,3x3), ``"winograd"`` takes the tile
+:func:`default_tile` gives (F(2x2,3x3), the faster measured).
 
 Counting (convention ``"winograd"``, closed forms
 ``npconv.formulas.winograd_counts``): each transform operation tallies the
@@ -75,8 +75,6 @@ decimal digit against direct summation in float32 (the README's table).
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 
 import numpy as np
@@ -85,6 +83,7 @@ from npconv import formulas
 from npconv.counts import Counts, Stage
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry
+from npconv.kernels._threads import blas_single_threaded, blas_threads, in_parallel
 from npconv.memory import ensure_workspace_fits, format_bytes
 
 NAME = "winograd"
@@ -108,10 +107,12 @@ def supports(geometry: ConvGeometry) -> str | None:
 
 
 def default_tile(geometry: ConvGeometry) -> int:
-    """The output tile ``method="winograd"`` uses: 4 (F(4x4,3x3)), measured the faster on the
-    3x3 stride-1 layers of the benchmark set, except 2 for a layer with one input channel per
-    group (depthwise), whose time goes to the transforms, cheaper for F(2x2,3x3)."""
-    return 2 if geometry.in_channels_per_group == 1 else 4
+    """The output tile ``method="winograd"`` uses: 2, F(2x2,3x3), measured the faster on every 3x3
+    stride-1 layer of the benchmark set (bench/winograd_fft.py: resnet 3x3 22.5 ms against F(4x4,3x3)'s
+    28.3 ms, depthwise 3x3 34.7 against 47.5, one thread, one interleaved run).  F(4x4,3x3) makes
+    1.7x fewer products, but its transforms' constants cost a multiplication each, and in NumPy
+    operations the transforms, not the GEMMs, take the time; it is kept as ``"winograd4"``."""
+    return 2
 
 
 def check_supported(geometry: ConvGeometry, method: str = NAME) -> None:
@@ -133,7 +134,9 @@ class Plan:
     """The tiling, the chunking and the buffers of one call, decided before allocating.
 
     Chunks are ``images_per_chunk`` whole images, or (one image at a time)
-    ``tile_rows_per_chunk`` rows of tiles.  Buffer shapes, per chunk of ``n``
+    ``tile_rows_per_chunk`` rows of tiles; ``workers`` threads (at most the
+    ``workers`` asked for, and as many as the limit holds) each run a share
+    of the chunks with buffers of their own.  Buffer shapes, per chunk of ``n``
     images and ``t`` tile rows, with ``q = T_W + 1`` tile columns computed
     (the last one unused, see the module docstring) and ``P = n t q``:
 
@@ -142,8 +145,7 @@ class Plan:
     ========== ========================================== ======================================
     streams    (alpha, m, C_in, n, t, q)                  zero-padded input: row ``u m + a`` of
                                                           tile row ``u`` at ``[a]``, columns by phase
-    rows       (m, C_in, n, t, q) + C_in                  input transform, row pass, one row
-                                                          (+ 1 value per share of channels)
+    rows       (m, C_in, n, t, q) + 1                     input transform, row pass, one row
     tiles      (alpha, alpha, C_in, P)                    V = B^T d B
     products   (alpha, alpha, C_out, P)                   M = U @ V per position and group
     half       (alpha, C_out, P)                          output transform, row pass, one row
@@ -156,7 +158,7 @@ class Plan:
     """
 
     def __init__(self, g: ConvGeometry, m: int, itemsize: int, workspace_limit: int,
-                 target_bytes: int = CHUNK_TARGET_BYTES):
+                 target_bytes: int = CHUNK_TARGET_BYTES, workers: int = 1):
         self.g, self.m = g, m
         self.transform = formulas.WINOGRAD_TRANSFORMS[m]
         alpha = self.alpha = self.transform.alpha
@@ -168,12 +170,21 @@ class Plan:
 
         def chunk_bytes(images: int, tile_rows: int) -> int:
             tiles = images * tile_rows * self.tile_columns
-            values = (alpha * m * c_in * tiles + m * c_in * tiles + c_in + alpha * alpha * (c_in + c_out) * tiles
+            values = (alpha * m * c_in * tiles + m * c_in * tiles + 1 + alpha * alpha * (c_in + c_out) * tiles
                       + alpha * c_out * tiles + m * c_out * tiles + max(m * c_in, alpha * c_out) * tiles)
             return values * itemsize
 
         self.chunk_bytes = chunk_bytes
-        budget = min(workspace_limit, target_bytes) - self.filter_bytes
+        smallest = chunk_bytes(1, 1) + self.filter_bytes
+        ensure_workspace_fits(
+            smallest, workspace_limit,
+            f"the Winograd F({m}x{m},3x3) workspace of one row of tiles of one image "
+            f"({self.tiles_w} tiles x {c_in} input and {c_out} output channels, transformed, "
+            f"with the transformed filters: {smallest:,} bytes)",
+        )
+        # as many workers as the limit holds a smallest chunk for, each with its own buffers
+        workers = max(1, min(workers, (workspace_limit - self.filter_bytes) // chunk_bytes(1, 1)))
+        budget = min((workspace_limit - self.filter_bytes) // workers, target_bytes)
         image_bytes = chunk_bytes(1, self.tiles_h)
         if image_bytes <= budget:
             images, tile_rows = _even_chunks(g.batch, budget // image_bytes), self.tiles_h
@@ -182,20 +193,13 @@ class Plan:
             per_row = chunk_bytes(1, 2) - chunk_bytes(1, 1)
             fixed = chunk_bytes(1, 1) - per_row
             tile_rows = _even_chunks(self.tiles_h, max(1, (budget - fixed) // per_row))
-            if tile_rows == 1:
-                smallest = chunk_bytes(1, 1) + self.filter_bytes
-                ensure_workspace_fits(
-                    smallest, workspace_limit,
-                    f"the Winograd F({m}x{m},3x3) workspace of one row of tiles of one image "
-                    f"({self.tiles_w} tiles x {c_in} input and {c_out} output channels, transformed, "
-                    f"with the transformed filters: {smallest:,} bytes)",
-                )
         self.images_per_chunk, self.tile_rows_per_chunk = images, tile_rows
-        self.workspace_bytes = chunk_bytes(images, tile_rows) + self.filter_bytes
+        self.workers = max(1, min(workers, self.chunks))
+        self.workspace_bytes = self.workers * chunk_bytes(images, tile_rows) + self.filter_bytes
         ensure_workspace_fits(
             self.workspace_bytes, workspace_limit,
             f"the Winograd workspace ({self.workspace_bytes:,} bytes: {format_bytes(self.workspace_bytes)} "
-            f"for {images} image(s) x {tile_rows} row(s) of tiles)",
+            f"for {self.workers} worker(s), each {images} image(s) x {tile_rows} row(s) of tiles)",
         )
 
     @property
@@ -324,8 +328,7 @@ class _Buffers:
         tiles = plan.images_per_chunk * plan.tile_rows_per_chunk * plan.tile_columns
         c_in, c_out = g.in_channels, g.out_channels
         self.streams = np.empty(alpha * m * c_in * tiles, dtype)
-        # + 1 per channel: each share of channels reads one past its end for the unused column
-        self.rows = np.zeros(m * c_in * tiles + c_in, dtype)
+        self.rows = np.zeros(m * c_in * tiles + 1, dtype)  # + 1: read past the end for the unused column
         self.tiles = np.empty(alpha * alpha * c_in * tiles, dtype)
         self.products = np.empty(alpha * alpha * c_out * tiles, dtype)
         self.half = np.empty(alpha * c_out * tiles, dtype)
@@ -345,21 +348,19 @@ def _slots(pad: int, size: int, m: int, offset: int, slots: int) -> tuple[int, i
     return lo, max(lo, hi)
 
 
-def _fill_streams(x: np.ndarray, streams: np.ndarray, plan: Plan, n0: int, n1: int, t0: int,
-                  c0: int, c1: int) -> None:
+def _fill_streams(x: np.ndarray, streams: np.ndarray, plan: Plan, n0: int, n1: int, t0: int) -> None:
     """Copy the input a chunk's tiles read into row streams, zero-padded, columns split by phase.
 
     ``streams[a, cp, c, i, u, s]`` is padded-input row ``(t0 + u) m + a``,
     column ``s m + cp`` of image ``n0 + i``, channel ``c``: row ``a`` of every
     tile of tile row ``u`` (the rows two vertically neighbouring tiles share
     are copied twice, so that the row pass reads each stream contiguously).
-    Only channels ``c0:c1`` are filled (``streams`` holds those).
     """
     g, m = plan.g, plan.m
     (top, _), (left, _) = g.padding
     tile_rows, columns = streams.shape[4], streams.shape[5]
     chunk_top = top - t0 * m  # where the input's first row is, in padded rows of this chunk
-    images = x[n0:n1, c0:c1].transpose(1, 0, 2, 3)
+    images = x[n0:n1].transpose(1, 0, 2, 3)
     for a in range(streams.shape[0]):
         r_lo, r_hi = _slots(chunk_top, g.height, m, a, tile_rows)
         for cp in range(m):
@@ -395,52 +396,13 @@ class _Clock:
             self.last = now
 
 
-#: Below this many values in a chunk's transforms, the transforms run on the calling thread alone.
-PARALLEL_MIN_VALUES = 200_000
+#: Below this many values in a layer's transforms, it runs on the calling thread alone.
+PARALLEL_MIN_VALUES = 1_000_000
 
 
-def _shares(total: int, count: int) -> list[tuple[int, int]]:
-    """``total`` channels cut into ``count`` contiguous, nearly equal ranges."""
-    count = max(1, min(count, total))
-    edges = [total * k // count for k in range(count + 1)]
-    return [(edges[k], edges[k + 1]) for k in range(count)]
-
-
-def _in_parallel(function, *arguments, shares: list[tuple[int, int]]) -> list:
-    """``function(*arguments, lo, hi)`` for each share ``(lo, hi)``, the first on this thread and
-    the rest on the pool; their results, in order.
-
-    NumPy releases the GIL inside its loops, so the shares of a transform run
-    on separate cores.  The pool's threads never wait on anything, so calls
-    from several Python threads at once share it without deadlock.
-    """
-    if len(shares) == 1:
-        return [function(*arguments, *shares[0])]
-    pool = _pool()
-    futures = [pool.submit(function, *arguments, *share) for share in shares[1:]]
-    first = function(*arguments, *shares[0])
-    return [first, *(future.result() for future in futures)]
-
-
-_executor = None
-_executor_lock = threading.Lock()
-
-
-def _pool():
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                _executor = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1),
-                                               thread_name_prefix="npconv-winograd")
-    return _executor
-
-
-def _input_transform(x: np.ndarray, buffers: _Buffers, plan: Plan, terms, chunk: tuple[int, int, int, int],
-                     c0: int, c1: int) -> tuple[int, int]:
-    """Fill and transform channels ``c0:c1`` of a chunk into ``V``; the ``(mults, adds)`` executed.
+def _input_transform(x: np.ndarray, buffers: _Buffers, plan: Plan, terms, chunk: tuple[int, int, int, int]
+                     ) -> tuple[int, int]:
+    """Fill and transform a chunk into ``V``; the ``(mults, adds)`` executed.
 
     For each row ``a'`` of ``B^T``: the row pass ``rows = sum_a B^T[a', a] stream[a]``
     (all ``m`` column phases of every tile), then the column pass
@@ -451,37 +413,45 @@ def _input_transform(x: np.ndarray, buffers: _Buffers, plan: Plan, terms, chunk:
     n0, n1, t0, t1 = chunk
     images, tile_rows = n1 - n0, t1 - t0
     tiles = images * tile_rows * q
-    channels, c_in = c1 - c0, g.in_channels
-    streams = _Buffers.view(buffers.streams, (alpha, m, c_in, images, tile_rows, q))[:, :, c0:c1]
-    _fill_streams(x, streams, plan, n0, n1, t0, c0, c1)
-    streams = streams.reshape(alpha, m, channels * tiles)
-    plane = channels * tiles
-    rows = buffers.rows[m * c0 * tiles + c0: m * c0 * tiles + c0 + m * plane + 1]
+    c_in = g.in_channels
+    plane = c_in * tiles
+    streams = _Buffers.view(buffers.streams, (alpha, m, c_in, images, tile_rows, q))
+    _fill_streams(x, streams, plan, n0, n1, t0)
+    streams = streams.reshape(alpha, m * plane)
+    rows = buffers.rows[: m * plane + 1]
     rows[-1] = 0  # read only for the unused column
-    row_pass = rows[: m * plane].reshape(m, plane)
+    row_pass = rows[: m * plane]
     shifted = [rows[(b % m) * plane + b // m: (b % m + 1) * plane + b // m] for b in range(alpha)]
-    v = _Buffers.view(buffers.tiles, (alpha, alpha, c_in * tiles))[:, :, c0 * tiles: c1 * tiles]
-    scratch = buffers.scratch[m * c0 * tiles: m * c1 * tiles]
+    v = _Buffers.view(buffers.tiles, (alpha, alpha, plane))
     mults = adds = 0
     for a in range(alpha):
-        done = _combine(terms[a], streams, row_pass, scratch.reshape(m, plane))
+        done = _combine(terms[a], streams, row_pass, buffers.scratch[: m * plane])
         mults, adds = mults + done[0], adds + done[1]
         for b in range(alpha):
-            done = _combine(terms[b], shifted, v[a, b], scratch[:plane])
+            done = _combine(terms[b], shifted, v[a, b], buffers.scratch[:plane])
             mults, adds = mults + done[0], adds + done[1]
     return mults, adds
 
 
-def _broadcast_product(filters: np.ndarray, tiles: np.ndarray, products: np.ndarray, g0: int, g1: int) -> None:
-    """Groups ``g0:g1`` of a depthwise layer's transform-domain products: a GEMM with ``K = 1``."""
-    np.multiply(filters[:, g0:g1], tiles[:, g0:g1], out=products[:, g0:g1])
+def _transform_products(filters: np.ndarray, buffers: _Buffers, plan: Plan, tiles: int) -> tuple[int, int]:
+    """One GEMM per transform position and group, ``(C_out/g x C_in/g) @ (C_in/g x tiles)``, as
+    one batched ``np.matmul``, or for one input channel per group (``K = 1``, depthwise) the
+    broadcast product, nothing summed; the ``(mults, adds)`` from the operands' shapes."""
+    g, positions = plan.g, plan.alpha * plan.alpha
+    per_in, per_out = g.in_channels_per_group, g.out_channels_per_group
+    v = _Buffers.view(buffers.tiles, (positions, g.groups, per_in, tiles))
+    products = _Buffers.view(buffers.products, (positions, g.groups, per_out, tiles))
+    if per_in == 1:
+        np.multiply(filters, v, out=products)
+    else:
+        np.matmul(filters, v, out=products)
+    stack = positions * g.groups
+    return stack * per_out * per_in * tiles, stack * per_out * (per_in - 1) * tiles
 
 
-def _output_transform(products: np.ndarray, y: np.ndarray, buffers: _Buffers, plan: Plan, terms,
-                      bias: np.ndarray | None, chunk: tuple[int, int, int, int], o0: int,
-                      o1: int) -> tuple[int, int, int]:
-    """``Y = A^T M A`` for output channels ``o0:o1`` of a chunk, written into ``y``; the
-    ``(mults, adds, bias adds)`` executed.
+def _output_transform(y: np.ndarray, buffers: _Buffers, plan: Plan, terms, bias: np.ndarray | None,
+                      chunk: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """``Y = A^T M A`` for a chunk, written into ``y``; the ``(mults, adds, bias adds)`` executed.
 
     ``half = sum_a A^T[i, a] M[a]``, then ``Y[i, j] = sum_b A^T[j, b] half[b]``
     (the bias added in its first term), then output ``(u m + i, s m + j)`` of
@@ -491,21 +461,20 @@ def _output_transform(products: np.ndarray, y: np.ndarray, buffers: _Buffers, pl
     n0, n1, t0, t1 = chunk
     images, tile_rows = n1 - n0, t1 - t0
     tiles = images * tile_rows * q
-    channels = o1 - o0
-    size = channels * tiles
-    source = products[:, :, o0:o1]  # (alpha, alpha, channels, tiles)
-    half = buffers.half[alpha * o0 * tiles: alpha * o1 * tiles].reshape(alpha, channels, tiles)
-    outputs = buffers.outputs[m * o0 * tiles: m * o1 * tiles].reshape(m, channels, tiles)
-    scratch = buffers.scratch[alpha * o0 * tiles: alpha * o1 * tiles]
-    bias_column = None if bias is None else bias[o0:o1].reshape(channels, 1)
-    out = y[n0:n1, o0:o1, t0 * m: min(t1 * m, g.out_height)]
-    tile_outputs = outputs.reshape(m, channels, images, tile_rows, q)
+    c_out = g.out_channels
+    products = _Buffers.view(buffers.products, (alpha, alpha * c_out * tiles))
+    half = _Buffers.view(buffers.half, (alpha, c_out, tiles))
+    outputs = _Buffers.view(buffers.outputs, (m, c_out, tiles))
+    bias_column = None if bias is None else bias.reshape(c_out, 1)
+    out = y[n0:n1, :, t0 * m: min(t1 * m, g.out_height)]
+    tile_outputs = outputs.reshape(m, c_out, images, tile_rows, q)
+    scratch = _Buffers.view(buffers.scratch, (c_out, tiles))
     mults = adds = bias_adds = 0
     for i in range(m):
-        done = _combine(terms[i], source, half, scratch.reshape(alpha, channels, tiles))
+        done = _combine(terms[i], products, half.reshape(-1), buffers.scratch[: alpha * c_out * tiles])
         mults, adds = mults + done[0], adds + done[1]
         for j in range(m):
-            done = _combine(terms[j], half, outputs[j], scratch[:size].reshape(channels, tiles), bias=bias_column)
+            done = _combine(terms[j], half, outputs[j], scratch, bias=bias_column)
             mults, adds, bias_adds = mults + done[0], adds + done[1], bias_adds + done[2]
         rows_i = out[:, :, i::m]
         for j in range(m):
@@ -514,61 +483,69 @@ def _output_transform(products: np.ndarray, y: np.ndarray, buffers: _Buffers, pl
     return mults, adds, bias_adds
 
 
-def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, tally: _Tally,
-              stage_times: dict[str, float] | None = None, threads: int = 1) -> np.ndarray:
-    """Run ``plan``, tallying into ``tally``.
-
-    The transforms of a chunk are split by channel into ``threads`` shares
-    (each share's operations stay on whole contiguous buffers, and no value is
-    computed differently, so the result does not depend on ``threads``); the
-    GEMMs run on the BLAS's own threads.  ``stage_times``, when a dict,
-    accumulates seconds spent in ``"filter"``, ``"input"``, ``"gemm"`` and
-    ``"output"`` (for ``bench/winograd_fft.py``).
-    """
-    clock = _Clock(stage_times)
-    g, alpha, q = plan.g, plan.alpha, plan.tile_columns
+def _run_chunks(x: np.ndarray, filters: np.ndarray, bias: np.ndarray | None, y: np.ndarray, plan: Plan,
+                chunks: list[tuple[int, int, int, int]], timed: bool) -> tuple[_Tally, dict[str, float]]:
+    """Run ``chunks`` with buffers of their own (one worker's share); its tally and stage times."""
     dtype = x.dtype
-    c_in, c_out, groups = g.in_channels, g.out_channels, g.groups
-    per_group_in, per_group_out = g.in_channels_per_group, g.out_channels_per_group
     input_terms = _row_terms(plan.transform.input_matrix, dtype)
     output_terms = _row_terms(plan.transform.output_matrix, dtype)
+    buffers = _Buffers(plan, dtype)
+    tally, times = _Tally(), {}
+    clock = _Clock(times if timed else None)
+    for chunk in chunks:
+        n0, n1, t0, t1 = chunk
+        tiles = (n1 - n0) * (t1 - t0) * plan.tile_columns  # per channel, the unused tile column included
+        tally.add("input transform", *_input_transform(x, buffers, plan, input_terms, chunk))
+        clock("input")
+        tally.add("transform-domain products", *_transform_products(filters, buffers, plan, tiles))
+        clock("gemm")
+        mults, adds, bias_adds = _output_transform(y, buffers, plan, output_terms, bias, chunk)
+        tally.add("output transform", mults, adds)
+        tally.add("bias", 0, bias_adds)
+        clock("output")
+    return tally, times
+
+
+def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, tally: _Tally,
+              stage_times: dict[str, float] | None = None) -> np.ndarray:
+    """Run ``plan``, tallying into ``tally``.
+
+    With ``plan.workers > 1`` the chunks are shared out in contiguous runs,
+    one per worker thread (this one included), each worker's GEMMs on one
+    BLAS thread (:class:`~npconv.kernels._threads.blas_single_threaded`): one
+    batched ``np.matmul`` is one BLAS call per transform position and group,
+    each too small to be worth waking BLAS worker threads for, and a worker
+    that runs a whole chunk meets the others only once, at the end (on a busy
+    machine every meeting costs up to a scheduler tick).  The counts do not
+    depend on the number of workers; the output only to rounding, as the
+    workers share the workspace limit, so chunks (and the GEMMs' shapes, by
+    which the BLAS blocks its work) may differ.
+    ``stage_times``, when a dict, accumulates seconds spent in ``"filter"``,
+    ``"input"``, ``"gemm"`` and ``"output"``, summed over workers (for
+    ``bench/winograd_fft.py``).
+    """
+    clock = _Clock(stage_times)
+    g = plan.g
     filters = _filter_transform(weight, plan, tally)
     clock("filter")
-    buffers = _Buffers(plan, dtype)
-    y = np.empty(g.output_shape, dtype)
-    positions = alpha * alpha
-    for n0 in range(0, g.batch, plan.images_per_chunk):
-        n1 = min(n0 + plan.images_per_chunk, g.batch)
-        for t0 in range(0, plan.tiles_h, plan.tile_rows_per_chunk):
-            t1 = min(t0 + plan.tile_rows_per_chunk, plan.tiles_h)
-            chunk = (n0, n1, t0, t1)
-            tiles = (n1 - n0) * (t1 - t0) * q  # per channel, the unused tile column included
-            work = positions * (c_in + c_out) * tiles
-            share_count = threads if work >= PARALLEL_MIN_VALUES else 1
-
-            done = _in_parallel(_input_transform, x, buffers, plan, input_terms, chunk,
-                                shares=_shares(c_in, share_count))
-            tally.add("input transform", sum(d[0] for d in done), sum(d[1] for d in done))
-            clock("input")
-
-            # one GEMM per transform position and group: (C_out/g x C_in/g) @ (C_in/g x tiles)
-            v_groups = _Buffers.view(buffers.tiles, (positions, groups, per_group_in, tiles))
-            products = _Buffers.view(buffers.products, (positions, groups, per_group_out, tiles))
-            if per_group_in == 1:  # K = 1: a broadcast product, nothing summed; split by group
-                _in_parallel(_broadcast_product, filters, v_groups, products, shares=_shares(groups, share_count))
-            else:
-                np.matmul(filters, v_groups, out=products)
-            stack = positions * groups
-            tally.add("transform-domain products", stack * per_group_out * per_group_in * tiles,
-                      stack * per_group_out * (per_group_in - 1) * tiles)
-            clock("gemm")
-
-            products = products.reshape(alpha, alpha, c_out, tiles)
-            done = _in_parallel(_output_transform, products, y, buffers, plan, output_terms, bias, chunk,
-                                shares=_shares(c_out, share_count))
-            tally.add("output transform", sum(d[0] for d in done), sum(d[1] for d in done))
-            tally.add("bias", 0, sum(d[2] for d in done))
-            clock("output")
+    y = np.empty(g.output_shape, x.dtype)
+    chunks = [(n0, min(n0 + plan.images_per_chunk, g.batch), t0, min(t0 + plan.tile_rows_per_chunk, plan.tiles_h))
+              for n0 in range(0, g.batch, plan.images_per_chunk)
+              for t0 in range(0, plan.tiles_h, plan.tile_rows_per_chunk)]
+    timed = stage_times is not None
+    if plan.workers == 1:
+        results = [_run_chunks(x, filters, bias, y, plan, chunks, timed)]
+    else:
+        edges = [len(chunks) * k // plan.workers for k in range(plan.workers + 1)]
+        shares = [chunks[edges[k]: edges[k + 1]] for k in range(plan.workers)]
+        with blas_single_threaded():
+            results = in_parallel(_run_chunks, x, filters, bias, y, plan, parts=[(share, timed) for share in shares])
+    for worker_tally, times in results:
+        for name, (mults, adds) in worker_tally.counts.items():
+            tally.add(name, mults, adds)
+        if timed:
+            for stage, seconds in times.items():
+                stage_times[stage] = stage_times.get(stage, 0.0) + seconds
     return y
 
 
@@ -581,11 +558,12 @@ def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geometry: Co
     if geometry.batch == 0:  # an empty batch: nothing to transform or multiply
         y = np.empty(geometry.output_shape, dtype=x.dtype)
         return y, (Counts(0, 0, "winograd", method, stages=_Tally().stages(), algorithm=algorithm) if count else None)
-    plan = Plan(geometry, m, x.itemsize, workspace_limit, target_bytes)
+    work = (m + 2) ** 2 * (geometry.in_channels + geometry.out_channels) * geometry.batch \
+        * math.ceil(geometry.out_height / m) * (math.ceil(geometry.out_width / m) + 1)
+    workers = blas_threads() if work >= PARALLEL_MIN_VALUES else 1
+    plan = Plan(geometry, m, x.itemsize, workspace_limit, target_bytes, workers)
     tally = _Tally()
-    from npconv.kernels._threads import blas_threads
-
-    y = _convolve(x, weight, bias, plan, tally, stage_times, blas_threads())
+    y = _convolve(x, weight, bias, plan, tally, stage_times)
     if not count:
         return y, None
     stages = tally.stages()
