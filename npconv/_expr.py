@@ -168,14 +168,6 @@ def product(*parts: Expr | None) -> Expr:
     return kept[0] if len(kept) == 1 else Product(*kept)
 
 
-def run_length_sum(values: list[int], symbol: str) -> Expr:
-    """``[4, 5, 5, 5, 4] -> 4 + 5 x 3 + 4``: a sum with repeated runs collapsed.
-
-    Used to show a sum over output positions without listing every term.
-    """
-    return run_sum([(v, 1) for v in values], symbol)
-
-
 def run_sum(pairs: list[tuple[int, int]], symbol: str) -> Expr:
     """``[(4, 1), (5, 2), (5, 1), (4, 1)] -> 4 + 5 x 3 + 4``: the sum of ``value x count`` pairs,
     neighbours of equal value merged."""

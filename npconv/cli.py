@@ -62,12 +62,27 @@ def _explain(args: argparse.Namespace) -> int:
     from npconv.explain import explain, render_text, to_json_dict
 
     standard, separable, reading = layers_from_arguments(args)
-    report = explain(standard, separable, args.bias, reading)
+    report = explain(standard, separable, args.bias, reading, backward=args.backward,
+                     methods=_fast_methods(args.method))
     if args.json:
         print(json.dumps(to_json_dict(report), indent=2))
     else:
         print(render_text(report))
     return 0
+
+
+def _fast_methods(text: str | None, argument: str = "--method") -> tuple[str, ...]:
+    """The fast algorithms named in ``text`` (comma-separated), for ``explain --method``."""
+    from npconv.formulas import ALGORITHM_METHODS
+
+    if text is None:
+        return ()
+    chosen = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    if not chosen or any(m not in ALGORITHM_METHODS for m in chosen):
+        raise ConvArgumentError(argument, f"comma-separated fast methods among {', '.join(ALGORITHM_METHODS)} "
+                                "(the others count the layer's own dense and effective numbers, shown anyway)",
+                                repr(text))
+    return chosen
 
 
 def _layer_defaults() -> argparse.Namespace:
@@ -147,14 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its working shown. With no flags: the course problem's worked example.",
     )
     _add_layer_arguments(explain)
+    explain.add_argument("--backward", action="store_true",
+                         help="also count one training step: the forward pass, the input, weight and bias "
+                              "gradients, and why a step costs about three forward passes")
+    explain.add_argument("--method", metavar="NAMES",
+                         help="also count what a fast algorithm executes, stage by stage with the working: "
+                              "winograd (its default tile), winograd2, winograd4, fft (comma-separated)")
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
     _add_check_parser(commands)
     _add_measure_parser(commands)
     _add_bench_parser(commands)
-    from npconv.model import add_parser as add_model_parser  # pure Python: NumPy only for --measure
-
-    add_model_parser(commands)
+    _add_animate_parser(commands)
+    _add_model_parser(commands)
+    _add_train_parser(commands)
     return parser
 
 
@@ -198,6 +219,46 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(handler=_bench, **dict.fromkeys(vars(_layer_defaults()), None))
 
 
+def _animate(args: argparse.Namespace) -> int:
+    from npconv import animate
+
+    standard, separable, reading = layers_from_arguments(args)
+    out = args.out if args.out is not None else f"npconv_{args.scene}.gif"
+    names = {"layer": "--input", "scene": "--scene", "frames": "--frames", "fps": "--fps", "out": "--out"}
+    result = animate.animate(separable if args.scene in ("depthwise", "pointwise") else standard, out,
+                             scene=args.scene, frames=args.frames, fps=args.fps, argument_names=names)
+    print(reading)
+    print(result.summary())
+    return 0
+
+
+def _add_animate_parser(commands: argparse._SubParsersAction) -> None:
+    from npconv.animate import DEFAULT_FPS, DEFAULT_MAX_FRAMES, MAX_FPS, MAX_FRAMES, SCENES  # pure Python
+
+    animate = commands.add_parser(
+        "animate",
+        help="an animated GIF of the layer: the window sliding, the output filling in (needs matplotlib)",
+        description="Draw the layer given by the layer flags as an animated GIF (or MP4, where ffmpeg is "
+                    "installed): one frame per output position, the window's taps on the padded input "
+                    "(crossed where they land on padding), with stride and dilation, and the output filling "
+                    "in. Scenes: " + "; ".join(f"{name}: {what}" for name, what in SCENES.items()) + ". "
+                    "A layer with more output positions than --frames shows evenly spaced ones and says so. "
+                    "Needs matplotlib: pip install 'npconv[plot]'.",
+    )
+    animate.add_argument("--scene", default="standard", choices=tuple(SCENES),
+                         help="what to draw (default: standard; depthwise and pointwise draw the two parts of "
+                              "the separable layer, transposed the transposed convolution of the standard one)")
+    animate.add_argument("--frames", type=int, default=DEFAULT_MAX_FRAMES, metavar="N",
+                         help=f"at most N frames, 1 to {MAX_FRAMES} (default: {DEFAULT_MAX_FRAMES})")
+    animate.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
+                         help=f"frames per second, above 0 and at most {MAX_FPS:g} (default: {DEFAULT_FPS:g})")
+    animate.add_argument("--out", metavar="FILE.gif",
+                         help="where to write it: a .gif, or an .mp4 with ffmpeg installed (default: "
+                              "npconv_SCENE.gif in the current folder)")
+    _add_layer_arguments(animate)
+    animate.set_defaults(handler=_animate)
+
+
 def _check(args: argparse.Namespace) -> int:
     from npconv import claims
 
@@ -216,9 +277,27 @@ def _check(args: argparse.Namespace) -> int:
         sheet = claims.sheet_from_strings(question, args.claim, args.counting, reading)
     else:
         raise ConvArgumentError("FILE", "a claims file, or one or more --claim QUANTITY=VALUE", "neither")
-    report = claims.check(sheet)
+    report = claims.check(sheet, _check_rules(args, sheet.rules))
     _print_report(args, report, claims)
     return report.exit_status
+
+
+def _check_rules(args: argparse.Namespace, rules):
+    """The sheet's rules, with those that flags set in their place."""
+    import dataclasses
+
+    from npconv.claims import misconceptions
+    from npconv.claims import rules as grading
+
+    flags = {"tolerance": args.tolerance, "readings": args.readings,
+             "working": "required" if args.require_working else None}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    if not flags:
+        return rules
+    names = {"tolerance": "--tolerance", "readings": "--readings", "working": "--require-working"}
+    named = grading.rules_from(flags, misconceptions.BY_NAME, names.__getitem__)
+    fields = {"tolerance": "tolerance", "readings": "readings", "working": "working_required"}
+    return dataclasses.replace(rules, **{fields[key]: getattr(named, fields[key]) for key in flags})
 
 
 def _print_report(args: argparse.Namespace, report: object, renderer: object) -> None:
@@ -242,12 +321,20 @@ claims file (TOML), see examples/answer_sheet.toml:
   value = 19454
   expression = "(5 x 5 x 3 + 1) x 254"   # optional, as is note = "..."
 
-verdicts: holds; wrong (with the right value and its working); holds under another reading (named:
-another padding or input size, bias convention, FLOPs vs mults, dense vs effective counting, a
-filter count off by a typo, the inverse ratio, or two of these at once).
+verdicts: holds; holds if (only under a reading of the question the rules allow, named: another
+padding, the bias convention); slip (a number copied wrong, arithmetic that does not give the value
+written, a value rounded, working missing where required); wrong (a classic misconception, named,
+or no explanation). The right value, with its working, is always shown. Written working is
+evaluated first and compared with the formula by algebra: a reading the working contradicts is
+never the verdict. Score: 1 per claim that holds, reading_credit (1) under an allowed reading,
+slip_credit (0.5) per slip, 0 when wrong.
 
-exit status: 0 every claim holds; 1 some claim is wrong; 3 none is wrong but some hold only under
-another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
+rules (a [rules] table in FILE, or the flags): tolerance = "exact" | "digits" | "1%";
+readings = ["padding", "bias"] (add "counting" or a misconception's name to accept it);
+working = "optional" | "required"; slip_credit = 0.5; reading_credit = 1.
+
+exit status: 0 every claim holds; 1 some claim is wrong or has a slip; 3 none is wrong or slipped
+but some hold only under a reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
 """
 
 
@@ -256,11 +343,12 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
 
     check = commands.add_parser(
         "check",
-        help="check hand-computed answers (a TOML claims file or --claim): verdict, working, readings",
+        help="grade hand-computed answers (a TOML claims file or --claim): verdicts, slips, mistakes, a score",
         description="Check claims about a standard and a depthwise-separable layer -- output shapes, "
                     "parameters, mults, adds, FLOPs, ratios -- each with the value written and, optionally, "
-                    "the arithmetic written. Each gets a verdict: holds, wrong (with the right value and "
-                    "its working) or holds under another reading of the question (named). Claims come "
+                    "the arithmetic written. Each gets a verdict -- holds, holds if (under a reading the "
+                    "rules allow), slip or wrong, each named -- beside the right value and its working, and "
+                    "the sheet a score. Claims come "
                     "from FILE, or from --claim with the layer flags (defaults: the course problem).",
         epilog=_CHECK_EPILOG.format(quantities=QUANTITY_HELP),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -271,6 +359,13 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
                             "or 'separable.params=15+1024=1102' (repeatable)")
     check.add_argument("--counting", choices=("dense", "effective"), default="dense",
                        help="the counting convention the question means (default: dense, the textbook's)")
+    check.add_argument("--tolerance", metavar="T",
+                       help="exact (default), digits (to the digits written) or a relative tolerance such as 1%%")
+    check.add_argument("--readings", metavar="NAMES",
+                       help="readings accepted as right, comma-separated (default: padding,bias; 'none' for "
+                            "none; also counting, or a misconception's name)")
+    check.add_argument("--require-working", action="store_true",
+                       help="a number given without its arithmetic is a slip")
     _add_layer_arguments(check)
     check.add_argument("--json", action="store_true", help="print machine-readable JSON")
     check.set_defaults(handler=_check)
@@ -288,9 +383,11 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
-    from npconv.measure import DEFAULT_TIME_LIMIT, MULTS_PER_SECOND
+    from npconv import kernels
+    from npconv.measure import DEFAULT_TIME_LIMIT
 
-    slow = ", ".join(f"{m} ~{rate:,} mults/s" for m, rate in MULTS_PER_SECOND.items())
+    slow = ", ".join(f"{m} ~{kernels.declaration(m).mults_per_second:,} mults/s"
+                     for m in kernels.interpreted_methods())
     measure = commands.add_parser(
         "measure",
         help="run the layer through every method and compare the counts it measured with the formulas",
@@ -308,6 +405,95 @@ def _add_measure_parser(commands: argparse._SubParsersAction) -> None:
                               f"or refuse it when named in --methods (default: {DEFAULT_TIME_LIMIT:g})")
     measure.add_argument("--json", action="store_true", help="print machine-readable JSON")
     measure.set_defaults(handler=_measure)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from npconv import model  # pure Python: NumPy only for --measure
+
+    return model.run(args)
+
+
+def _add_model_parser(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser(
+        "model",
+        help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
+        description="Count a whole network layer by layer: output shape, parameters, multiplications "
+                    "(dense and effective) and their share of the total, with the conventions stated. "
+                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
+    )
+    model.add_argument("network", nargs="?", metavar="NAME|FILE",
+                       help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
+                            "small_standard) or a .toml file")
+    model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
+    model.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    options = model.add_argument_group("options of the built-in networks")
+    options.add_argument("--width", type=float, metavar="ALPHA",
+                         help="MobileNet's width multiplier alpha (default 1.0)")
+    options.add_argument("--resolution", type=int, metavar="R", help="input R x R (default 224)")
+    options.add_argument("--classes", type=int, metavar="K", help="outputs of the last linear layer")
+    model.add_argument("--standard", action="store_true",
+                       help="rebuild a separable network with standard convolutions of the same shapes, "
+                            "and show what separability saved")
+    model.add_argument("--measure", action="store_true",
+                       help="run every conv and linear layer on random data with counting on and set the "
+                            "measured totals beside the formulas (exit 1 on a mismatch)")
+    model.add_argument("--method", metavar="M",
+                       help="with --measure: the algorithm (default: the first available of direct, im2col)")
+    model.add_argument("--convention", choices=("dense", "effective"),
+                       help="with --measure: counting convention (default: the method's own)")
+    model.add_argument("--workspace-limit", type=int, metavar="MIB",
+                       help="with --measure: scratch memory a kernel may take per layer, in MiB "
+                            "(default: npconv's, 256)")
+    model.add_argument("--compare", choices=("torch",),
+                       help="build the same network in PyTorch and set its parameter count and "
+                            "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
+                            "they disagree)")
+    model.set_defaults(handler=_model)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from npconv.train.command import run  # NumPy and the training stack, only when training
+
+    return run(args)
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train the standard and the separable network (digits by default), counted and timed side by side",
+        description="Train the course problem's pair -- small_standard and small_separable, adapted to the "
+                    "data's channels and classes -- on scikit-learn's 8x8 digits (a fixed stratified "
+                    "80/20 split) or on an .npz file, with every convolution running through npconv's "
+                    "kernels. Prints side by side: parameters, forward and training-step mults per image "
+                    "(formula, and what the kernels counted), time per epoch, train loss and test accuracy "
+                    "per epoch. Needs the train extra: pip install 'npconv[train]'.",
+        epilog="exit status: 0 trained; 2 a bad flag or data file, or a loss that stopped being finite (the "
+               "last good weights are kept and saved with --save); 130 interrupted with Ctrl-C (what was "
+               "trained so far is reported and saved with --save).",
+    )
+    train.add_argument("--net", action="append", metavar="NAME|FILE",
+                       help="a built-in network or a TOML file; repeat or comma-separate for several "
+                            "(default: small_standard,small_separable)")
+    train.add_argument("--epochs", metavar="N", help="passes over the training set (default: 40)")
+    train.add_argument("--batch-size", metavar="N", help="images per step (default: 16)")
+    train.add_argument("--lr", metavar="LR", help="learning rate (default: 0.01)")
+    train.add_argument("--optimizer", metavar="NAME", help="sgd (with momentum) or adam (default: adam)")
+    train.add_argument("--momentum", metavar="M", help="SGD's momentum (default: 0.9)")
+    train.add_argument("--schedule", metavar="NAME",
+                       help="learning rate per epoch: cosine (annealed to 0 over the epochs, as PyTorch's "
+                            "CosineAnnealingLR) or constant (default: cosine)")
+    train.add_argument("--method", metavar="NAME",
+                       help="the kernels every conv and linear layer runs through (default: im2col, the "
+                            "fastest here)")
+    train.add_argument("--seed", metavar="N", help="initial weights and batch order (default: 0)")
+    train.add_argument("--data", metavar="FILE.npz",
+                       help="arrays x_train, y_train, x_test, y_test (as the MNIST npz files); images NHW, "
+                            "NHWC or NCHW (default: scikit-learn's digits)")
+    train.add_argument("--save", metavar="FILE.npz", help="write the trained weights here (atomically)")
+    train.add_argument("--load", metavar="FILE.npz", help="start from weights written by --save")
+    train.add_argument("--plot", metavar="FILE.png", help="draw the learning curves (needs matplotlib)")
+    train.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    train.set_defaults(handler=_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

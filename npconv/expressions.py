@@ -4,8 +4,9 @@ A student writes ``(5*5*3+1)*254`` or ``12 x 12 x 254 x 5 x 5 x 3`` or
 ``floor((14-5)/1) + 1 + 1``; :func:`parse_expression` turns that into the
 expression nodes of :mod:`npconv._expr` (so it evaluates exactly, with
 fractions, and renders the way the formulas' working does), and
-:func:`compare` says how it relates to a formula's working such as
-``(5 x 5 x 3 + 1) x 256``:
+:func:`compare` says how it relates to a formula's expression tree
+(:attr:`npconv.formulas.Quantity.expr`, whose working reads such as
+``(5 x 5 x 3 + 1) x 256``):
 
 * ``"same"``: the same formula with the same numbers (up to the order of
   factors and terms, redundant parentheses and ``+ 0`` terms);
@@ -162,11 +163,6 @@ def parse_expression(text: str) -> Expr:
     return _Parser(text).parse()
 
 
-def evaluate(expr: Expr) -> Fraction | int:
-    """The exact value (division by zero raises :class:`ZeroDivisionError`)."""
-    return expr.value()
-
-
 # ---------------------------------------------------------------------- normal form
 
 
@@ -288,37 +284,9 @@ def _edits(written: str, formula: str) -> tuple[str, ...]:
     return tuple(edits)
 
 
-_WORKING_SPLIT = re.compile(r"(floor\(|ceil\(|\(|\)| x | \+ | - | / )")
-
-
-def symbols_of(working: str, formula: str) -> list[str] | None:
-    """The symbol each number of ``working`` stands for, read off ``formula`` token by token.
-
-    ``"(5 x 5 x 3 + 1) x 256"`` with ``"(KH x KW x C_in + 1) x C_out"`` gives
-    ``["KH", "KW", "C_in", "1", "C_out"]``; None when the two do not line up.
-    """
-    numbers = [t for t in _WORKING_SPLIT.split(working) if t.strip()]
-    symbols = [t for t in _WORKING_SPLIT.split(formula) if t.strip()]
-    if len(numbers) != len(symbols):
-        return None
-    names = []
-    for number, symbol in zip(numbers, symbols, strict=True):
-        if _WORKING_SPLIT.fullmatch(number):
-            if number != symbol:
-                return None
-        else:
-            names.append(symbol.strip())
-    return names
-
-
-def parse_working(working: str, formula: str) -> Expr:
-    """A formula's rendered working (``"(5 x 5 x 3 + 1) x 256"``) as an expression whose
-    numbers carry the symbols of ``formula``."""
-    return _Parser(working, symbols_of(working, formula)).parse()
-
-
 def compare(written: Expr, working: Expr) -> Comparison:
-    """How ``written`` relates to ``working`` (an expression from :func:`parse_working`)."""
+    """How ``written`` relates to ``working``: a formula's expression tree, whose leaves carry the
+    formula's symbols (:attr:`npconv.formulas.Quantity.expr`)."""
     mine, theirs = normal_form(written), normal_form(working)
     swaps = _match(mine, theirs)
     if swaps is None:

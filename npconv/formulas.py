@@ -1,13 +1,16 @@
 """Closed-form formulas for a convolution layer, each with its working shown.
 
-Every function takes a validated :class:`~npconv.geometry.ConvGeometry` (or a
-:class:`~npconv.geometry.SeparableGeometry`) and returns a :class:`Quantity`:
-the value, the formula in symbols and the same formula with the layer's
-numbers substituted, e.g. ``str(params(g))`` is ``(5 x 5 x 3 + 1) x 256 = 19,456``.
+Every function takes a validated :class:`~npconv.geometry.ConvGeometry` and
+returns a :class:`Quantity`: the value, the formula in symbols and the same
+formula with the layer's numbers substituted, e.g. ``str(params(g))`` is
+``(5 x 5 x 3 + 1) x 256 = 19,456``, and the expression tree both come from.
 
 One general formula covers standard, grouped, depthwise (``groups == C_in``,
-``C_out = m * C_in``) and pointwise (1x1) layers; separable layers add their
-depthwise and pointwise parts.  Symbols::
+``C_out = m * C_in``) and pointwise (1x1) layers.  :func:`params`,
+:func:`mults`, :func:`adds` and :func:`flops` also take a
+:class:`~npconv.geometry.SeparableGeometry`, whose counts are the sums of its
+depthwise and pointwise parts (``separable_params`` and friends are the same
+functions under their older names).  Symbols::
 
     N batch, C_in / C_out channels, g groups, H x W input, KH x KW kernel,
     S stride, D dilation, P_top/P_bottom/P_left/P_right padding, OH x OW output
@@ -49,7 +52,8 @@ from npconv._expr import (
 )
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
-from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.geometry import ConvGeometry, SeparableGeometry, first_touch_starts, tap_output_range
+from npconv.gradients import GRADIENTS, parse_needs, separable_needs
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,10 @@ class Quantity:
     """A number with its working: ``formula`` in symbols, ``working`` with numbers.
 
     ``details`` holds the sub-quantities the working refers to (e.g. the
-    effective tap sums ``T_H`` and ``T_W``); ``note`` a sentence of context.
+    effective tap sums ``T_H`` and ``T_W``); ``note`` a sentence of context;
+    ``expr`` the expression tree ``value`` and ``working`` were computed and
+    rendered from, whose leaves carry the formula's symbols (what
+    :func:`npconv.expressions.compare` sets hand-written arithmetic against).
     ``int(q)`` gives the value of an integer quantity.
     """
 
@@ -67,12 +74,13 @@ class Quantity:
     working: str
     details: tuple[Quantity, ...] = field(default=())
     note: str = ""
+    expr: Expr | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, label: str, expr: Expr, *, details: tuple[Quantity, ...] = (),
            formula: str | None = None, note: str = "") -> Quantity:
-        """Evaluate and render ``expr``."""
-        return cls(label, expr.value(), formula or expr.symbols(), expr.numbers(), details, note)
+        """Evaluate and render ``expr``, and keep it."""
+        return cls(label, expr.value(), formula or expr.symbols(), expr.numbers(), details, note, expr)
 
     def __str__(self) -> str:
         shown = format_number(self.value)
@@ -179,11 +187,18 @@ def _out_leaves(g: ConvGeometry) -> tuple[Leaf, Leaf]:
 # ---------------------------------------------------------------------- parameters
 
 
-def params(g: ConvGeometry, bias: bool | None = None) -> Quantity:
+def params(g: ConvGeometry | SeparableGeometry, bias: bool | None = None) -> Quantity:
     """Learnable parameters: ``(KH x KW x C_in/g + 1) x C_out`` (``+ 1`` only with a bias).
 
-    ``bias`` overrides the geometry's own bias flag.
+    ``bias`` overrides the geometry's own bias flag.  A separable layer's are
+    its parts' under its bias convention (``bias`` does not apply to it).
     """
+    if isinstance(g, SeparableGeometry):
+        if bias is not None:
+            raise ConvArgumentError("bias", "None for a separable layer (its parts carry their biases)",
+                                    repr(bias))
+        return _sum_of_parts("params", params(g.depthwise), params(g.pointwise),
+                             note=f"bias convention: {g.bias_convention}")
     with_bias = g.bias if bias is None else bias
     per_filter: Expr = Product(Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW"), _channels_per_group(g))
     if with_bias:
@@ -263,9 +278,11 @@ def _tap_sums(g: ConvGeometry) -> tuple[Quantity, Quantity, Quantity, Quantity]:
 # ---------------------------------------------------------------------- mults, adds, flops
 
 
-def mults(g: ConvGeometry, convention: str = "dense") -> Quantity:
+def mults(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
     """Scalar multiplications: dense ``N x OH x OW x C_out x KH x KW x C_in/g``,
-    effective ``N x C_out x C_in/g x T_H x T_W``."""
+    effective ``N x C_out x C_in/g x T_H x T_W`` (a separable layer: its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("mults", mults(g.depthwise, convention), mults(g.pointwise, convention))
     if _check_convention(convention) == "dense":
         oh, ow = _out_leaves(g)
         expr = product(_batch(g), oh, ow, _out_channels(g),
@@ -288,8 +305,11 @@ def outputs(g: ConvGeometry, convention: str = "dense") -> Quantity:
                        note="outputs whose window touches real input")
 
 
-def adds(g: ConvGeometry, convention: str = "dense") -> Quantity:
-    """Scalar additions: ``mults`` with a bias, ``mults - outputs`` without."""
+def adds(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
+    """Scalar additions: ``mults`` with a bias, ``mults - outputs`` without (a separable layer:
+    its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("adds", adds(g.depthwise, convention), adds(g.pointwise, convention))
     m = mults(g, convention)
     if g.bias:
         return Quantity.of("adds", m.leaf("mults"), formula="mults",
@@ -300,8 +320,10 @@ def adds(g: ConvGeometry, convention: str = "dense") -> Quantity:
                        note="no bias: summing T products per output takes T - 1 additions")
 
 
-def flops(g: ConvGeometry, convention: str = "dense") -> Quantity:
-    """``mults + adds``."""
+def flops(g: ConvGeometry | SeparableGeometry, convention: str = "dense") -> Quantity:
+    """``mults + adds`` (a separable layer: its parts' sum)."""
+    if isinstance(g, SeparableGeometry):
+        return _sum_of_parts("FLOPs", flops(g.depthwise, convention), flops(g.pointwise, convention))
     m, a = mults(g, convention), adds(g, convention)
     return Quantity.of("FLOPs", Sum(m.leaf("mults"), a.leaf("adds")))
 
@@ -331,22 +353,11 @@ def _sum_of_parts(label: str, dw: Quantity, pw: Quantity, note: str = "") -> Qua
     return Quantity.of(label, expr, details=(dw_part, pw_part), note=note)
 
 
-def separable_params(s: SeparableGeometry) -> Quantity:
-    """Depthwise plus pointwise parameters, under the layer's bias convention."""
-    return _sum_of_parts("params", params(s.depthwise), params(s.pointwise),
-                         note=f"bias convention: {s.bias_convention}")
-
-
-def separable_mults(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("mults", mults(s.depthwise, convention), mults(s.pointwise, convention))
-
-
-def separable_adds(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("adds", adds(s.depthwise, convention), adds(s.pointwise, convention))
-
-
-def separable_flops(s: SeparableGeometry, convention: str = "dense") -> Quantity:
-    return _sum_of_parts("FLOPs", flops(s.depthwise, convention), flops(s.pointwise, convention))
+#: The separable layer's counts under their older names: the same functions.
+separable_params = params
+separable_mults = mults
+separable_adds = adds
+separable_flops = flops
 
 
 def ratio(label: str, numerator: Quantity, denominator: Quantity) -> Quantity:
@@ -420,6 +431,240 @@ def pooling_window_ops(g: ConvGeometry) -> Quantity:
     expr = product(_batch(g), oh, ow, Leaf(g.out_channels, "C"), taps)
     return Quantity.of("window ops", expr, note="KH x KW taps per window take KH x KW - 1 operations")
 
+
+# ---------------------------------------------------------------------- backward pass
+#
+# The gradients of a layer, counted as npconv.gradients describes: the input and the weight
+# gradient each take one product per forward tap (every tap under "dense", the real ones under
+# "effective"), and each gradient element summing T terms takes T - 1 additions.  So
+# adds = mults - (elements that get at least one term), and the work is in counting those
+# elements: per axis, in O(kernel) steps, whatever the size of the layer.
+
+
+def _axis_of(g: ConvGeometry, axis: int) -> tuple[int, int, int, int, int, int, str, str]:
+    """(size, kernel, stride, dilation, pad_before, outputs, "H"/"W", "row"/"column") of one axis."""
+    if axis == 0:
+        return (g.height, g.kernel_h, g.stride[0], g.dilation[0], g.padding[0][0], g.out_height, "H", "row")
+    return (g.width, g.kernel_w, g.stride[1], g.dilation[1], g.padding[1][0], g.out_width, "W", "column")
+
+
+def reached_padded_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``U_H`` (``axis`` 0) or ``U_W``: padded rows (columns) that at least one tap reaches.
+
+    Tap ``k`` of output ``o`` reaches padded row ``o x S + k x D``; counted by the rows each
+    kernel row reaches first (:func:`npconv.geometry.first_touch_starts`):
+    ``min(q, KH) x OH + max(KH - q, 0) x min(OH, D / gcd(S, D))`` with ``q = S / gcd(S, D)``.
+    """
+    _, kernel, stride, dilation, _, out, symbol, what = _axis_of(g, axis)
+    starts = first_touch_starts(out, kernel, stride, dilation)
+    return Quantity.of(
+        f"U_{symbol}", run_sum([(out - start, 1) for start in starts], "first"),
+        formula=f"sum over kernel {what}s of the padded {what}s each is the first to reach",
+        note=f"padded {what}s o x S + k x D that some tap reaches",
+    )
+
+
+def reached_input_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``V_H`` (``axis`` 0) or ``V_W``: input rows (columns) that at least one real tap reaches.
+
+    The padded rows each kernel row reaches first (see :func:`reached_padded_positions`),
+    counted only where they are real input rows.
+    """
+    size, kernel, stride, dilation, pad, out, symbol, what = _axis_of(g, axis)
+    firsts = []
+    for k, start in enumerate(first_touch_starts(out, kernel, stride, dilation)):
+        lo, hi = tap_output_range(size, k, stride, pad, dilation, out)
+        firsts.append((max(0, hi - max(lo, start)), 1))
+    return Quantity.of(
+        f"V_{symbol}", run_sum(firsts, "first"),
+        formula=f"sum over kernel {what}s of the input {what}s each is the first to reach",
+        note=f"input {what}s that some tap on real input reaches",
+    )
+
+
+def real_kernel_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``K'_H`` (``axis`` 0) or ``K'_W``: kernel rows (columns) that land on real input for at least one
+    output row (column)."""
+    size, kernel, stride, dilation, pad, out, symbol, what = _axis_of(g, axis)
+    real = sum(1 for k in range(kernel) if len(range(*tap_output_range(size, k, stride, pad, dilation, out))))
+    return Quantity.of(f"K'_{symbol}", Leaf(real, f"K'_{symbol}"),
+                       formula=f"kernel {what}s that land on real input for some output {what}",
+                       note=f"of K{symbol} = {kernel}")
+
+
+def _check_gradient(wrt: object) -> str:
+    if not isinstance(wrt, str) or wrt not in GRADIENTS:
+        raise ConvArgumentError("wrt", f"one of {', '.join(map(repr, GRADIENTS))}", repr(wrt))
+    return wrt
+
+
+def _no_bias_gradient(label: str) -> Quantity:
+    return Quantity.of(label, Leaf(0, "0"), note="the layer has no bias, so no bias gradient")
+
+
+def _per_part(label: str, function, s: SeparableGeometry, wrt: str, convention: str) -> Quantity:
+    """``function`` of both parts of a separable layer, summed.  Each part's ``"input"`` gradient is
+    the gradient of that part's input: the pointwise part's is the depthwise output's."""
+    return _sum_of_parts(label, function(s.depthwise, wrt, convention), function(s.pointwise, wrt, convention),
+                         note=f"both parts' {wrt} gradients")
+
+
+def backward_mults(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """Multiplications of one gradient: the forward ``mults`` for ``"input"`` and ``"weight"``, 0 for
+    ``"bias"``.
+
+    Every forward tap ``x[n, c, ih, iw] x weight[co, ci, kh, kw]`` gives one product to each:
+    ``grad_y x weight`` to the input gradient at ``(n, c, ih, iw)``, ``grad_y x x`` to the
+    weight gradient at ``(co, ci, kh, kw)``.  For a separable layer, the sum of its parts'
+    (``"input"``: the pointwise part's input gradient, which the depthwise part's needs, and the
+    depthwise part's).
+    """
+    label = f"{_check_gradient(wrt)} gradient mults"
+    _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_mults, g, wrt, convention)
+    if wrt == "bias":
+        if not g.bias:
+            return _no_bias_gradient(label)
+        return Quantity.of(label, Leaf(0, "0"), note="the bias gradient sums grad_y: no products")
+    forward = mults(g, convention)
+    factor = "weight" if wrt == "input" else "input"
+    return dataclasses.replace(
+        forward, label=label,
+        note=f"{forward.note}; one product grad_y x {factor} per forward tap, as many as forward",
+    )
+
+
+def backward_adds(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """Additions of one gradient: its products minus the gradient elements that get a term.
+
+    * input, dense: ``mults - N x C_in x U_H x U_W`` (summed on the padded input, then cropped);
+    * input, effective: ``mults - N x C_in x V_H x V_W``;
+    * weight, dense: ``mults - C_out x C_in/g x KH x KW``; effective: ``K'_H x K'_W`` taps
+      (0 reached weights for an empty batch);
+    * bias: ``C_out x (N x OH x OW - 1)`` (0 for an empty batch), in either convention;
+    * a separable layer: the sum of its parts'.
+    """
+    label = f"{_check_gradient(wrt)} gradient adds"
+    _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_adds, g, wrt, convention)
+    if wrt == "bias":
+        if not g.bias:
+            return _no_bias_gradient(label)
+        if g.batch == 0:
+            return Quantity.of(label, Leaf(0, "0"), note="an empty batch: nothing to sum")
+        oh, ow = _out_leaves(g)
+        terms = Group(Difference(product(_batch(g), oh, ow), Leaf(1, "1")))
+        return Quantity.of(label, Product(Leaf(g.out_channels, "C_out"), terms),
+                           note="each bias sums grad_y over N x OH x OW positions")
+    m = backward_mults(g, wrt, convention)
+    if wrt == "input":
+        if convention == "dense":
+            per_axis = (reached_padded_positions(g, 0), reached_padded_positions(g, 1))
+            where = "padded input positions some tap reaches (summed there, then cropped)"
+        else:
+            per_axis = (reached_input_positions(g, 0), reached_input_positions(g, 1))
+            where = "input positions some real tap reaches"
+        reached_expr = product(_batch(g) if g.batch != 0 else Leaf(0, "N"), Leaf(g.in_channels, "C_in"),
+                               per_axis[0].leaf(), per_axis[1].leaf())
+    else:
+        if convention == "dense":
+            per_axis = ()
+            taps: tuple[Expr, ...] = (Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW"))
+            where = "weights (every tap gets N x OH x OW terms)"
+        else:
+            per_axis = (real_kernel_positions(g, 0), real_kernel_positions(g, 1))
+            taps = (per_axis[0].leaf(), per_axis[1].leaf())
+            where = "weights whose tap lands on real input"
+        reached_expr = (product(_out_channels(g), _channels_per_group(g), *taps) if g.batch
+                        else Leaf(0, "0 (empty batch)"))
+    reached = Quantity.of(f"reached {wrt} gradient elements", reached_expr, details=per_axis, note=where)
+    expr = Difference(m.leaf("mults"), reached.leaf("reached"))
+    return Quantity.of(label, expr, details=(m, reached),
+                       note="summing T terms takes T - 1 additions: mults - elements that get a term")
+
+
+def backward_flops(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """``mults + adds`` of one gradient."""
+    m, a = backward_mults(g, wrt, convention), backward_adds(g, wrt, convention)
+    return Quantity.of(f"{wrt} gradient FLOPs", Sum(m.leaf("mults"), a.leaf("adds")))
+
+
+def _computed(g: ConvGeometry, needs: object) -> tuple[str, ...]:
+    """The gradients computed for ``needs``, in order (no bias gradient without a bias)."""
+    wanted = parse_needs(needs)
+    return tuple(name for name in GRADIENTS if name in wanted and (name != "bias" or g.bias))
+
+
+def _gradient_total(label: str, per_gradient, g: ConvGeometry | SeparableGeometry, convention: str,
+                    needs: object) -> Quantity:
+    """``per_gradient`` summed over the gradients ``needs`` computes.
+
+    A separable layer's ``needs`` are its own (``"weight"``: both weights), and each part computes
+    what :func:`npconv.gradients.separable_needs` says: the pointwise part's input gradient
+    whenever the depthwise part computes anything.
+    """
+    if isinstance(g, SeparableGeometry):
+        dw_needs, pw_needs = separable_needs(parse_needs(needs))
+        return _sum_of_parts(label, _gradient_total(label, per_gradient, g.depthwise, convention, dw_needs),
+                             _gradient_total(label, per_gradient, g.pointwise, convention, pw_needs),
+                             note="the pointwise part's input gradient is the depthwise output's gradient")
+    computed = _computed(g, needs)
+    parts = [per_gradient(g, name, convention) for name in computed]
+    if not parts:
+        return Quantity.of(label, Leaf(0, "0"), note="no gradient asked for")
+    expr = parts[0].leaf() if len(parts) == 1 else Sum(*(p.leaf() for p in parts))
+    return Quantity.of(label, expr, details=tuple(parts), note=f"gradients: {', '.join(computed)}")
+
+
+def backward_mults_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                         needs: object = GRADIENTS) -> Quantity:
+    """Multiplications of the gradients in ``needs`` (the bias gradient only for a layer with a bias).
+
+    ``needs`` as in :func:`npconv.conv2d_backward` (for a separable layer, as in
+    :func:`npconv.separable_conv2d_backward`).
+    """
+    return _gradient_total("backward mults", backward_mults, g, convention, needs)
+
+
+def backward_adds_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
+    """Additions of the gradients in ``needs``."""
+    return _gradient_total("backward adds", backward_adds, g, convention, needs)
+
+
+def _training_step(label: str, forward: Quantity, backward: Quantity) -> Quantity:
+    forward = dataclasses.replace(forward, label=f"forward {forward.label}")
+    expr = Sum(forward.leaf(), backward.leaf())
+    details: tuple[Quantity, ...] = (forward, backward)
+    if forward.value:
+        passes = Quantity.of("forward passes", Ratio(Sum(forward.leaf(), backward.leaf()), forward.leaf()),
+                             formula=f"({forward.label} + {backward.label}) / {forward.label}")
+        details += (passes,)
+    return Quantity.of(label, expr, details=details, note=(
+        "a training step runs the layer forward, then its gradients: the input and the weight "
+        "gradient each take one product per forward tap, so a step costs about three forward "
+        "passes (two for a first layer, which needs no input gradient)"
+    ))
+
+
+def training_step_mults(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
+    """Forward plus backward multiplications of one training step (``needs``: the gradients computed)."""
+    return _training_step("training step mults", mults(g, convention), backward_mults_total(g, convention, needs))
+
+
+def training_step_adds(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                       needs: object = GRADIENTS) -> Quantity:
+    """Forward plus backward additions of one training step."""
+    return _training_step("training step adds", adds(g, convention), backward_adds_total(g, convention, needs))
+
+
+#: The separable layer's backward counts under their older names: the same functions.
+separable_backward_mults_total = backward_mults_total
+separable_backward_adds_total = backward_adds_total
+separable_training_step_mults = training_step_mults
 
 # ---------------------------------------------------------------------- fast algorithms: Winograd and FFT
 #
@@ -758,8 +1003,8 @@ def _fft_estimate(label: str, real_rows: Expr, real_length: int, complex_columns
                   complex_length: int) -> tuple[Quantity, Quantity]:
     """The estimated ``(mults, adds)`` of ``real_rows`` real FFTs of ``real_length`` points and
     ``complex_columns`` complex FFTs of ``complex_length`` points (see :func:`fft_counts`)."""
-    w_log = Leaf(_log2(real_length), f"log2 {real_length}")
-    h_log = Leaf(_log2(complex_length), f"log2 {complex_length}")
+    w_log = Leaf(_log2(real_length), "log2 W_f")
+    h_log = Leaf(_log2(complex_length), "log2 H_f")
     real_w, complex_h = Leaf(real_length, "W_f"), Leaf(complex_length, "H_f")
     result = []
     for kind, real_factor, complex_factor in (("mults", Leaf(1, "1"), Leaf(2, "2")),
@@ -820,7 +1065,7 @@ def fft_counts(g: ConvGeometry) -> AlgorithmCounts:
     half = w_f // 2 + 1
     bins = Quantity.of("F", Product(Leaf(h_f, "H_f"), Group(Sum(Floor(Ratio(Leaf(w_f, "W_f"), Leaf(2, "2"))),
                                                                  Leaf(1, "1")))))
-    half_leaf = Leaf(half, "W_f/2 + 1")
+    half_leaf = Leaf(half, "(W_f/2 + 1)")
     n, c_in, c_out, cg = Leaf(g.batch, "N"), Leaf(g.in_channels, "C_in"), _out_channels(g), _channels_per_group(g)
     stages: dict[str, tuple[Quantity, Quantity]] = {}
 
@@ -860,3 +1105,37 @@ def fft_counts(g: ConvGeometry) -> AlgorithmCounts:
     estimated = ("input FFT", "inverse FFT")
     return AlgorithmCounts("fft", f"rfft2 {h_f}x{w_f}", stages, {k: k not in estimated for k in stages},
                            details=(bins,))
+
+
+# ---------------------------------------------------------------------- the fast methods by name
+
+#: The output tile ``method="winograd"`` uses: F(2x2,3x3), measured the faster on the benchmark set
+#: (see ``npconv.kernels.winograd.default_tile``).
+WINOGRAD_DEFAULT_TILE = 2
+
+#: ``method=`` name -> its output tile ``m``, for the Winograd methods.
+WINOGRAD_METHOD_TILES = {"winograd": WINOGRAD_DEFAULT_TILE, "winograd2": 2, "winograd4": 4}
+
+#: The methods whose counts are their own, each with its convention.
+ALGORITHM_METHODS = {**dict.fromkeys(WINOGRAD_METHOD_TILES, "winograd"), "fft": "fft"}
+
+
+def algorithm_unsupported(g: ConvGeometry, method: str) -> str | None:
+    """Why the fast ``method`` cannot run ``g``, or None."""
+    if method == "fft":
+        return fft_unsupported(g)
+    return winograd_unsupported(g)
+
+
+def algorithm_counts(g: ConvGeometry, method: str, algorithm: str = "") -> AlgorithmCounts:
+    """The closed-form counts of fast ``method`` (a key of :data:`ALGORITHM_METHODS`) on ``g``.
+
+    ``algorithm``, when given (``Counts.algorithm`` of a run, e.g. ``"F(4x4,3x3)"``), says which
+    Winograd tile ran, whatever the method's name.
+    """
+    if method not in ALGORITHM_METHODS:
+        raise ConvArgumentError("method", f"one of {', '.join(map(repr, ALGORITHM_METHODS))}", repr(method))
+    if method == "fft":
+        return fft_counts(g)
+    tiles = {t.name: m for m, t in WINOGRAD_TRANSFORMS.items()}
+    return winograd_counts(g, tiles.get(algorithm, WINOGRAD_METHOD_TILES[method]))

@@ -23,17 +23,20 @@ Output size along one axis (PyTorch's formula)::
     OH = floor((H + pad_top + pad_bottom - dilation * (KH - 1) - 1) / stride) + 1
 
 This module is pure Python (no NumPy) so that formulas and the command line
-stay cheap to import.
+stay cheap to import.  It is the one place that validates a layer and knows
+its shapes (a project rule), so it is longer than most: the argument
+normalisers, ConvGeometry and SeparableGeometry belong together.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 
-from npconv.errors import ConvArgumentError, ConvTypeError
+from npconv.errors import ConvArgumentError, ConvTypeError, arguments_named
 
 Pair = tuple[int, int]
 
@@ -166,10 +169,9 @@ class ConvGeometry:
     ``((top, bottom), (left, right))`` with ``"same"``/``"valid"`` resolved
     (the rule that was asked for is kept in :attr:`padding_rule`).
 
-    ``argument_names`` maps the internal names (``batch``, ``in_channels``,
-    ``height``, ``width``, ``out_channels``, ``kernel``, ``stride``,
-    ``padding``, ``dilation``, ``groups``) to the names the caller used, so
-    that error messages name the caller's argument (``"x"``, ``"--kernel"``).
+    Errors name the fields (``kernel`` for ``kernel_h`` and ``kernel_w``);
+    the constructors' ``argument_names`` map those names to the caller's
+    (``"x"``, ``"--kernel"``), through :func:`npconv.errors.arguments_named`.
     """
 
     batch: int
@@ -184,12 +186,9 @@ class ConvGeometry:
     dilation: Pair = (1, 1)
     groups: int = 1
     bias: bool = False
-    argument_names: InitVar[Mapping[str, str] | None] = None
     padding_rule: str = field(init=False, compare=False)
 
-    def __post_init__(self, argument_names: Mapping[str, str] | None) -> None:
-        names = dict(_FIELD_NAMES)
-        names.update(argument_names or {})
+    def __post_init__(self) -> None:
         set_ = object.__setattr__
 
         sizes = {
@@ -204,31 +203,31 @@ class ConvGeometry:
         for attribute, (value, minimum) in sizes.items():
             key = "kernel" if attribute.startswith("kernel") else attribute
             expected = f"{attribute} as an int >= {minimum}"
-            number = _as_int(value, names[key], expected)
+            number = _as_int(value, key, expected)
             if number < minimum:
-                raise ConvArgumentError(names[key], expected, _show(value))
+                raise ConvArgumentError(key, expected, _show(value))
             set_(self, attribute, number)
         if not isinstance(self.bias, bool):
-            raise ConvTypeError(names["bias"], "True or False", _show(self.bias))
+            raise ConvTypeError("bias", "True or False", _show(self.bias))
 
-        groups = _as_int(self.groups, names["groups"], "a positive int")
+        groups = _as_int(self.groups, "groups", "a positive int")
         if groups < 1:
-            raise ConvArgumentError(names["groups"], "a positive int", _show(self.groups))
+            raise ConvArgumentError("groups", "a positive int", _show(self.groups))
         if self.in_channels % groups or self.out_channels % groups:
             raise ConvArgumentError(
-                names["groups"],
+                "groups",
                 f"a divisor of both in_channels ({self.in_channels}) and "
                 f"out_channels ({self.out_channels})",
                 str(groups),
             )
         set_(self, "groups", groups)
 
-        stride = as_pair(self.stride, names["stride"], minimum=1)
-        dilation = as_pair(self.dilation, names["dilation"], minimum=1)
+        stride = as_pair(self.stride, "stride", minimum=1)
+        dilation = as_pair(self.dilation, "dilation", minimum=1)
         set_(self, "stride", stride)
         set_(self, "dilation", dilation)
 
-        padding = normalize_padding(self.padding, names["padding"])
+        padding = normalize_padding(self.padding, "padding")
         if padding == "valid":
             rule, padding = "valid", ((0, 0), (0, 0))
         elif padding == "same":
@@ -249,7 +248,7 @@ class ConvGeometry:
             span = dil * (kernel - 1) + 1
             if span > size + before + after:
                 raise ConvArgumentError(
-                    names["kernel"],
+                    "kernel",
                     f"a kernel whose dilated {axis} dilation x (kernel - 1) + 1 fits the "
                     f"padded input {axis} {size} + {before} + {after} = {size + before + after}",
                     f"kernel {axis} {kernel} with dilation {dil}, spanning {span}",
@@ -327,21 +326,21 @@ class ConvGeometry:
             "kernel": w_name,
             **{k: names[k] for k in ("stride", "padding", "dilation", "groups")},
         }
-        return cls(
-            batch=input_shape[0],
-            in_channels=in_channels,
-            height=input_shape[2],
-            width=input_shape[3],
-            out_channels=weight_shape[0],
-            kernel_h=weight_shape[2],
-            kernel_w=weight_shape[3],
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups_value,
-            bias=bias_shape is not None,
-            argument_names=field_names,
-        )
+        with arguments_named(field_names):
+            return cls(
+                batch=input_shape[0],
+                in_channels=in_channels,
+                height=input_shape[2],
+                width=input_shape[3],
+                out_channels=weight_shape[0],
+                kernel_h=weight_shape[2],
+                kernel_w=weight_shape[3],
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups_value,
+                bias=bias_shape is not None,
+            )
 
     @classmethod
     def from_layer(
@@ -372,22 +371,22 @@ class ConvGeometry:
             raise ConvArgumentError(
                 names["batch"], "a shape (N, C_in, H, W) of 4 ints", _show(input_shape)
             )
-        kernel_h, kernel_w = as_pair(kernel_size, names["kernel"], minimum=1)
-        return cls(
-            batch=input_shape[0],
-            in_channels=input_shape[1],
-            height=input_shape[2],
-            width=input_shape[3],
-            out_channels=out_channels,
-            kernel_h=kernel_h,
-            kernel_w=kernel_w,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            argument_names=names,
-        )
+        with arguments_named(names):
+            kernel_h, kernel_w = as_pair(kernel_size, "kernel", minimum=1)
+            return cls(
+                batch=input_shape[0],
+                in_channels=input_shape[1],
+                height=input_shape[2],
+                width=input_shape[3],
+                out_channels=out_channels,
+                kernel_h=kernel_h,
+                kernel_w=kernel_w,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+                bias=bias,
+            )
 
     # ------------------------------------------------------------------ derived shapes
 
@@ -457,6 +456,22 @@ class ConvGeometry:
         """A copy with some fields changed (validated again; ``"same"`` re-resolved)."""
         changes.setdefault("padding", self.padding_argument)
         return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        """The layer as JSON-ready data: the one layout of a layer in every ``--json``."""
+        return {
+            "input_shape_nchw": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "output_shape_nchw": list(self.output_shape),
+            "kernel": [self.kernel_h, self.kernel_w],
+            "filters": self.out_channels,
+            "stride": list(self.stride),
+            "padding": {"rule": self.padding_rule, "top_bottom": list(self.padding[0]),
+                        "left_right": list(self.padding[1])},
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias,
+        }
 
     def describe(self) -> str:
         """One line: ``input 1x3x14x14 (NCHW), kernel 5x5, 256 filters, stride 1, ...``."""
@@ -567,6 +582,11 @@ class SeparableGeometry:
                 return name
         return "depthwise-only"
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready data: both parts' :meth:`ConvGeometry.to_dict`, the depth multiplier and the bias convention."""
+        return {"depthwise": self.depthwise.to_dict(), "pointwise": self.pointwise.to_dict(),
+                "depth_multiplier": self.depth_multiplier, "bias_convention": self.bias_convention}
+
     def standard_equivalent(self, bias: bool | None = None) -> ConvGeometry:
         """The standard convolution with the same input and output shapes.
 
@@ -577,3 +597,50 @@ class SeparableGeometry:
             groups=1,
             bias=self.pointwise.bias if bias is None else bias,
         )
+
+
+# ---------------------------------------------------------------------- the taps along one axis
+#
+# Along one axis a layer has O outputs, a kernel of K taps, stride s, dilation d and padding
+# p_before.  Output o, tap k reads padded position o * s + k * d, which is input position
+# o * s + k * d - p_before.  The backward pass sums, at every position, the terms of the taps
+# that reach it; these two functions say which taps reach what.
+
+
+def tap_output_range(size: int, kernel_index: int, stride: int, pad_before: int, dilation: int,
+                     out_length: int) -> Pair:
+    """The outputs ``[lo, hi)`` for which tap ``kernel_index`` lands on real input (``lo == hi``: none).
+
+    Output ``o`` reads input ``o * stride - pad_before + kernel_index * dilation``, which is real
+    for ``0 <= ... < size``: a contiguous range of ``o``.
+    """
+    offset = kernel_index * dilation - pad_before
+    lo = min(out_length, max(0, -(offset // stride)))  # first o with o * stride + offset >= 0
+    hi = min(out_length, max(0, -((offset - size) // stride)))  # first o with ... >= size
+    return lo, max(lo, hi)
+
+
+def first_touch_starts(out_length: int, kernel: int, stride: int, dilation: int) -> list[int]:
+    """For each tap ``k``, the first output from which on ``k`` is the first tap to reach its position.
+
+    Taps are taken in order ``k = 0, 1, ...``; tap ``k`` at output ``o`` reaches position
+    ``o * stride + k * dilation``.  An earlier tap ``k' < k`` reaches the same position at
+    output ``o' = o + (k - k') * dilation / stride``, which exists iff ``stride`` divides
+    ``(k - k') * dilation`` and ``o' < out_length``.  With ``q = stride / gcd(stride, dilation)``
+    the divisible differences are the multiples of ``q``, the nearest earlier such tap is
+    ``k - q``, at ``j = q * dilation / stride = dilation / gcd(stride, dilation)`` outputs
+    further on.  So tap ``k`` reaches a position first exactly for the outputs
+    ``o >= max(0, out_length - j)`` when ``k >= q``, and for every output when ``k < q``.
+    Returns those starts, one per tap.
+
+    A position's first tap is the only one whose term may *start* its sum: every later tap adds
+    to it, which is how a scatter (col2im, the direct kernel's input gradient) executes exactly
+    ``T - 1`` additions for ``T`` terms.  In 2-D, taps ``(kh, kw)`` taken in row-major order,
+    the taps reaching a position ``(ph, pw)`` are the pairs of the taps reaching ``ph`` along H
+    and ``pw`` along W, a product set, whose first pair in row-major order is the pair of the
+    per-axis first taps: so tap ``(kh, kw)`` is first exactly on the rectangle of outputs
+    ``[start_h[kh], OH) x [start_w[kw], OW)``.
+    """
+    q = stride // math.gcd(stride, dilation)
+    later = max(0, out_length - dilation // math.gcd(stride, dilation))
+    return [0 if k < q else later for k in range(kernel)]

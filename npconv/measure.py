@@ -8,10 +8,10 @@ adds -- for the separable layer, of each part too -- are compared with the
 closed forms of :mod:`npconv.formulas` in that convention; the report shows
 the dense and the effective formula beside every measurement.
 
-Interpreted methods are slow (:data:`MULTS_PER_SECOND`): a method whose
-estimated time exceeds the time limit is skipped with a note, or refused
-when it was asked for by name.  Methods not listed there are compiled; they
-are called once untimed first, so that compilation is not timed.
+Interpreted methods are slow (their kernels declare ``MULTS_PER_SECOND``):
+one that :func:`npconv.kernels.too_slow` says would exceed the time limit is
+skipped with a note, or refused when it was asked for by name.  Compiled
+methods are called once untimed first, so that compilation is not timed.
 
 NumPy is imported when the layer runs, not when this module is imported.
 """
@@ -22,16 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from npconv import formulas as F
-from npconv import kernels
+from npconv import kernels, render
+from npconv import quantities as Q
 from npconv._expr import format_number
+from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.memory import ensure_fits
-
-#: Approximate speed of the interpreted methods, to estimate how long they would take.
-MULTS_PER_SECOND = {"reference": 1_000_000}
 
 #: Seconds a method may be expected to take on one layer before it is skipped (or refused).
 DEFAULT_TIME_LIMIT = 60.0
@@ -91,16 +89,13 @@ class MeasureReport:
 
 def formulas_for(standard: ConvGeometry, separable: SeparableGeometry) -> dict[str, dict[str, dict[str, Quantity]]]:
     """The closed-form mults and adds of both layers (and the separable parts) in both conventions."""
+    layers = Q.Layers(standard, separable)
     result: dict[str, dict[str, dict[str, Quantity]]] = {"standard": {}, "separable": {}}
-    for convention in ("dense", "effective"):
-        result["standard"][convention] = {"mults": F.mults(standard, convention),
-                                          "adds": F.adds(standard, convention)}
-        separable_counts = {"mults": F.separable_mults(separable, convention),
-                            "adds": F.separable_adds(separable, convention)}
+    for convention in CONVENTIONS:
+        result["standard"][convention] = {c: Q.of_part(layers, "standard", c, convention) for c in _COUNTED}
+        separable_counts = {c: Q.of_part(layers, "separable", c, convention) for c in _COUNTED}
         for part in _PARTS:
-            layer = getattr(separable, part)
-            separable_counts[f"{part} mults"] = F.mults(layer, convention)
-            separable_counts[f"{part} adds"] = F.adds(layer, convention)
+            separable_counts.update({f"{part} {c}": Q.of_part(layers, part, c, convention) for c in _COUNTED})
         result["separable"][convention] = separable_counts
     return result
 
@@ -123,14 +118,15 @@ def check_time_limit(value: object, name: str = "--time-limit") -> float:
     return float(value)
 
 
+def dense_mults(standard: ConvGeometry, separable: SeparableGeometry, runs: int) -> int:
+    """The dense multiplications of ``runs`` runs of both layers: what a method's time is estimated from."""
+    return runs * sum(Q.counts(layer, "dense")["mults"] for layer in (standard, separable))
+
+
 def estimated_seconds(method: str, standard: ConvGeometry, separable: SeparableGeometry,
                       runs: int) -> float | None:
     """Expected time of ``runs`` runs of both layers for an interpreted method, else None."""
-    rate = MULTS_PER_SECOND.get(method)
-    if rate is None:
-        return None
-    mults = int(F.mults(standard, "dense")) + int(F.separable_mults(separable, "dense"))
-    return runs * mults / rate
+    return kernels.estimated_seconds(method, dense_mults(standard, separable, runs))
 
 
 def plan(standard: ConvGeometry, separable: SeparableGeometry, methods: Sequence[str], named: bool,
@@ -140,14 +136,13 @@ def plan(standard: ConvGeometry, separable: SeparableGeometry, methods: Sequence
     A method expected to exceed ``time_limit`` is skipped with a note, or refused
     (:class:`~npconv.errors.ConvArgumentError`) when ``named``.
     """
-    from npconv.bench import format_seconds  # imports NumPy: only when measuring
-
     runs, skipped = [], []
     for method in methods:
-        conventions = tuple(kernels.load(method).CONVENTIONS)
-        seconds = estimated_seconds(method, standard, separable, len(conventions))
-        if seconds is not None and seconds > time_limit:
-            why = f"about {format_seconds(seconds)} at ~{MULTS_PER_SECOND[method]:,} mults/s"
+        declared = kernels.declaration(method)
+        conventions = declared.conventions
+        seconds = kernels.too_slow(method, dense_mults(standard, separable, len(conventions)), time_limit)
+        if seconds is not None:
+            why = f"about {render.format_seconds(seconds)} at ~{declared.mults_per_second:,} mults/s"
             if named:
                 raise ConvArgumentError(name, f"methods that finish within --time-limit {time_limit:g} s "
                                         f"(raise it to run them anyway)", f"{method!r}, {why}")
@@ -209,7 +204,7 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
     for method, conventions in runs:
         for convention in conventions:
             for layer in LAYERS:
-                if method not in MULTS_PER_SECOND:
+                if not kernels.declaration(method).interpreted:
                     call(layer, method, convention)  # compiles, untimed
                 start = time.perf_counter()
                 counts = call(layer, method, convention)
@@ -227,15 +222,13 @@ def run(standard: ConvGeometry, separable: SeparableGeometry, input_reading: str
 
 
 def _rows(report: MeasureReport, layer: str) -> list[list[str]]:
-    from npconv.bench import format_seconds
-
     rows = [["", "mults", "adds", "check", "time"]]
     for convention, formula in report.formulas[layer].items():
         rows.append([f"formula, {convention}", *(format_number(formula[c].value) for c in _COUNTED), "", ""])
     for m in report.measurements:
         if m.layer == layer:
             rows.append([f"{m.method}, {m.convention}", *(format_number(m.measured[c]) for c in _COUNTED),
-                         "ok" if m.agrees else "MISMATCH", format_seconds(m.seconds)])
+                         "ok" if m.agrees else "MISMATCH", render.format_seconds(m.seconds)])
     return rows
 
 
@@ -256,13 +249,7 @@ def render_text(report: MeasureReport) -> str:
     ]
     for layer in LAYERS:
         title = "standard" if layer == "standard" else "separable (depthwise + pointwise)"
-        rows = _rows(report, layer)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += ["", title]
-        for row in rows:
-            cells = [row[0].ljust(widths[0])] + [c.rjust(widths[i]) for i, c in enumerate(row) if 0 < i < 3]
-            cells += [row[3].ljust(widths[3]), row[4].rjust(widths[4])]
-            lines.append(("  " + "  ".join(cells)).rstrip())
+        lines += ["", title, *render.table(_rows(report, layer), "lrrlr")]
         for m in report.measurements:
             if m.layer == layer:
                 lines += [f"    {m.method}, {m.convention}: {d}" for d in m.disagreements]
@@ -284,10 +271,8 @@ def to_json_dict(report: MeasureReport) -> dict[str, object]:
     """Every formula and measurement as JSON-ready data."""
     return {
         "input_reading": report.input_reading,
-        "standard": report.standard.describe(),
-        "separable": {"depthwise": report.separable.depthwise.describe(),
-                      "pointwise": report.separable.pointwise.describe(),
-                      "bias_convention": report.separable.bias_convention},
+        "standard": report.standard.to_dict(),
+        "separable": report.separable.to_dict(),
         "dtype": report.dtype,
         "seed": report.seed,
         "formulas": {layer: {c: {k: q.to_dict() for k, q in counts.items()} for c, counts in by.items()}

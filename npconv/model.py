@@ -1,8 +1,8 @@
 """``npconv model``: a whole network's per-layer table and totals, measured or compared with PyTorch.
 
 :func:`model_report` gathers the numbers (all from :mod:`npconv.network`);
-:func:`render_text` and :func:`to_json_dict` print them; :func:`add_parser`
-and :func:`run` are the command.  NumPy is imported only for ``--measure``
+:func:`render_text` and :func:`to_json_dict` print them; :func:`run` is the
+command (its parser is in :mod:`npconv.cli`, with the others').  NumPy is imported only for ``--measure``
 and PyTorch only for ``--compare torch``.
 """
 
@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from npconv import kernels, render
 from npconv.errors import ConvArgumentError
 from npconv.network import LayerCount, Network, NetworkTotals, to_standard
+from npconv.render import shape_text, short_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from npconv.network_measure import Measurement  # imports NumPy
@@ -37,25 +39,6 @@ CONVENTIONS_TEXT = (
 )
 
 _HIDDEN_KINDS = ("relu",)
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """``(1, 32, 112, 112) -> '112x112x32'`` (H x W x C); flat ``(1, 1000) -> '1000'``; N shown when > 1."""
-    if len(shape) == 4:
-        n, c, h, w = shape
-        sizes = (h, w, c)
-    else:
-        n, *sizes = shape
-    return "x".join(map(str, (*((n,) if n > 1 else ()), *sizes)))
-
-
-def short_number(value: int) -> str:
-    """Three significant digits with a suffix, as papers write them: ``568,740,352 -> '569M'``."""
-    for scale, suffix in ((10**9, "G"), (10**5, "M"), (10**3, "K")):
-        if value >= scale:
-            scale = 10**6 if suffix == "M" else scale
-            return f"{value / scale:.3g}{suffix}"
-    return str(value)
 
 
 def _share(part: int, total: int) -> str:
@@ -87,9 +70,7 @@ def model_report(network: Network, published: dict[str, str] | None = None,
 
 def _table(rows: list[tuple[str, ...]], left: int) -> list[str]:
     """Columns padded to their widest cell: the first ``left`` flush left, the rest flush right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
-                             for i, cell in enumerate(row)).rstrip() for row in rows]
+    return render.table(rows, "l" * left + "r")
 
 
 def _layer_cells(row: LayerCount, totals: NetworkTotals) -> tuple[str, ...]:
@@ -246,46 +227,8 @@ def to_json_dict(report: ModelReport) -> dict[str, object]:
 
 # ---------------------------------------------------------------------- the command
 
-_OPTION_FLAGS = {"width": "--width", "resolution": "--resolution", "classes": "--classes"}
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``npconv model``."""
-    model = commands.add_parser(
-        "model",
-        help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
-        description="Count a whole network layer by layer: output shape, parameters, multiplications "
-                    "(dense and effective) and their share of the total, with the conventions stated. "
-                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
-    )
-    model.add_argument("network", nargs="?", metavar="NAME|FILE",
-                       help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
-                            "small_standard) or a .toml file")
-    model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
-    model.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    options = model.add_argument_group("options of the built-in networks")
-    options.add_argument("--width", type=float, metavar="ALPHA",
-                         help="MobileNet's width multiplier alpha (default 1.0)")
-    options.add_argument("--resolution", type=int, metavar="R", help="input R x R (default 224)")
-    options.add_argument("--classes", type=int, metavar="K", help="outputs of the last linear layer")
-    model.add_argument("--standard", action="store_true",
-                       help="rebuild a separable network with standard convolutions of the same shapes, "
-                            "and show what separability saved")
-    model.add_argument("--measure", action="store_true",
-                       help="run every conv and linear layer on random data with counting on and set the "
-                            "measured totals beside the formulas (exit 1 on a mismatch)")
-    model.add_argument("--method", metavar="M",
-                       help="with --measure: the algorithm (default: the first available of direct, im2col)")
-    model.add_argument("--convention", choices=("dense", "effective"),
-                       help="with --measure: counting convention (default: the method's own)")
-    model.add_argument("--workspace-limit", type=int, metavar="MIB",
-                       help="with --measure: scratch memory a kernel may take per layer, in MiB "
-                            "(default: npconv's, 256)")
-    model.add_argument("--compare", choices=("torch",),
-                       help="build the same network in PyTorch and set its parameter count and "
-                            "FlopCounterMode figure beside npconv's, explaining the difference (exit 1 if "
-                            "they disagree)")
-    model.set_defaults(handler=run)
+#: Options of the built-in networks -> their flags.
+OPTION_FLAGS = {"width": "--width", "resolution": "--resolution", "classes": "--classes"}
 
 
 def _list(as_json: bool) -> int:
@@ -297,7 +240,7 @@ def _list(as_json: bool) -> int:
         return 0
     rows = [("name", "options (defaults)", "description")]
     for name, built_in in BUILT_INS.items():
-        options = " ".join(f"{_OPTION_FLAGS[k]} {v}" for k, v in built_in.options.items())
+        options = " ".join(f"{OPTION_FLAGS[k]} {v}" for k, v in built_in.options.items())
         rows.append((name, options, built_in.summary))
     lines = ["Built-in networks: npconv model NAME [options]", *_table(rows, left=3),
              "Or a network file: npconv model FILE.toml (format: python -m pydoc npconv.network_toml)"]
@@ -319,12 +262,12 @@ def load_network(target: str | None, options: dict[str, object],
         try:
             return networks.build(target, **options), networks.published(target, standard=standard, **options)
         except ConvArgumentError as error:
-            if error.argument in _OPTION_FLAGS:
-                raise ConvArgumentError(_OPTION_FLAGS[error.argument], error.expected, error.got) from None
+            if error.argument in OPTION_FLAGS:
+                raise ConvArgumentError(OPTION_FLAGS[error.argument], error.expected, error.got) from None
             raise
     if target.endswith(".toml") or Path(target).exists():
         if options:
-            flag = _OPTION_FLAGS[next(iter(options))]
+            flag = OPTION_FLAGS[next(iter(options))]
             raise ConvArgumentError(flag, "a built-in network to apply it to (a file sets its own sizes)",
                                     repr(target))
         return network_toml.load(target), {}
@@ -344,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None and not args.measure:
             name = "--" + flag.replace("_", "-")
             raise ConvArgumentError(name, "--measure beside it", f"{name} {getattr(args, flag)}")
-    options = {k: getattr(args, k) for k in _OPTION_FLAGS if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in OPTION_FLAGS if getattr(args, k) is not None}
     network, published = load_network(args.network, options, args.standard)
     separable = None
     if args.standard:
@@ -360,10 +303,10 @@ def run(args: argparse.Namespace) -> int:
 
         method = network_measure.choose_method(network, args.method, "--method")
         convention = network_measure.choose_convention(method, args.convention, "--convention")
-        estimate = network_measure.estimated_seconds(network, method)
-        if estimate is not None and estimate > 60:
-            print(f"npconv model: warning: the reference method runs about "
-                  f"{network_measure.REFERENCE_MULTS_PER_SECOND:,} mults/s; this may take "
+        estimate = kernels.too_slow(method, report.totals.mults["dense"], 60)
+        if estimate is not None:
+            print(f"npconv model: warning: the {method} method runs about "
+                  f"{kernels.declaration(method).mults_per_second:,} mults/s; this may take "
                   f"{estimate / 60:.0f} minutes", file=sys.stderr)
         progress = _progress if sys.stderr.isatty() else None
         if args.workspace_limit is not None and args.workspace_limit < 1:

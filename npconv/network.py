@@ -48,8 +48,12 @@ Conventions (every number says what it counts, as in :mod:`npconv.counts`):
   1 mult (by 1 / (KH x KW)); max pooling KH x KW - 1 comparisons per output;
   a residual addition 1 add per element; ReLU nothing.
 
-Geometry comes from :class:`~npconv.geometry.ConvGeometry` and every count
+Geometry comes from :class:`~npconv.geometry.ConvGeometry`, the counts of
+weighted layers from :mod:`npconv.quantities` and those of the other layers
 from :mod:`npconv.formulas`; this module only walks the layers.  Pure Python.
+It is longer than most because each layer kind is a small class whose
+``resolve`` says its shapes and counts, and all of them, the network that
+resolves them and its standard rebuild are read together.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from npconv import formulas as F
+from npconv import quantities as Q
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
 from npconv.formulas import Quantity
@@ -152,16 +157,12 @@ class LayerCount:
 
 def _weighted_row(path: str, name: str, kind: str, geometry: ConvGeometry | SeparableGeometry,
                   input_shape: Shape | None = None, output_shape: Shape | None = None) -> LayerCount:
-    if isinstance(geometry, SeparableGeometry):
-        params, mults, adds = F.separable_params, F.separable_mults, F.separable_adds
-    else:
-        params, mults, adds = F.params, F.mults, F.adds
     return LayerCount(
         path, name, kind,
         input_shape or geometry.input_shape, output_shape or geometry.output_shape, geometry,
-        params=params(geometry),
-        mults={c: mults(geometry, c) for c in CONVENTIONS},
-        adds={c: adds(geometry, c) for c in CONVENTIONS},
+        params=Q.quantity(geometry, "params"),
+        mults={c: Q.quantity(geometry, "mults", c) for c in CONVENTIONS},
+        adds={c: Q.quantity(geometry, "adds", c) for c in CONVENTIONS},
     )
 
 

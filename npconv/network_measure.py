@@ -26,11 +26,6 @@ from npconv.errors import ConvArgumentError, ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.network import LayerCount, Network
 
-#: Methods fast enough for a whole network, in order of preference.
-FAST_METHODS = ("direct", "im2col")
-#: What the reference kernel manages, roughly: for the time estimate.
-REFERENCE_MULTS_PER_SECOND = 1_000_000
-
 
 @dataclass(frozen=True)
 class MeasuredLayer:
@@ -101,33 +96,31 @@ class Measurement:
 
 
 def estimated_seconds(network: Network, method: str) -> float | None:
-    """A rough run time for the reference method (None for the others: they are fast)."""
-    if method != "reference":
-        return None
-    return network.totals().mults["dense"] / REFERENCE_MULTS_PER_SECOND
+    """A rough run time for an interpreted method (None for the compiled ones: they are fast)."""
+    return kernels.estimated_seconds(method, network.totals().mults["dense"])
 
 
 def choose_method(network: Network, method: str | None, argument: str = "method") -> str:
-    """``method``, or the first available of :data:`FAST_METHODS`.
+    """``method``, or :func:`npconv.kernels.fastest_available`.
 
-    Without a fast method the reference kernel must be asked for by name:
-    the refusal says how long it would take.
+    Without a compiled method an interpreted one must be asked for by name:
+    the refusal says how long the reference kernel would take.
     """
-    available = kernels.available_methods()
     if method is not None:
         try:
             kernels.load(method)  # an unknown name is refused, naming the methods there are
         except ConvArgumentError as error:
             raise ConvArgumentError(argument, error.expected, error.got) from None
         return method
-    for fast in FAST_METHODS:
-        if fast in available:
-            return fast
+    fastest = kernels.fastest_available()
+    if fastest is not None:
+        return fastest
     estimate = estimated_seconds(network, "reference")
     raise ConvArgumentError(
         argument,
-        f"a method to measure with: no fast method ({' or '.join(FAST_METHODS)}) is available yet, and "
-        f"the reference kernel (about {REFERENCE_MULTS_PER_SECOND:,} mults/s) would take about "
+        f"a method to measure with: no fast method ({' or '.join(kernels.FASTEST_FIRST)}) is available, and "
+        f"the reference kernel (about {kernels.declaration('reference').mults_per_second:,} mults/s) would "
+        "take about "
         f"{_duration(estimate)} for {network.name}; ask for it by name to run it anyway",
         "no method",
     )

@@ -28,77 +28,25 @@ per layer, ``kind`` naming the class and the other keys its arguments::
     [[layers]]                     # an empty shortcut is the identity
     kind = "relu"
 
-Errors name the file, the line and the key (``net.toml, line 12: layers[1].filters``).
-Pure Python (``tomllib``; the ``tomli`` backport before Python 3.11).
+Errors name the file, the line and the key (``net.toml:12: layers[1].filters: expected ...``), as
+claims files' do (:mod:`npconv.toml_file`).
+Pure Python.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from npconv import toml_file
 from npconv.errors import ConvArgumentError
 from npconv.network import LAYER_KINDS, Layer, Network, Residual
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 _TOP_LEVEL_KEYS = ("name", "description", "input_shape", "layers")
 #: Keys of a layer table that hold nested layer tables (``[[layers.main]]``).
 _NESTED = ("main", "shortcut")
-_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_.\s]+?)\s*\]\]")
-_PATH_PREFIX = re.compile(r"^layers\[\d+\](?:\.(?:main|shortcut)\[\d+\])*")
-
-
-# ---------------------------------------------------------------------- locating keys in the text
-
-
-def _table_lines(text: str) -> dict[str, int]:
-    """``"layers[1].main[0]"`` -> the line (1-based) of that ``[[...]]`` header."""
-    lines: dict[str, int] = {}
-    latest: dict[str, str] = {}  # dotted header -> path of its latest table
-    counts: dict[str, int] = {}  # path of an array -> tables seen so far
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _HEADER.match(line)
-        if not match:
-            continue
-        keys = [k.strip() for k in match.group(1).split(".")]
-        parent = latest.get(".".join(keys[:-1]), "") if len(keys) > 1 else ""
-        array = f"{parent}.{keys[-1]}" if parent else keys[-1]
-        index = counts.get(array, 0)
-        counts[array] = index + 1
-        path = f"{array}[{index}]"
-        latest[".".join(keys)] = path
-        lines[path] = number
-    return lines
-
-
-def _key_line(text: str, table_line: int, key: str) -> int | None:
-    """The line of ``key = ...`` in the table that starts at ``table_line`` (0: the top level)."""
-    for number, line in enumerate(text.splitlines()[table_line:], start=table_line + 1):
-        if number > table_line + 1 and line.lstrip().startswith("["):
-            return None
-        if re.match(rf"^\s*{re.escape(key)}\s*=", line):
-            return number
-    return None
-
-
-def _where(text: str, source: str, path: str) -> str:
-    """``net.toml, line 12: layers[1].filters`` -- as precise as the text allows."""
-    table = _PATH_PREFIX.match(path)
-    key = path[table.end():].lstrip(".") if table else path
-    table_line = _table_lines(text).get(table.group(0)) if table else 0
-    line = None
-    if table_line is not None:
-        line = _key_line(text, table_line, key.split(" ")[0]) if key else None
-        line = line or table_line or None
-    return f"{source}, line {line}: {path}" if line else f"{source}: {path}"
 
 
 # ---------------------------------------------------------------------- reading
@@ -157,14 +105,11 @@ def _network(data: dict, default_name: str) -> Network:
 
 def loads(text: str, source: str = "<string>") -> Network:
     """The network described by TOML ``text``; errors name ``source``, the line and the key."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConvArgumentError(source, "a valid TOML file", str(error)) from None
+    data = toml_file.loads(text, source)
     try:
         return _network(data, Path(source).stem)
     except ConvArgumentError as error:
-        raise ConvArgumentError(_where(text, source, error.argument), error.expected, error.got) from None
+        raise toml_file.error_at(source, toml_file.KeyLines(text).line_of_path(error.argument), error) from None
 
 
 def load(path: str | Path) -> Network:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from npconv import formulas
 from npconv.geometry import ConvGeometry
 
 
@@ -83,6 +84,15 @@ def assert_conv_close(actual, x, w, b, g: ConvGeometry, oracle=scipy_conv2d) -> 
         f"max error {error.max():.3g} exceeds bound at {worst}: "
         f"got {actual[worst]!r}, expected {expected[worst]!r}, bound {bound[worst]:.3g}"
     )
+
+
+def assert_counts_equal_formulas(counts, g: ConvGeometry, method: str, convention: str) -> None:
+    """Measured counts equal the closed forms exactly, in the convention the kernel executed."""
+    assert (counts.method, counts.convention) == (method, convention)
+    assert counts.mults == formulas.mults(g, convention).value
+    assert counts.adds == formulas.adds(g, convention).value
+    assert counts.flops == formulas.flops(g, convention).value
+    assert counts.padded_mults == (formulas.padded_mults(g).value if convention == "dense" else 0)
 
 
 def numpy_conv2d(x, w, b, g: ConvGeometry, convention: str = "dense") -> np.ndarray:

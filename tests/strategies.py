@@ -117,8 +117,8 @@ def layers(draw, *, max_batch=2, max_groups=3, max_group_channels=3, max_kernel=
     )
 
 
-def issue_space_layers(*, max_batch=4, max_channels=16, max_size=20, depthwise=False):
-    """The whole space the cross-method tests cover (issue 7).
+def cross_method_layers(*, max_batch=4, max_channels=16, max_size=20, depthwise=False):
+    """The whole space the cross-method tests cover.
 
     Batch 1..4; C_in 1..16 (C_out too, except a depthwise layer's ``m x C_in``
     with depth multiplier m up to 4); H and W 1..20, from the size where the

@@ -195,8 +195,12 @@ BASE = {
     "explain": [],
     "check": ["--claim", "standard.params=19456"],
     "measure": ["--methods", "im2col"],
-    "bench": ["--layers", "seed", "--methods", "im2col", "--repeats", "1"],
+    "bench": ["--layers", "seed 5x5", "--methods", "im2col", "--repeats", "1"],
     "model": ["small_separable"],
+    # a folder that cannot exist: were a bad value ever accepted, nothing would be drawn or written
+    "animate": ["--frames", "1", "--out", "/dev/null/never.gif"],
+    # were a bad value ever accepted: one epoch of the small network, about a second
+    "train": ["--net", "small_separable", "--epochs", "1", "--method", "im2col"],
 }
 
 _KERNEL_FITS = "--kernel: expected a kernel whose dilated height"
@@ -237,13 +241,20 @@ LAYER_FLAG_CASES = [
 #: (command, flag or positional, arguments, fragment of the error line).
 CLI_CASES = [
     *((command, flag, [flag, value], fragment)
-      for command in ("explain", "check", "measure", "bench") for flag, value, fragment in LAYER_FLAG_CASES),
+      for command in ("explain", "check", "measure", "bench", "animate")
+      for flag, value, fragment in LAYER_FLAG_CASES),
     ("explain", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
+    ("explain", "--backward", ["--backward=yes"], "argument --backward: ignored explicit argument 'yes'"),
+    ("explain", "--method", ["--method", "im2col"], "--method: expected comma-separated fast methods among"),
+    ("explain", "--method", ["--method", ","], "--method: expected comma-separated fast methods among"),
     ("check", "FILE", ["/no/such/claims.toml"], "FILE: expected a readable TOML claims file"),
     ("check", "--claim", ["--claim", "nonsense"], "--claim: expected QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE"),
     ("check", "--claim", ["--claim", "standard.params=abc"], "value: expected a number"),
     ("check", "--claim", ["--claim", "standard.nothing=1"], "quantity: expected a quantity name"),
     ("check", "--counting", ["--counting", "both"], "argument --counting: invalid choice: 'both'"),
+    ("check", "--tolerance", ["--tolerance", "loose"], "--tolerance: expected 'exact', 'digits'"),
+    ("check", "--readings", ["--readings", "stride"], "--readings: expected reading names among"),
+    ("check", "--require-working", ["--require-working=1"], "argument --require-working: ignored explicit"),
     ("check", "--json", ["--json=1"], "argument --json: ignored explicit argument '1'"),
     ("measure", "--methods", ["--methods", "fastest"], "--methods: expected comma-separated methods among"),
     ("measure", "--methods", ["--methods", ""], "--methods: expected comma-separated methods among"),
@@ -252,7 +263,7 @@ CLI_CASES = [
     ("measure", "--time-limit", ["--time-limit", "soon"], "argument --time-limit: invalid float value: 'soon'"),
     ("measure", "--json", ["--json=no"], "argument --json: ignored explicit argument 'no'"),
     ("bench", "--layers", ["--layers", "bogus"], "--layers: expected comma-separated names from the layer set"),
-    ("bench", "--layers", ["--layers", "s"], "('s' matches 2: seed 5x5, stem s2)"),
+    ("bench", "--layers", ["--layers", "s"], "('s' matches 3: seed 5x5, seed 5x5 p1, stem s2)"),
     ("bench", "--methods", ["--methods", "nonsense"], "--methods: expected comma-separated npconv methods"),
     ("bench", "--threads", ["--threads", "0"], "--threads: expected an int from 1 to"),
     ("bench", "--threads", ["--threads", "99999"], "--threads: expected an int from 1 to"),
@@ -266,6 +277,14 @@ CLI_CASES = [
     ("bench", "--plot", ["--plot", "/no/such/folder/out.png"], "--plot: expected a file in an existing folder"),
     ("bench", "--plot", ["--plot", ""], "--plot: expected a file in an existing folder, got ''"),
     ("bench", "--separable", ["--separable=yes"], "argument --separable: ignored explicit argument 'yes'"),
+    ("animate", "--scene", ["--scene", "sideways"], "argument --scene: invalid choice: 'sideways'"),
+    ("animate", "--frames", ["--frames", "0"], "--frames: expected an int from 1 to 300, got 0"),
+    ("animate", "--frames", ["--frames", "lots"], "argument --frames: invalid int value: 'lots'"),
+    ("animate", "--fps", ["--fps", "-2"], "--fps: expected a number of frames per second above 0"),
+    ("animate", "--fps", ["--fps", "inf"], "--fps: expected a number of frames per second above 0"),
+    ("animate", "--fps", ["--fps", "quick"], "argument --fps: invalid float value: 'quick'"),
+    ("animate", "--out", ["--out", "/no/such/folder/movie.gif"], "--out: expected a file in an existing folder"),
+    ("animate", "--out", ["--out", "movie.jpeg"], "--out: expected a file name ending in .gif (Pillow) or .mp4"),
     ("model", "NAME|FILE", ["resnet"], "NAME|FILE: expected a built-in network"),
     ("model", "NAME|FILE", ["/no/such/network.toml"], "expected a readable network file"),
     ("model", "--list", ["--list=all"], "argument --list: ignored explicit argument 'all'"),
@@ -295,6 +314,22 @@ CLI_CASES = [
      "argument --workspace-limit: invalid int value: 'lots'"),
     ("model", "--workspace-limit", ["--workspace-limit", "8"], "--workspace-limit: expected --measure beside it"),
     ("model", "--compare", ["--compare", "tensorflow"], "argument --compare: invalid choice: 'tensorflow'"),
+    ("train", "--net", ["--net", "lenet"], "--net: expected a built-in network (mobilenet_v1,"),
+    ("train", "--net", ["--net", ","], "--net: expected one or more network names or TOML files, got ','"),
+    ("train", "--epochs", ["--epochs", "0"], "--epochs: expected an int >= 1, got '0'"),
+    ("train", "--batch-size", ["--batch-size", "1.5"], "--batch-size: expected an int >= 1, got '1.5'"),
+    ("train", "--lr", ["--lr", "inf"], "--lr: expected a positive learning rate such as 0.01, got 'inf'"),
+    ("train", "--optimizer", ["--optimizer", "lbfgs"], "--optimizer: expected sgd or adam, got 'lbfgs'"),
+    ("train", "--momentum", ["--optimizer", "sgd", "--momentum", "-0.1"],
+     "--momentum: expected a momentum 0 <= m < 1 such as 0.9, got '-0.1'"),
+    ("train", "--schedule", ["--schedule", "linear"], "--schedule: expected cosine or constant, got 'linear'"),
+    ("train", "--method", ["--method", "abacus"], "--method: expected one of reference, im2col, direct"),
+    ("train", "--seed", ["--seed", "x"], "--seed: expected an int >= 0, got 'x'"),
+    ("train", "--data", ["--data", "/no/such/data.npz"], "--data: expected an existing .npz file"),
+    ("train", "--save", ["--save", "/no/such/folder/w.npz"], "--save: expected a file in an existing folder"),
+    ("train", "--load", ["--load", "/no/such/w.npz"], "--load: expected an existing .npz file"),
+    ("train", "--plot", ["--plot", "/no/such/folder/c.png"], "--plot: expected a .png file in an existing folder"),
+    ("train", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
 ]
 
 

@@ -2,11 +2,13 @@
 the closed forms, and independence from the thread count.
 
 Parametrized over :func:`npconv.available_methods`, so a new method is tested by adding it.
-The interpreted methods (``npconv.measure.MULTS_PER_SECOND``, ~1M mults/s) draw from the
+The interpreted methods (``npconv.kernels.declaration(m).interpreted``, ~1M mults/s) draw from the
 smaller default :func:`strategies.layers` space; the compiled ones from the whole space of
-:func:`strategies.issue_space_layers`, and are compared with the reference kernel on the
-draws it can run quickly.  ``NPCONV_HYPOTHESIS_PROFILE=soak`` runs 10,000 layers per test
-and method (see conftest.py).
+:func:`strategies.cross_method_layers`, and are compared with the reference kernel on the
+draws it can run quickly.  This is the one oracle suite: a kernel's own test file tests only
+the paths that kernel has (its loop nests, its workspace, its chunking).
+``NPCONV_HYPOTHESIS_PROFILE=ci`` runs 500 layers per test and method, ``soak`` 10,000 (see
+conftest.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from hypothesis import strategies as st
 import npconv
 from npconv import formulas, kernels
 from npconv.geometry import SeparableGeometry
-from npconv.measure import MULTS_PER_SECOND
 
-from oracles import assert_conv_close, reference_conv2d, torch_conv2d
-from strategies import issue_space_layers, layers
+from oracles import assert_conv_close, assert_counts_equal_formulas, reference_conv2d, torch_conv2d
+from strategies import cross_method_layers, layers
 
 METHODS = npconv.available_methods()
 DTYPES = [np.float32, np.float64]
@@ -37,21 +38,12 @@ REFERENCE_BUDGET = 50_000
 
 def layers_for(method: str, **options):
     """The layers ``method`` is tested on: the whole space, or a smaller one for interpreted methods."""
-    return layers(**options) if method in MULTS_PER_SECOND else issue_space_layers(**options)
+    return layers(**options) if kernels.declaration(method).interpreted else cross_method_layers(**options)
 
 
 def conventions(method: str) -> tuple[str, ...]:
     """The counting conventions ``method`` executes, its default first."""
     return kernels.load(method).CONVENTIONS
-
-
-def assert_counts_equal_formulas(counts, g, method: str, convention: str) -> None:
-    """Measured counts equal the closed forms exactly, in the convention the kernel executed."""
-    assert (counts.method, counts.convention) == (method, convention)
-    assert counts.mults == formulas.mults(g, convention).value
-    assert counts.adds == formulas.adds(g, convention).value
-    assert counts.flops == formulas.flops(g, convention).value
-    assert counts.padded_mults == (formulas.padded_mults(g).value if convention == "dense" else 0)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -64,7 +56,7 @@ def test_every_method_agrees_with_scipy_and_the_reference(method, data, dtype):
     g = layer.geometry
     x, w, b = layer.arrays(dtype)
     y = npconv.conv2d(x, w, b, **layer.kwargs(), method=method)
-    assert y.dtype == dtype and y.shape == g.output_shape
+    assert y.dtype == dtype and y.shape == g.output_shape and y.flags.c_contiguous
     assert_conv_close(y, x, w, b, g)
     if method != "reference" and formulas.mults(g, "dense").value <= REFERENCE_BUDGET:
         assert_conv_close(y, x, w, b, g, oracle=reference_conv2d)

@@ -1,5 +1,6 @@
-"""The im2col + GEMM kernel against independent oracles, its counts against the dense formulas,
-and its workspace against the limit."""
+"""The im2col + GEMM kernel's own paths: the 1x1 layer without lowering, the chunking within the
+workspace limit, and the workspace it reports.  Outputs and counts over the whole layer space are
+tested for every method in test_cross_method.py."""
 
 from __future__ import annotations
 
@@ -10,34 +11,16 @@ from hypothesis import strategies as st
 
 import npconv
 from npconv import formulas
-from npconv.errors import ConvArgumentError, ConvMemoryError
+from npconv.errors import ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.kernels import im2col
 from npconv.memory import format_bytes
 
-from oracles import assert_conv_close, torch_conv2d
-from strategies import layers, memory_layouts
+from oracles import assert_conv_close, assert_counts_equal_formulas
+from strategies import layers
 
 DTYPES = [np.float32, np.float64]
 METHOD = "im2col"
-
-
-def reference_oracle(x, w, b, g: ConvGeometry) -> np.ndarray:
-    """The reference kernel (Python loops, double-precision sums) as an oracle."""
-    def as64(a):
-        return None if a is None else np.asarray(a, dtype=np.float64)
-
-    return npconv.conv2d(as64(x), as64(w), as64(b), g.stride, g.padding, g.dilation, g.groups,
-                         method="reference")
-
-
-def assert_dense_counts(counts, g: ConvGeometry) -> None:
-    assert counts.method == METHOD
-    assert counts.convention == "dense"
-    assert counts.mults == formulas.mults(g, "dense").value
-    assert counts.adds == formulas.adds(g, "dense").value
-    assert counts.flops == formulas.flops(g, "dense").value
-    assert counts.padded_mults == formulas.padded_mults(g).value
 
 
 def column_matrix_bytes(g: ConvGeometry, itemsize: int) -> int:
@@ -47,51 +30,14 @@ def column_matrix_bytes(g: ConvGeometry, itemsize: int) -> int:
 # ---------------------------------------------------------------------- outputs
 
 
-@given(layer=layers(), dtype=st.sampled_from(DTYPES))
-def test_im2col_matches_scipy_oracle(layer, dtype):
-    x, w, b = layer.arrays(dtype)
-    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
-    assert y.dtype == dtype
-    assert y.flags.c_contiguous
-    assert_conv_close(y, x, w, b, layer.geometry)
-
-
-@given(layer=layers(max_extra=3), dtype=st.sampled_from(DTYPES))
-def test_im2col_matches_reference_kernel(layer, dtype):
-    x, w, b = layer.arrays(dtype, seed=1)
-    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
-    assert y.dtype == dtype
-    assert_conv_close(y, x, w, b, layer.geometry, oracle=reference_oracle)
-
-
-@given(layer=layers(depthwise=True), dtype=st.sampled_from(DTYPES))
-def test_depthwise_with_multiplier_matches_oracle_and_counts(layer, dtype):
-    x, w, b = layer.arrays(dtype)
-    y, counts = npconv.depthwise_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation,
-                                        method=METHOD, count=True)
-    g = layer.geometry
-    assert g.is_depthwise and y.dtype == dtype
-    assert_conv_close(y, x, w, b, g)
-    assert_dense_counts(counts, g)
-
-
 @given(layer=layers(pointwise=True, max_batch=3, max_group_channels=8), dtype=st.sampled_from(DTYPES))
 def test_pointwise_is_a_gemm_without_lowering(layer, dtype):
     x, w, b = layer.arrays(dtype)
     y, counts = npconv.pointwise_conv2d(x, w, b, method=METHOD, count=True)
     assert y.dtype == dtype
     assert_conv_close(y, x, w, b, layer.geometry)
-    assert_dense_counts(counts, layer.geometry)
+    assert_counts_equal_formulas(counts, layer.geometry, METHOD, "dense")
     assert counts.workspace_bytes == 0  # x itself is the column matrix
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@given(layer=layers(max_batch=1, max_extra=3))
-def test_im2col_matches_torch(layer, dtype):
-    pytest.importorskip("torch")
-    x, w, b = layer.arrays(dtype)
-    y = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
-    assert_conv_close(y, x, w, b, layer.geometry, oracle=torch_conv2d)
 
 
 def test_hand_computed_example():
@@ -106,29 +52,6 @@ def test_hand_computed_example():
 
 
 # ---------------------------------------------------------------------- counting
-
-
-@given(layer=layers())
-def test_counts_equal_dense_formulas(layer):
-    x, w, b = layer.arrays()
-    _, counts = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count="dense")
-    assert_dense_counts(counts, layer.geometry)
-
-
-@given(layer=layers(), dtype=st.sampled_from(DTYPES))
-def test_counting_does_not_change_the_output(layer, dtype):
-    x, w, b = layer.arrays(dtype)
-    plain = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD)
-    counted, _ = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count=True)
-    np.testing.assert_array_equal(counted, plain)
-
-
-def test_effective_counting_is_refused_by_name():
-    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
-    with pytest.raises(ConvArgumentError) as caught:
-        npconv.conv2d(x, w, padding=1, method=METHOD, count="effective")
-    assert caught.value.argument == "count"
-    assert "'im2col'" in str(caught.value) and "'dense'" in str(caught.value)
 
 
 def test_count_true_is_dense():
@@ -182,7 +105,7 @@ def test_tiny_workspace_limit_chunks_by_rows_and_gives_the_same_answer(dtype, ro
     assert plan.rows_per_chunk < g.out_height and plan.chunks > g.batch
     assert_conv_close(y, x, w, b, g)
     np.testing.assert_allclose(y, whole, rtol=50 * np.finfo(dtype).eps, atol=50 * np.finfo(dtype).eps)
-    assert_dense_counts(counts, g)
+    assert_counts_equal_formulas(counts, g, METHOD, "dense")
 
 
 @given(layer=layers(), dtype=st.sampled_from(DTYPES), share=st.floats(0, 1))
@@ -194,7 +117,7 @@ def test_any_workspace_limit_that_fits_gives_the_same_answer_and_counts(layer, d
     y, counts = npconv.conv2d(x, w, b, **layer.kwargs(), method=METHOD, count=True, workspace_limit=limit)
     assert counts.workspace_bytes <= limit
     assert_conv_close(y, x, w, b, g)
-    assert_dense_counts(counts, g)
+    assert_counts_equal_formulas(counts, g, METHOD, "dense")
 
 
 def test_impossible_limit_is_refused_with_the_estimate_and_the_limit():
@@ -261,26 +184,6 @@ def test_separable_conv2d_with_counts():
     assert counts.adds == formulas.separable_adds(s).value
     assert counts.padded_mults == formulas.padded_mults(s.depthwise).value
     assert counts.depthwise.method == counts.pointwise.method == METHOD
-
-
-@pytest.mark.parametrize("layout", ["fortran", "reversed", "read-only", "strided", "transposed"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layer", [dict(padding=1, groups=2), dict(stride=2), dict()],
-                         ids=["padded", "strided", "pointwise"])
-def test_non_contiguous_inputs(layout, dtype, layer):
-    rng = np.random.default_rng(11)
-    kernel = 1 if not layer else 3
-    x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
-    w = rng.standard_normal((6, 4 // layer.get("groups", 1), kernel, kernel)).astype(dtype)
-    b = rng.standard_normal(6).astype(dtype)
-    g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, **layer)
-    xl, wl, bl = memory_layouts(x)[layout], memory_layouts(w)[layout], memory_layouts(b)[layout]
-    assert not (xl.flags.c_contiguous and xl.flags.writeable) or layout == "transposed"
-    y, counts = npconv.conv2d(xl, wl, bl, **layer, method=METHOD, count=True)
-    assert_conv_close(y, x, w, b, g)
-    np.testing.assert_array_equal(y, npconv.conv2d(x, w, b, **layer, method=METHOD))
-    assert_dense_counts(counts, g)
-    np.testing.assert_array_equal(xl, x)  # the operands are not modified
 
 
 def test_pointwise_on_a_channel_slice_needs_no_copy():

@@ -299,21 +299,21 @@ filters = 4
 
 BAD_FILES = [
     ('input_shape = [1, 3, 8, 8]\n\n[[layers]]\nkind = "conv2d"\nfilters = 0\nkernel = 3\n',
-     "bad.toml, line 5: layers[0].filters: expected"),
+     "bad.toml:5: layers[0].filters: expected"),
     ('input_shape = [1, 3, 8, 8]\n[[layers]]\nkind = "relu"\n[[layers]]\nkind = "conv2d"\nfilter = 4\n',
-     "bad.toml, line 6: layers[1].filter: expected a key of a conv2d layer"),
+     "bad.toml:6: layers[1].filter: expected a key of a conv2d layer"),
     ('input_shape = [1, 3, 8, 8]\n[[layers]]\nkind = "conv"\n',
-     "bad.toml, line 3: layers[0].kind: expected one of conv2d, depthwise"),
+     "bad.toml:3: layers[0].kind: expected one of conv2d, depthwise"),
     ('input_shape = [1, 3, 8, 8]\n[[layers]]\nkind = "conv2d"\nkernel = 3\n',
-     "bad.toml, line 2: layers[0].filters: expected a value: a conv2d layer needs filters"),
+     "bad.toml:2: layers[0].filters: expected a value: a conv2d layer needs filters"),
     ('input_shape = [3, 8, 8]\n[[layers]]\nkind = "relu"\n',
-     "bad.toml, line 1: input_shape: expected (N, C, H, W)"),
+     "bad.toml:1: input_shape: expected (N, C, H, W)"),
     ('layers = []\n', "bad.toml: input_shape: expected a value"),
-    ('input_shape = [1, 3, 8, 8]\ncolour = "red"\n', "bad.toml, line 2: colour: expected a top-level key"),
-    ('input_shape = [1, 3, 8, 8\n', "bad.toml: expected a valid TOML file"),
+    ('input_shape = [1, 3, 8, 8]\ncolour = "red"\n', "bad.toml:2: colour: expected a top-level key"),
+    ('input_shape = [1, 3, 8, 8\n', "bad.toml: invalid TOML: Unclosed array"),
     ('input_shape = [1, 3, 8, 8]\n[[layers]]\nkind = "residual"\n[[layers.main]]\nkind = "relu"\n'
      '[[layers.shortcut]]\nkind = "conv2d"\nfilters = 3\nkernel = 1\npadding = "sam"\n',
-     "bad.toml, line 10: layers[0].shortcut[0].padding: expected"),
+     "bad.toml:10: layers[0].shortcut[0].padding: expected"),
 ]
 
 
@@ -386,7 +386,7 @@ def test_model_file(capsys, tmp_path):
     assert code == 2 and "--resolution: expected a built-in network" in err
     path.write_text('input_shape = [1, 3, 8, 8]\n[[layers]]\nkind = "linear"\nfeatures = 2\n')
     code, _, err = run(capsys, "model", str(path))
-    assert code == 2 and "small.toml, line 2: layers[0]: expected a flat input" in err
+    assert code == 2 and "small.toml:2: layers[0]: expected a flat input" in err
 
 
 def test_model_standard(capsys):

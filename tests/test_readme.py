@@ -18,18 +18,20 @@ def _blocks(language: str) -> list[str]:
 
 #: README excerpts of command output, each checked line by line against a real run (from the
 #: repository root): every line shown, except "..." and blank ones, must be a line of the output.
-VERIFIED_COMMANDS = ("npconv explain", "npconv check examples/answer_sheet.toml")
+VERIFIED_COMMANDS = ("npconv explain", "npconv explain --backward", "npconv check examples/answer_sheet.toml")
 
 
 @pytest.mark.parametrize("command", VERIFIED_COMMANDS)
-def test_readme_excerpt_is_real_output(capsys, monkeypatch, command):
-    excerpt = next(b for b in _blocks("text") if b.startswith(f"$ {command}\n"))
+def test_readme_excerpts_are_real_output(capsys, monkeypatch, command):
+    excerpts = [b for b in _blocks("text") if b.startswith(f"$ {command}\n")]
+    assert excerpts, f"no README excerpt of `{command}`"
     monkeypatch.chdir(README.parent)
     main(command.split()[1:])
     output = capsys.readouterr().out.splitlines()
-    for line in excerpt.splitlines()[1:]:
-        if line.strip() and line.strip() != "...":
-            assert line in output, f"README line not in `{command}` output: {line!r}"
+    for excerpt in excerpts:  # the short one on the first screen and the longer one further down
+        for line in excerpt.splitlines()[1:]:
+            if line.strip() and line.strip() != "...":
+                assert line in output, f"README line not in `{command}` output: {line!r}"
 
 
 def test_readme_python_examples_run_and_their_comments_hold(capsys):

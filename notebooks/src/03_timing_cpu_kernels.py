@@ -95,11 +95,12 @@ plt.show()
 # %% [markdown]
 # ## The benchmark layer set
 #
-# The same six float32 layers are used for every speed comparison in the
-# project (`npconv.layerset.BENCHMARK_LAYERS`): the course problem's 5x5 layer,
-# a ResNet 3x3 layer, a stride-2 stem, a depthwise 3x3, a pointwise 1x1 and a
-# large 7x7. The reference kernel is left out here (on the larger layers it
-# would take minutes per call).
+# The same seven float32 layers are used for every speed comparison in the
+# project (`npconv.layerset.BENCHMARK_LAYERS`): the course problem's 5x5 layer
+# (padding 0, `seed 5x5`) and its padding-1 variant (`seed 5x5 p1`), a ResNet
+# 3x3 layer, a stride-2 stem, a depthwise 3x3, a pointwise 1x1 and a large
+# 7x7. The reference kernel is left out here (on the larger layers it would
+# take minutes per call).
 
 # %%
 report = bench.run_benchmark(methods=("direct", "im2col"), repeats=REPEATS)

@@ -75,6 +75,8 @@ from npconv.memory import ensure_workspace_fits, format_bytes
 NAME = "fft"
 #: The one convention this kernel executes.
 CONVENTIONS = ("fft",)
+#: Compiled NumPy operations, FFT and BLAS calls, not interpreted loops.
+MULTS_PER_SECOND = None
 
 #: Largest chunk of image spectra aimed for (the filter spectrum comes on top).
 CHUNK_TARGET_BYTES = 16 * 2**20

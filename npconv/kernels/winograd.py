@@ -89,6 +89,8 @@ from npconv.memory import ensure_workspace_fits, format_bytes
 NAME = "winograd"
 #: The one convention this kernel executes: its own transform-domain count.
 CONVENTIONS = ("winograd",)
+#: Compiled NumPy operations and BLAS calls, not interpreted loops.
+MULTS_PER_SECOND = None
 
 #: Output tile sizes ``m`` of F(m x m, 3 x 3) and the method name of each.
 TILE_METHODS = {2: "winograd2", 4: "winograd4"}
@@ -111,8 +113,9 @@ def default_tile(geometry: ConvGeometry) -> int:
     stride-1 layer of the benchmark set (bench/winograd_fft.py: resnet 3x3 22.5 ms against F(4x4,3x3)'s
     28.3 ms, depthwise 3x3 34.7 against 47.5, one thread, one interleaved run).  F(4x4,3x3) makes
     1.7x fewer products, but its transforms' constants cost a multiplication each, and in NumPy
-    operations the transforms, not the GEMMs, take the time; it is kept as ``"winograd4"``."""
-    return 2
+    operations the transforms, not the GEMMs, take the time; it is kept as ``"winograd4"``.
+    The number is ``npconv.formulas.WINOGRAD_DEFAULT_TILE``, so that the closed forms know it."""
+    return formulas.WINOGRAD_DEFAULT_TILE
 
 
 def check_supported(geometry: ConvGeometry, method: str = NAME) -> None:
@@ -609,8 +612,8 @@ def conv2d(
                workspace_limit=workspace_limit)
 
 
-def variant(method: str, m: int):
-    """``(NAME, CONVENTIONS, supports, conv2d)`` of the method that always uses ``m x m`` tiles."""
+def with_tile(method: str, m: int):
+    """The ``conv2d`` of the method that always uses ``m x m`` tiles."""
 
     def conv2d_m(x, weight, bias, geometry, *, convention: str = "winograd", count: bool = True,
                  workspace_limit: int):
@@ -618,4 +621,4 @@ def variant(method: str, m: int):
 
     conv2d_m.__doc__ = f"Winograd F({m}x{m},3x3): :func:`npconv.kernels.winograd.conv2d` with {m}x{m} tiles."
     conv2d_m.__name__ = "conv2d"
-    return method, CONVENTIONS, supports, conv2d_m
+    return conv2d_m

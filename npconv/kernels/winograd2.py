@@ -1,7 +1,13 @@
 """``method="winograd2"``: Winograd F(2x2,3x3) for 3x3 stride-1 layers (see :mod:`npconv.kernels.winograd`)."""
 
-from npconv.kernels.winograd import SUPPORTED, variant
+from npconv.kernels import winograd
 
-__all__ = ["CONVENTIONS", "NAME", "SUPPORTED", "conv2d", "supports"]
+NAME = "winograd2"
+#: The one convention this kernel executes: its own transform-domain count.
+CONVENTIONS = ("winograd",)
+#: Compiled NumPy operations and BLAS calls, not interpreted loops.
+MULTS_PER_SECOND = None
+SUPPORTED = "3x3 kernels at stride 1 and dilation 1 (any padding, groups, depth multiplier)"
 
-NAME, CONVENTIONS, supports, conv2d = variant("winograd2", 2)
+supports = winograd.supports
+conv2d = winograd.with_tile(NAME, 2)
