@@ -109,12 +109,13 @@ def supports(geometry: ConvGeometry) -> str | None:
 
 
 def default_tile(geometry: ConvGeometry) -> int:
-    """The output tile ``method="winograd"`` uses: 2, F(2x2,3x3), measured the faster on every 3x3
-    stride-1 layer of the benchmark set (bench/winograd_fft.py: resnet 3x3 22.5 ms against F(4x4,3x3)'s
-    28.3 ms, depthwise 3x3 34.7 against 47.5, one thread, one interleaved run).  F(4x4,3x3) makes
-    1.7x fewer products, but its transforms' constants cost a multiplication each, and in NumPy
-    operations the transforms, not the GEMMs, take the time; it is kept as ``"winograd4"``.
-    The number is ``npconv.formulas.WINOGRAD_DEFAULT_TILE``, so that the closed forms know it."""
+    """The output tile ``method="winograd"`` uses: 2, F(2x2,3x3), measured the faster on both 3x3
+    stride-1 layers of the benchmark set (bench/winograd_fft.py, quiet machine, one interleaved run
+    each: resnet 3x3 17.6 ms against F(4x4,3x3)'s 19.9 ms on one thread, 13.8 against 17.9 on two;
+    depthwise 3x3 21.0 against 30.6 and 19.0 against 23.6).  F(4x4,3x3) makes 1.7x fewer products,
+    but its transforms' constants cost a multiplication each, and in NumPy operations the
+    transforms weigh as much as the GEMMs; it is kept as ``"winograd4"``.  The number is
+    ``npconv.formulas.WINOGRAD_DEFAULT_TILE``, so that the closed forms know it."""
     return formulas.WINOGRAD_DEFAULT_TILE
 
 
