@@ -59,6 +59,7 @@ resolves them and its standard rebuild are read together.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -949,12 +950,33 @@ def _renamed(layer: Layer, renames: dict[str, str]) -> Layer:
     return layer
 
 
+def _separable_pairs(layers: Sequence[Layer], referenced: set[str]) -> dict[int, int]:
+    """Depthwise position -> pointwise position of each pair to merge (batch-norm and activations between)."""
+    pairs = {}
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Depthwise) or any(index in range(a, b) for a, b in pairs.items()):
+            continue
+        following = index + 1
+        while following < len(layers) and isinstance(layers[following], BatchNorm | ReLU | Activation):
+            following += 1
+        read_elsewhere = any(between.name in referenced for between in layers[index:following])
+        if following < len(layers) and isinstance(layers[following], Pointwise) and not read_elsewhere:
+            pairs[index] = following
+    return pairs
+
+
 def _standard_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
     original = tuple(layers)
     referenced = _references(layers)
     if referenced:  # merging renumbers default names: pin them, so that references keep their layers
         layers = [layer if layer.name or isinstance(layer, From)
                   else dataclasses.replace(layer, name=f"{layer.kind}_{i + 1}") for i, layer in enumerate(layers)]
+    pairs = _separable_pairs(layers, referenced)
+    merged_names = {index: _merged_name(layers[index], layers[following]) for index, following in pairs.items()}
+    taken = Counter(layer.name for layer in layers if layer.name) + Counter(merged_names.values())
+    for index, merged in merged_names.items():
+        if merged and taken[merged] > 1:  # block1.conv would not be unique (nn.Sequential's numbered layers)
+            merged_names[index] = f"{layers[index].name}+{layers[pairs[index]].name}"
     renames: dict[str, str] = {}
     rebuilt: list[Layer] = []
     index = 0
@@ -965,23 +987,15 @@ def _standard_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
         elif isinstance(layer, Residual):
             rebuilt.append(dataclasses.replace(layer, main=_standard_layers(layer.main),
                                                shortcut=_standard_layers(layer.shortcut)))
-        elif isinstance(layer, Depthwise):
-            following = index + 1
-            while following < len(layers) and isinstance(layers[following], BatchNorm | ReLU | Activation):
-                following += 1
-            pointwise = layers[following] if following < len(layers) else None
-            read_elsewhere = any(between.name in referenced for between in layers[index:following])
-            if not isinstance(pointwise, Pointwise) or read_elsewhere:
-                rebuilt.append(layer)  # not a separable pair (or its middle is read elsewhere): kept as it is
-            else:
-                merged = _merged_name(layer, pointwise)
-                rebuilt.append(Conv2d(pointwise.filters, layer.kernel, layer.stride, layer.padding,
-                                      layer.dilation, bias=pointwise.bias, name=merged))
-                if pointwise.name in referenced:
-                    renames[pointwise.name] = merged
-                index = following
+        elif index in pairs:
+            pointwise = layers[pairs[index]]
+            rebuilt.append(Conv2d(pointwise.filters, layer.kernel, layer.stride, layer.padding,
+                                  layer.dilation, bias=pointwise.bias, name=merged_names[index]))
+            if pointwise.name in referenced:
+                renames[pointwise.name] = merged_names[index]
+            index = pairs[index]
         else:
-            rebuilt.append(layer)
+            rebuilt.append(layer)  # a depthwise layer here is not a separable pair (or its middle is read)
         index += 1
     if len(rebuilt) == len(original) and all(
             type(new) is type(old) and (not isinstance(new, Residual) or new == old)
