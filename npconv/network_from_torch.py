@@ -454,29 +454,38 @@ def _message(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ") + _where_in_user_code(error)
 
 
-def _fake_input(input_shape: Shape) -> tuple[contextlib.AbstractContextManager, Callable[[], torch.Tensor]]:
-    from torch._subclasses.fake_tensor import FakeTensorMode
+def model_device(module: nn.Module) -> torch.device:
+    """Where the model's parameters are (an input is made there): the CPU, or ``meta`` for a model built
+    with ``torch.device("meta")`` -- which needs no memory for its weights."""
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
-    return FakeTensorMode(allow_non_fake_inputs=True), lambda: torch.empty(input_shape)
+
+def random_input(input_shape: Shape, device: torch.device) -> torch.Tensor:
+    """Seeded random float32 data (meta tensors have no values to fill)."""
+    if device.type == "meta":
+        return torch.empty(input_shape, device=device)
+    return torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
-def _record(recorder: Callable[[torch.Tensor], _Recording], input_shape: Shape,
+def _record(recorder: Callable[[torch.Tensor], _Recording], input_shape: Shape, device: torch.device,
             argument: str) -> tuple[_Recording, str]:
     """Run ``recorder`` on fake tensors, else on random data: the recording and which it took.
 
     A model that fails on random data of ``input_shape`` too is refused naming ``argument``.
     """
-    mode, make = _fake_input(input_shape)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
     try:
-        with torch.no_grad(), mode:
-            return recorder(make()), "fake tensors (shapes only)"
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
+            return recorder(torch.empty(input_shape, device=device)), "fake tensors (shapes only)"
     except Exception:  # fake tensors cannot decide data-dependent control flow: run it for real
         pass
-    memory.ensure_fits(4 * math.prod(input_shape), f"a random float32 input of shape {input_shape}", argument)
+    if device.type != "meta":
+        memory.ensure_fits(4 * math.prod(input_shape), f"a random float32 input of shape {input_shape}", argument)
     try:
         with torch.no_grad():
-            return recorder(torch.randn(input_shape, generator=torch.Generator().manual_seed(0))), \
-                "one forward pass on random data"
+            return recorder(random_input(input_shape, device)), "one forward pass on random data"
     except Exception as error:
         raise ConvArgumentError(argument, "a shape the model accepts", f"{input_shape}: {_message(error)}") from None
 
@@ -1028,6 +1037,7 @@ def trace(module: nn.Module, input_shape: Sequence[int], name: str | None = None
     root = module
     if torch.fx.Tracer().is_leaf_module(module, ""):  # a bare torch.nn layer: traced as a one-layer model
         root = nn.Sequential({type(module).__name__.lower(): module})
+    device = model_device(root)
     with _evaluating(root):
         method, failure = FX, ""
         try:
@@ -1037,11 +1047,12 @@ def trace(module: nn.Module, input_shape: Sequence[int], name: str | None = None
         recording = None
         if method == FX:
             try:
-                recording, shapes_from = _record(lambda x: _record_fx(graph_module, x), input_shape, shape_argument)
+                recording, shapes_from = _record(lambda x: _record_fx(graph_module, x), input_shape, device,
+                                                 shape_argument)
             except ConvArgumentError as error:  # the traced graph fails: does the model itself?
                 method, failure = HOOKS, f"its graph failed on this input: {error.got}"
         if recording is None:
-            recording, shapes_from = _record(lambda x: _record_hooks(root, x), input_shape, shape_argument)
+            recording, shapes_from = _record(lambda x: _record_hooks(root, x), input_shape, device, shape_argument)
     mapper = _Mapper(root, recording)
     mapper.run()
     mapper.finish()

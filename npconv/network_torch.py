@@ -292,16 +292,19 @@ def compare_module(module: nn.Module, input_shape: tuple[int, ...], subject: str
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from npconv.network_from_torch import model_device, random_input
+
+    device = model_device(module)
     training = {m: m.training for m in module.modules()}
     module.eval()
     try:
         try:
             with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
-                x = torch.empty(input_shape)
+                x = torch.empty(input_shape, device=device)
                 with FlopCounterMode(display=False) as counter:
                     module(x)
         except Exception:  # control flow on values: count a real forward pass
-            x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+            x = random_input(input_shape, device)
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 module(x)
     finally:

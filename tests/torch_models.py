@@ -165,14 +165,30 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)
 
 
+class Uncountable(nn.Module):
+    """Operations npconv does not count: an interpolation, a layer norm, a mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.LayerNorm([8, 16, 16])
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(self.conv(x), scale_factor=2.0)
+        x = self.norm(x).mean((2, 3))
+        return self.fc(x)
+
+
 def flop_counter_total(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     """``FlopCounterMode``'s total for one forward pass, on fake tensors (shapes only)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
     module.eval()
+    device = next(module.parameters()).device  # the CPU, or meta for a model built there
     with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
-        x = torch.empty(input_shape)
+        x = torch.empty(input_shape, device=device)
         with FlopCounterMode(display=False) as counter:
             module(x)
     return int(counter.get_total_flops())
