@@ -31,6 +31,33 @@ Layer kinds (``kind`` is the name used in TOML files and tables):
                           added element-wise
 ========================  ==================================================================
 
+A network may also be a graph: each layer reads the output of the one before
+unless it names what it reads, by the names of earlier layers (``"input"``
+is the input).  The kinds that make graphs, and those a traced PyTorch model
+(:func:`from_torch`) needs, sit beside the ones above:
+
+========================  ==================================================================
+``from``                  :class:`From` -- a marker (no row): the next layer reads ``source``
+``add``                   :class:`Add` -- element-wise sum of ``inputs`` (a residual addition)
+``concat``                :class:`Concat` -- ``inputs`` joined along ``axis``; nothing counted
+``reuse``                 :class:`Reuse` -- the layer ``source`` applied again with its weights:
+                          mults per call, parameters once
+``pad``                   :class:`Pad` -- explicit padding, any of PyTorch's modes; a copy
+``dropout``               :class:`Dropout` -- the identity at inference
+``activation``            :class:`Activation` -- ReLU6, GELU, SiLU, ...: a marker, like ReLU
+``reshape``               :class:`Reshape` -- the same elements in another shape
+``uncounted``             :class:`Uncounted` -- an operation npconv does not count, with its
+                          traced shape; the totals list these by name with their calls
+========================  ==================================================================
+
+::
+
+    Network("branches", (1, 3, 8, 8), (
+        Conv2d(8, 3, padding=1, name="stem"), Conv2d(4, 1, name="b1"),
+        From("stem"), Conv2d(4, 3, padding=1, name="b2"),
+        Concat(("b1", "b2"), name="mix"),
+    ))
+
 Conventions (every number says what it counts, as in :mod:`npconv.counts`):
 
 * **params** are learnable parameters: weights, biases, and batch-norm's scale
@@ -46,7 +73,11 @@ Conventions (every number says what it counts, as in :mod:`npconv.counts`):
   not part of mults: batch-norm at inference, folded to a scale and a shift,
   1 mult + 1 add per element; average pooling KH x KW - 1 adds per output and
   1 mult (by 1 / (KH x KW)); max pooling KH x KW - 1 comparisons per output;
-  a residual addition 1 add per element; ReLU nothing.
+  a residual addition 1 add per element (an :class:`Add` of T inputs, T - 1); ReLU and
+  the other activations nothing; concatenation, padding, reshapes and dropout nothing.
+* A row reads ``inputs`` (row names); a :class:`Reuse` row ``shares`` another's
+  parameters; an :class:`Uncounted` row's ``operation`` is in no count, and
+  :attr:`NetworkTotals.uncounted` lists them.
 
 Geometry comes from :class:`~npconv.geometry.ConvGeometry`, the counts of
 weighted layers from :mod:`npconv.quantities` and those of the other layers

@@ -114,6 +114,18 @@ def test_standard_rebuild_of_the_traced_mobilenet_is_conv_mobilenet(traced):
     assert std.rows[-1].output_shape == (1, 1000)
 
 
+def test_readme_table_of_the_four_models_holds(traced):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    labels = {"mobilenet_v1": "MobileNet-v1", "resnet18": "ResNet-18", "vgg16": "VGG-16",
+              "mobilenet_v2": "MobileNet-v2 (inverted residuals, ReLU6)"}
+    for name, label in labels.items():
+        module, t = traced[name]
+        totals = t.network.totals()
+        dense = totals.mults["dense"]
+        assert (f"| {label} | {M.parameter_count(module):,} | {dense:,} | {M.flop_counter_total(module, FULL):,} | "
+                f"{totals.mults['effective']:,} | {sum(totals.uncounted.values())} |") in readme
+
+
 def test_traced_network_round_trips_through_toml(traced):
     _, t = traced["mobilenet_v2"]
     back = network_toml.loads(network_toml.dumps(t.network))
