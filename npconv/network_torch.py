@@ -292,7 +292,7 @@ def compare_module(module: nn.Module, input_shape: tuple[int, ...], subject: str
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from npconv.network_from_torch import model_device, random_input
+    from npconv.torch_trace import model_device, random_input
 
     device = model_device(module)
     training = {m: m.training for m in module.modules()}

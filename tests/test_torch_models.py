@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 import torch_models as M  # noqa: E402
 from torch import nn  # noqa: E402
 
-from npconv import network_from_torch, network_toml, network_torch, networks  # noqa: E402
+from npconv import network_from_torch, network_toml, network_torch, networks, torch_trace  # noqa: E402
 from npconv.errors import ConvArgumentError  # noqa: E402
 from npconv.network import from_torch, to_standard  # noqa: E402
 from npconv.network_from_torch import TraceShapeError, trace  # noqa: E402
@@ -232,7 +232,7 @@ def test_a_model_fx_cannot_trace_is_traced_with_forward_hooks():
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(network_from_torch.random_input((1, 3, 8, 8), torch.device("cpu")))
+        module(torch_trace.random_input((1, 3, 8, 8), torch.device("cpu")))
     assert counter.get_total_flops() == 2 * t.network.totals().mults["dense"]
     assert any("torch.fx could not trace it" in line for line in t.notes())
 
