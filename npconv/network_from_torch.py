@@ -281,7 +281,15 @@ class _Mapper:
     # -- the mapping
     def run(self) -> None:
         for op in self.recording.ops:
-            self._op(op)
+            state = (len(self.layers), self.last, dict(self.layer_of), dict(self.pending), set(self.counted),
+                     dict(self.owners))
+            try:
+                self._op(op)
+            except (ArithmeticError, AttributeError, IndexError, KeyError, LookupError, TypeError,
+                    ValueError) as error:  # arguments of a form the mapping does not know: keep the call, uncounted
+                del self.layers[state[0]:]
+                self.last, self.layer_of, self.pending, self.counted, self.owners = state[1:]
+                self._uncounted(op, f"arguments not understood: {type(error).__name__}")
 
     def _op(self, op: Op) -> None:
         values = tensor_values((op.args, op.kwargs))
@@ -677,8 +685,12 @@ def trace(module: nn.Module, input_shape: Sequence[int], name: str | None = None
         if recording is None:
             recording, shapes_from = record_calls(lambda x: record_hooks(root, x), input_shape, device, shape_argument)
     mapper = _Mapper(root, recording)
-    mapper.run()
-    mapper.finish()
+    try:
+        mapper.run()
+        mapper.finish()
+    except (KeyError, LookupError, TypeError) as error:  # a graph the mapping cannot follow: say so, briefly
+        raise ConvArgumentError(argument, "a model whose calls npconv can follow",
+                                f"{type(error).__name__}: {error}") from None
     label = name or type(module).__name__
     network = _network(mapper, label, input_shape, f"{type(module).__qualname__}, traced from PyTorch ({method})")
     parameters = dict(root.named_parameters())

@@ -305,6 +305,17 @@ def test_a_shape_npconv_disagrees_with_is_refused(monkeypatch):
         trace(Assorted(), (1, 3, 11, 11))
 
 
+def test_a_call_the_mapping_does_not_understand_is_kept_uncounted(monkeypatch):
+    def confused(self, op, module, x):
+        raise TypeError("an argument of a new form")
+
+    monkeypatch.setattr(network_from_torch._Mapper, "_conv", confused)
+    t = trace(SharedWeights(), (1, 4, 6, 6))
+    assert t.network.totals().uncounted == {"nn.Conv2d (arguments not understood: TypeError)": 2}
+    assert [r.kind for r in t.network.rows] == ["uncounted", "batchnorm", "uncounted", "batchnorm"]
+    assert t.network.totals().params == M.parameter_count(SharedWeights())  # still read, counted once
+
+
 def test_from_torch_is_there_without_importing_torch_with_npconv_network():
     code = "import sys, npconv.network, npconv.model; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
