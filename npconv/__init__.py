@@ -11,6 +11,13 @@ Public API::
                             depthwise_bias=None, pointwise_bias=None,
                             stride=1, padding=0, dilation=1, ...)
 
+    npconv.conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=1,
+                           groups=1, method="reference", count=False,
+                           needs=("input", "weight", "bias"),
+                           workspace_limit=None)        # -> Grads, or (Grads, GradCounts)
+    npconv.depthwise_conv2d_backward(...), npconv.pointwise_conv2d_backward(...),
+    npconv.separable_conv2d_backward(..., hidden=None)   # the same wrappers, backward
+
     npconv.set_workspace_limit(nbytes)    # kernels' scratch memory, default 256 MiB
 
 Layer geometry lives in :mod:`npconv.geometry`, closed-form counts in
@@ -34,10 +41,14 @@ __all__ = [
     "ConvTypeError",
     "available_methods",
     "conv2d",
+    "conv2d_backward",
     "depthwise_conv2d",
+    "depthwise_conv2d_backward",
     "get_workspace_limit",
     "pointwise_conv2d",
+    "pointwise_conv2d_backward",
     "separable_conv2d",
+    "separable_conv2d_backward",
     "set_workspace_limit",
 ]
 
@@ -46,13 +57,26 @@ _LAZY = {
     "depthwise_conv2d": "npconv.api",
     "pointwise_conv2d": "npconv.api",
     "separable_conv2d": "npconv.api",
+    "conv2d_backward": "npconv.api",
+    "depthwise_conv2d_backward": "npconv.api",
+    "pointwise_conv2d_backward": "npconv.api",
+    "separable_conv2d_backward": "npconv.api",
     "available_methods": "npconv.kernels",
     "get_workspace_limit": "npconv.memory",
     "set_workspace_limit": "npconv.memory",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from npconv.api import conv2d, depthwise_conv2d, pointwise_conv2d, separable_conv2d
+    from npconv.api import (
+        conv2d,
+        conv2d_backward,
+        depthwise_conv2d,
+        depthwise_conv2d_backward,
+        pointwise_conv2d,
+        pointwise_conv2d_backward,
+        separable_conv2d,
+        separable_conv2d_backward,
+    )
     from npconv.kernels import available_methods
     from npconv.memory import get_workspace_limit, set_workspace_limit
 

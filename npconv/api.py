@@ -42,6 +42,11 @@ For finite operands both conventions give the same values (to rounding).
 ``"im2col"`` multiplies with NumPy's ``matmul`` and so reports an invalid
 operation as NumPy does: a ``RuntimeWarning``, or ``FloatingPointError``
 under ``np.errstate(invalid="raise")``.
+
+The backward functions (:func:`conv2d_backward` and its wrappers) take the
+forward operands, ``grad_y = dL/dy`` first, and ``needs=`` (the gradients
+to compute); they return the gradients, with their counts when ``count`` is
+not False.  What is computed and counted: :mod:`npconv.gradients`.
 """
 
 from __future__ import annotations
@@ -55,6 +60,14 @@ from npconv import kernels
 from npconv.counts import CONVENTIONS, Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.gradients import (
+    GradCounts,
+    Grads,
+    SeparableGradCounts,
+    SeparableGrads,
+    parse_needs,
+    separable_needs,
+)
 from npconv.memory import ensure_fits, resolve_workspace_limit
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -240,3 +253,193 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     if dw_counts is None:
         return y
     return y, SeparableCounts(dw_counts, pw_counts)
+
+
+# ---------------------------------------------------------------------- backward
+#
+# The gradients of a loss L with respect to a convolution's operands, given grad_y = dL/dy.
+# What is computed and counted: see npconv.gradients.
+
+
+def _backward_convention(kernel, count: object) -> tuple[bool, str]:
+    """Parse ``count`` for ``kernel``: (are counts wanted, the convention to execute)."""
+    wanted, convention = _counting(count)
+    if convention is None:
+        return wanted, kernel.CONVENTIONS[0]
+    if convention not in kernel.CONVENTIONS:
+        raise ConvArgumentError(
+            "count",
+            f"a convention that method {kernel.NAME!r} executes "
+            f"({', '.join(map(repr, kernel.CONVENTIONS))})",
+            repr(count),
+        )
+    return wanted, convention
+
+
+def _check_grad_y(grad_y: np.ndarray, geometry: ConvGeometry, name: str = "grad_y") -> None:
+    if grad_y.shape != geometry.output_shape:
+        raise ConvArgumentError(
+            name, f"the layer's output shape (N, C_out, OH, OW) = {geometry.output_shape}",
+            f"shape {grad_y.shape}",
+        )
+
+
+def _run_backward(method: object, count: object, needs: frozenset[str], workspace_limit: object,
+                  grad_y: np.ndarray, x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry):
+    """Run ``method``'s backward kernel: ``(Grads, GradCounts | None)``."""
+    kernel = kernels.load(method)
+    if not hasattr(kernel, "conv2d_backward"):
+        raise ConvArgumentError("method", "a method with a backward pass", repr(method))
+    wanted, convention = _backward_convention(kernel, count)
+    limit = resolve_workspace_limit(workspace_limit)
+    dtype = x.dtype
+    for name, shape in (("input", geometry.input_shape), ("weight", geometry.weight_shape),
+                        ("bias", geometry.bias_shape)):
+        if name in needs and shape is not None:
+            ensure_fits(math.prod(shape) * dtype.itemsize, f"the {name} gradient, shape {shape} of {dtype.name},")
+    return kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
+                                  count=wanted, workspace_limit=limit)
+
+
+def _differentiate(arrays: dict[str, np.ndarray | None], stride: object, padding: object,
+                   dilation: object, groups: object, method: object, count: object, needs: object,
+                   workspace_limit: object):
+    """:func:`conv2d_backward` on operands already converted by :func:`_as_float_arrays`."""
+    grad_y, x, weight, bias = arrays["grad_y"], arrays["x"], arrays["weight"], arrays["bias"]
+    geometry = ConvGeometry.from_shapes(
+        x.shape, weight.shape, None if bias is None else bias.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )
+    _check_grad_y(grad_y, geometry)
+    wanted = parse_needs(needs)
+    grads, counts = _run_backward(method, count, wanted, workspace_limit, grad_y, x, weight, geometry)
+    return grads if counts is None else (grads, counts)
+
+
+def conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    method="reference", count=False, needs=("input", "weight", "bias"),
+                    workspace_limit=None):
+    """Gradients of :func:`conv2d`: given ``grad_y = dL/dy``, return ``dL/dx``, ``dL/dweight``, ``dL/dbias``.
+
+    Parameters
+    ----------
+    grad_y : array (N, C_out, OH, OW), the forward output's shape
+    x, weight : the forward operands (any memory layout; not modified)
+    bias : array (C_out,) or None -- says whether the layer has a bias; its
+        values are not needed
+    stride, padding, dilation, groups : as in :func:`conv2d`
+    method : algorithm name, see :func:`npconv.kernels.available_methods`
+    count : False, True, "dense" or "effective", as in :func:`conv2d`
+    needs : the gradients to compute: a subset of ``("input", "weight",
+        "bias")``, or one of those names.  The others are ``None`` and are
+        neither computed nor counted.  ``"bias"`` for a layer without bias
+        (``bias=None``) is ignored: that gradient is ``None``, so the default
+        suits layers with and without bias.  The first layer of a network
+        needs no input gradient: ``needs=("weight", "bias")``.
+    workspace_limit : int bytes or None, as in :func:`conv2d`
+
+    Operands follow :func:`conv2d`'s dtype rules (float32 or float64, mixed
+    dtypes promoted: ``grad_y`` takes part) and the gradients have that
+    dtype.  An empty batch gives an empty input gradient and zero weight and
+    bias gradients, with counts of 0.
+
+    Returns
+    -------
+    grads : :class:`~npconv.gradients.Grads` ``(input, weight, bias)``, or
+        ``(grads, counts)`` with a :class:`~npconv.gradients.GradCounts` (one
+        :class:`~npconv.counts.Counts` per computed gradient and their totals)
+        when ``count`` is not False.  The counts equal
+        ``npconv.formulas.backward_mults`` / ``backward_adds``.
+    """
+    arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
+    return _differentiate(arrays, stride, padding, dilation, groups, method, count, needs, workspace_limit)
+
+
+def depthwise_conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=1,
+                              method="reference", count=False, needs=("input", "weight", "bias"),
+                              workspace_limit=None):
+    """Gradients of :func:`depthwise_conv2d` (``groups = C_in``); arguments as in :func:`conv2d_backward`."""
+    arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
+    return _differentiate(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, needs,
+                          workspace_limit)
+
+
+def pointwise_conv2d_backward(grad_y, x, weight, bias=None, method="reference", count=False,
+                              needs=("input", "weight", "bias"), workspace_limit=None):
+    """Gradients of :func:`pointwise_conv2d` (a 1x1 kernel); arguments as in :func:`conv2d_backward`."""
+    arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
+    _check_pointwise_weight(arrays["weight"], "weight")
+    return _differentiate(arrays, 1, 0, 1, 1, method, count, needs, workspace_limit)
+
+
+def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, depthwise_bias=None,
+                              pointwise_bias=None, stride=1, padding=0, dilation=1, method="reference",
+                              count=False, needs=("input", "weight", "bias"), workspace_limit=None,
+                              hidden=None):
+    """Gradients of :func:`separable_conv2d`: the pointwise part's backward, then the depthwise part's.
+
+    Parameters
+    ----------
+    grad_y : array (N, C_out, OH, OW)
+    x, depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias,
+    stride, padding, dilation : as in :func:`separable_conv2d` (the biases
+        only say whether each part has one)
+    method, count, workspace_limit : as in :func:`conv2d_backward`
+    needs : as in :func:`conv2d_backward`; ``"weight"`` means both weights,
+        ``"bias"`` both biases (where present)
+    hidden : array (N, C_in * m, OH, OW) or None: the depthwise output of the
+        forward pass, which the pointwise weight gradient needs.  When absent
+        (and that gradient is needed) it is recomputed with ``method``, and
+        the recomputation's counts are reported apart, in
+        ``counts.hidden_recompute``, not in the gradient counts.
+
+    Returns
+    -------
+    grads : :class:`~npconv.gradients.SeparableGrads` ``(input,
+        depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias)``,
+        or ``(grads, counts)`` with a
+        :class:`~npconv.gradients.SeparableGradCounts`
+    """
+    operands = dict(grad_y=grad_y, x=x, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight,
+                    depthwise_bias=depthwise_bias, pointwise_bias=pointwise_bias)
+    if hidden is not None:  # hidden=None is an absent operand, not a missing one
+        operands["hidden"] = hidden
+    a = _as_float_arrays(**operands)
+    grad_y, x, dw_w, pw_w, dw_b, pw_b = (a[k] for k in list(operands)[:6])
+    depthwise = ConvGeometry.from_shapes(
+        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
+        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
+    )
+    _check_pointwise_weight(pw_w, "pointwise_weight")
+    pointwise = ConvGeometry.from_shapes(
+        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
+        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
+    )
+    layer = SeparableGeometry(depthwise, pointwise)
+    _check_grad_y(grad_y, layer.pointwise)
+    if "hidden" in a:
+        _check_grad_y(a["hidden"], layer.depthwise, "hidden")
+    dw_needs, pw_needs = separable_needs(parse_needs(needs))
+    kernel = kernels.load(method)
+    _backward_convention(kernel, count)  # refuse a bad count before any work
+    hidden, recompute = a.get("hidden"), None
+    if hidden is None and "weight" in pw_needs:
+        hidden, recompute = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise)
+    elif hidden is None:
+        # Without the pointwise weight gradient only hidden's shape matters: kernels read the
+        # forward input only for the weight gradient.
+        hidden = np.broadcast_to(np.zeros((), x.dtype), layer.depthwise.output_shape)
+    pw_grads, pw_counts = _run_backward(method, count, pw_needs, workspace_limit, grad_y, hidden, pw_w,
+                                        layer.pointwise)
+    if dw_needs:
+        dw_grads, dw_counts = _run_backward(method, count, dw_needs, workspace_limit, pw_grads.input, x, dw_w,
+                                            layer.depthwise)
+    else:
+        dw_grads, dw_counts = Grads(None, None, None), None
+    grads = SeparableGrads(dw_grads.input, dw_grads.weight, pw_grads.weight, dw_grads.bias, pw_grads.bias)
+    if pw_counts is None:
+        return grads
+    if dw_counts is None:
+        dw_counts = GradCounts(None, None, None, pw_counts.convention, pw_counts.method)
+    return grads, SeparableGradCounts(dw_counts, pw_counts, recompute)

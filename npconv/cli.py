@@ -62,7 +62,7 @@ def _explain(args: argparse.Namespace) -> int:
     from npconv.explain import explain, render_text, to_json_dict
 
     standard, separable, reading = layers_from_arguments(args)
-    report = explain(standard, separable, args.bias, reading)
+    report = explain(standard, separable, args.bias, reading, backward=args.backward)
     if args.json:
         print(json.dumps(to_json_dict(report), indent=2))
     else:
@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its working shown. With no flags: the course problem's worked example.",
     )
     _add_layer_arguments(explain)
+    explain.add_argument("--backward", action="store_true",
+                         help="also count one training step: the forward pass, the input, weight and bias "
+                              "gradients, and why a step costs about three forward passes")
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
     _add_check_parser(commands)
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(commands)
     _add_animate_parser(commands)
     _add_model_parser(commands)
+    _add_train_parser(commands)
     return parser
 
 
@@ -255,9 +259,27 @@ def _check(args: argparse.Namespace) -> int:
         sheet = claims.sheet_from_strings(question, args.claim, args.counting, reading)
     else:
         raise ConvArgumentError("FILE", "a claims file, or one or more --claim QUANTITY=VALUE", "neither")
-    report = claims.check(sheet)
+    report = claims.check(sheet, _check_rules(args, sheet.rules))
     _print_report(args, report, claims)
     return report.exit_status
+
+
+def _check_rules(args: argparse.Namespace, rules):
+    """The sheet's rules, with those that flags set in their place."""
+    import dataclasses
+
+    from npconv.claims import misconceptions
+    from npconv.claims import rules as grading
+
+    flags = {"tolerance": args.tolerance, "readings": args.readings,
+             "working": "required" if args.require_working else None}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    if not flags:
+        return rules
+    names = {"tolerance": "--tolerance", "readings": "--readings", "working": "--require-working"}
+    named = grading.rules_from(flags, misconceptions.BY_NAME, names.__getitem__)
+    fields = {"tolerance": "tolerance", "readings": "readings", "working": "working_required"}
+    return dataclasses.replace(rules, **{fields[key]: getattr(named, fields[key]) for key in flags})
 
 
 def _print_report(args: argparse.Namespace, report: object, renderer: object) -> None:
@@ -281,12 +303,20 @@ claims file (TOML), see examples/answer_sheet.toml:
   value = 19454
   expression = "(5 x 5 x 3 + 1) x 254"   # optional, as is note = "..."
 
-verdicts: holds; wrong (with the right value and its working); holds under another reading (named:
-another padding or input size, bias convention, FLOPs vs mults, dense vs effective counting, a
-filter count off by a typo, the inverse ratio, or two of these at once).
+verdicts: holds; holds if (only under a reading of the question the rules allow, named: another
+padding, the bias convention); slip (a number copied wrong, arithmetic that does not give the value
+written, a value rounded, working missing where required); wrong (a classic misconception, named,
+or no explanation). The right value, with its working, is always shown. Written working is
+evaluated first and compared with the formula by algebra: a reading the working contradicts is
+never the verdict. Score: 1 per claim that holds, reading_credit (1) under an allowed reading,
+slip_credit (0.5) per slip, 0 when wrong.
 
-exit status: 0 every claim holds; 1 some claim is wrong; 3 none is wrong but some hold only under
-another reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
+rules (a [rules] table in FILE, or the flags): tolerance = "exact" | "digits" | "1%";
+readings = ["padding", "bias"] (add "counting" or a misconception's name to accept it);
+working = "optional" | "required"; slip_credit = 0.5; reading_credit = 1.
+
+exit status: 0 every claim holds; 1 some claim is wrong or has a slip; 3 none is wrong or slipped
+but some hold only under a reading; 2 a bad flag or claims file (the error names FILE:LINE and the key).
 """
 
 
@@ -295,11 +325,12 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
 
     check = commands.add_parser(
         "check",
-        help="check hand-computed answers (a TOML claims file or --claim): verdict, working, readings",
+        help="grade hand-computed answers (a TOML claims file or --claim): verdicts, slips, mistakes, a score",
         description="Check claims about a standard and a depthwise-separable layer -- output shapes, "
                     "parameters, mults, adds, FLOPs, ratios -- each with the value written and, optionally, "
-                    "the arithmetic written. Each gets a verdict: holds, wrong (with the right value and "
-                    "its working) or holds under another reading of the question (named). Claims come "
+                    "the arithmetic written. Each gets a verdict -- holds, holds if (under a reading the "
+                    "rules allow), slip or wrong, each named -- beside the right value and its working, and "
+                    "the sheet a score. Claims come "
                     "from FILE, or from --claim with the layer flags (defaults: the course problem).",
         epilog=_CHECK_EPILOG.format(quantities=QUANTITY_HELP),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -310,6 +341,13 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
                             "or 'separable.params=15+1024=1102' (repeatable)")
     check.add_argument("--counting", choices=("dense", "effective"), default="dense",
                        help="the counting convention the question means (default: dense, the textbook's)")
+    check.add_argument("--tolerance", metavar="T",
+                       help="exact (default), digits (to the digits written) or a relative tolerance such as 1%%")
+    check.add_argument("--readings", metavar="NAMES",
+                       help="readings accepted as right, comma-separated (default: padding,bias; 'none' for "
+                            "none; also counting, or a misconception's name)")
+    check.add_argument("--require-working", action="store_true",
+                       help="a number given without its arithmetic is a slip")
     _add_layer_arguments(check)
     check.add_argument("--json", action="store_true", help="print machine-readable JSON")
     check.set_defaults(handler=_check)
@@ -407,6 +445,50 @@ def _add_model_parser(commands: argparse._SubParsersAction) -> None:
                             "they disagree)")
     model.set_defaults(handler=_model)
 
+
+def _train(args: argparse.Namespace) -> int:
+    from npconv.train.command import run  # NumPy and the training stack, only when training
+
+    return run(args)
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train the standard and the separable network (digits by default), counted and timed side by side",
+        description="Train the course problem's pair -- small_standard and small_separable, adapted to the "
+                    "data's channels and classes -- on scikit-learn's 8x8 digits (a fixed stratified "
+                    "80/20 split) or on an .npz file, with every convolution running through npconv's "
+                    "kernels. Prints side by side: parameters, forward and training-step mults per image "
+                    "(formula, and what the kernels counted), time per epoch, train loss and test accuracy "
+                    "per epoch. Needs the train extra: pip install 'npconv[train]'.",
+        epilog="exit status: 0 trained; 2 a bad flag or data file, or a loss that stopped being finite (the "
+               "last good weights are kept and saved with --save); 130 interrupted with Ctrl-C (what was "
+               "trained so far is reported and saved with --save).",
+    )
+    train.add_argument("--net", action="append", metavar="NAME|FILE",
+                       help="a built-in network or a TOML file; repeat or comma-separate for several "
+                            "(default: small_standard,small_separable)")
+    train.add_argument("--epochs", metavar="N", help="passes over the training set (default: 40)")
+    train.add_argument("--batch-size", metavar="N", help="images per step (default: 16)")
+    train.add_argument("--lr", metavar="LR", help="learning rate (default: 0.01)")
+    train.add_argument("--optimizer", metavar="NAME", help="sgd (with momentum) or adam (default: adam)")
+    train.add_argument("--momentum", metavar="M", help="SGD's momentum (default: 0.9)")
+    train.add_argument("--schedule", metavar="NAME",
+                       help="learning rate per epoch: cosine (annealed to 0 over the epochs, as PyTorch's "
+                            "CosineAnnealingLR) or constant (default: cosine)")
+    train.add_argument("--method", metavar="NAME",
+                       help="the kernels every conv and linear layer runs through (default: im2col, the "
+                            "fastest here)")
+    train.add_argument("--seed", metavar="N", help="initial weights and batch order (default: 0)")
+    train.add_argument("--data", metavar="FILE.npz",
+                       help="arrays x_train, y_train, x_test, y_test (as the MNIST npz files); images NHW, "
+                            "NHWC or NCHW (default: scikit-learn's digits)")
+    train.add_argument("--save", metavar="FILE.npz", help="write the trained weights here (atomically)")
+    train.add_argument("--load", metavar="FILE.npz", help="start from weights written by --save")
+    train.add_argument("--plot", metavar="FILE.png", help="draw the learning curves (needs matplotlib)")
+    train.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    train.set_defaults(handler=_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

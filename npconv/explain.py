@@ -43,11 +43,13 @@ class Explanation:
     quantities: dict[str, dict[str, object]]
     other_conventions: dict[str, Quantity]
     ratios: dict[str, object]
+    #: with ``--backward``: :func:`npconv.quantities.backward_table`, else None
+    backward: dict[str, dict[str, object]] | None = None
 
 
 def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
-            input_reading: str = "") -> Explanation:
-    """Compute every quantity shown for ``standard`` vs ``separable``."""
+            input_reading: str = "", backward: bool = False) -> Explanation:
+    """Compute every quantity shown for ``standard`` vs ``separable`` (``backward``: a training step's too)."""
     layers = Q.Layers(standard, separable)
     conventions = ("dense", "effective") if standard.has_padding else ("dense",)
     quantities = Q.table(layers, conventions)
@@ -70,6 +72,7 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
     return Explanation(
         standard, separable, bias_convention, input_reading, conventions,
         (F.output_height(standard), F.output_width(standard)), quantities, other, ratios,
+        Q.backward_table(layers, conventions) if backward else None,
     )
 
 
@@ -176,7 +179,62 @@ def render_text(e: Explanation) -> str:
     else:
         lines.append(f"      = {mobile}  (against an ungrouped standard layer; this one has "
                      f"groups {e.standard.groups})")
+    if e.backward is not None:
+        lines += ["", *_backward_lines(e)]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- backward
+
+_GRADIENT_ROWS = (("forward", "mults", "forward mults"), ("input", "mults", "input-gradient mults"),
+                  ("weight", "mults", "weight-gradient mults"), ("bias", "adds", "bias-gradient adds"),
+                  ("step", "mults", "training-step mults"), ("step", "passes", "  = forward passes"),
+                  ("step", "adds", "training-step adds"),
+                  ("first_layer_step", "mults", "first layer: step mults"),
+                  ("first_layer_step", "passes", "  = forward passes"))
+
+_WHY_THREE = (
+    "Every forward tap multiplies one input value by one weight.  The backward pass gives every tap",
+    "one product in the input gradient (grad_y x weight, summed where the tap read the input) and one",
+    "in the weight gradient (grad_y x input, summed at the tap's weight): the forward products twice",
+    "more, so a training step costs about three forward passes.  The bias gradient only adds grad_y.",
+    "A first layer needs no input gradient (its input is the data): about two forward passes.",
+    "A separable first layer still computes its pointwise part's input gradient, which the depthwise",
+    "weights' gradient is made from: it saves only the depthwise part's input gradient.",
+)
+
+
+def _passes(step: Quantity) -> str:
+    passes = next((d for d in step.details if d.label == "forward passes"), None)
+    return "" if passes is None else f"{float(passes.value):.2f}"
+
+
+def _backward_cell(e: Explanation, part: str, row: str, what: str, convention: str) -> str:
+    counted = e.backward[part][row][convention]
+    return _passes(counted["mults"]) if what == "passes" else format_number(counted[what].value)
+
+
+def _backward_lines(e: Explanation) -> list[str]:
+    """The training-step table, why it costs about three forward passes, and the gradients' working."""
+    lines = ["Backward pass: one training step = the forward pass, then the gradients", ""]
+    rows = [("", *PARTS)]
+    for convention in e.conventions:
+        suffix = f", {convention}" if len(e.conventions) > 1 else ""
+        rows += [(label + ("" if what == "passes" else suffix),
+                  *(_backward_cell(e, part, row, what, convention) for part in PARTS))
+                 for row, what, label in _GRADIENT_ROWS]
+    lines += render.table(rows, "lr")
+    lines += ["", "  Why about three forward passes", *(f"    {line}" for line in _WHY_THREE)]
+    label_width = max(len(p) for p in PARTS)
+    for convention in e.conventions:
+        suffix = f" ({convention})" if len(e.conventions) > 1 else ""
+        for wrt, heading in (("input", "Input gradient"), ("weight", "Weight gradient"),
+                             ("bias", "Bias gradient")):
+            lines.append(f"  {heading} adds{suffix}: summing T terms takes T - 1 additions"
+                         + ("" if wrt == "bias" else "; its mults are the forward mults"))
+            for part in PARTS:
+                lines += _working(part.ljust(label_width), e.backward[part][wrt][convention]["adds"])
+    return lines
 
 
 # ---------------------------------------------------------------------- json
@@ -208,4 +266,8 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
             "mults": {c: q.to_dict() for c, q in e.ratios["mults"].items()},
             "mobilenet": e.ratios["mobilenet"].to_dict(),
         },
+        **({} if e.backward is None else {"backward": {
+            part: {row: {c: {what: q.to_dict() for what, q in counted.items()} for c, counted in by.items()}
+                   for row, by in rows.items()}
+            for part, rows in e.backward.items()}}),
     }

@@ -52,7 +52,8 @@ from npconv._expr import (
 )
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
-from npconv.geometry import ConvGeometry, SeparableGeometry
+from npconv.geometry import ConvGeometry, SeparableGeometry, first_touch_starts, tap_output_range
+from npconv.gradients import GRADIENTS, parse_needs, separable_needs
 
 
 @dataclass(frozen=True)
@@ -448,3 +449,238 @@ def pooling_window_ops(g: ConvGeometry) -> Quantity:
     taps = Group(Difference(Product(Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW")), Leaf(1, "1")))
     expr = product(_batch(g), oh, ow, Leaf(g.out_channels, "C"), taps)
     return Quantity.of("window ops", expr, note="KH x KW taps per window take KH x KW - 1 operations")
+
+
+# ---------------------------------------------------------------------- backward pass
+#
+# The gradients of a layer, counted as npconv.gradients describes: the input and the weight
+# gradient each take one product per forward tap (every tap under "dense", the real ones under
+# "effective"), and each gradient element summing T terms takes T - 1 additions.  So
+# adds = mults - (elements that get at least one term), and the work is in counting those
+# elements: per axis, in O(kernel) steps, whatever the size of the layer.
+
+
+def _axis_of(g: ConvGeometry, axis: int) -> tuple[int, int, int, int, int, int, str, str]:
+    """(size, kernel, stride, dilation, pad_before, outputs, "H"/"W", "row"/"column") of one axis."""
+    if axis == 0:
+        return (g.height, g.kernel_h, g.stride[0], g.dilation[0], g.padding[0][0], g.out_height, "H", "row")
+    return (g.width, g.kernel_w, g.stride[1], g.dilation[1], g.padding[1][0], g.out_width, "W", "column")
+
+
+def reached_padded_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``U_H`` (``axis`` 0) or ``U_W``: padded rows (columns) that at least one tap reaches.
+
+    Tap ``k`` of output ``o`` reaches padded row ``o x S + k x D``; counted by the rows each
+    kernel row reaches first (:func:`npconv.geometry.first_touch_starts`):
+    ``min(q, KH) x OH + max(KH - q, 0) x min(OH, D / gcd(S, D))`` with ``q = S / gcd(S, D)``.
+    """
+    _, kernel, stride, dilation, _, out, symbol, what = _axis_of(g, axis)
+    starts = first_touch_starts(out, kernel, stride, dilation)
+    return Quantity.of(
+        f"U_{symbol}", run_sum([(out - start, 1) for start in starts], "first"),
+        formula=f"sum over kernel {what}s of the padded {what}s each is the first to reach",
+        note=f"padded {what}s o x S + k x D that some tap reaches",
+    )
+
+
+def reached_input_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``V_H`` (``axis`` 0) or ``V_W``: input rows (columns) that at least one real tap reaches.
+
+    The padded rows each kernel row reaches first (see :func:`reached_padded_positions`),
+    counted only where they are real input rows.
+    """
+    size, kernel, stride, dilation, pad, out, symbol, what = _axis_of(g, axis)
+    firsts = []
+    for k, start in enumerate(first_touch_starts(out, kernel, stride, dilation)):
+        lo, hi = tap_output_range(size, k, stride, pad, dilation, out)
+        firsts.append((max(0, hi - max(lo, start)), 1))
+    return Quantity.of(
+        f"V_{symbol}", run_sum(firsts, "first"),
+        formula=f"sum over kernel {what}s of the input {what}s each is the first to reach",
+        note=f"input {what}s that some tap on real input reaches",
+    )
+
+
+def real_kernel_positions(g: ConvGeometry, axis: int) -> Quantity:
+    """``K'_H`` (``axis`` 0) or ``K'_W``: kernel rows (columns) that land on real input for at least one
+    output row (column)."""
+    size, kernel, stride, dilation, pad, out, symbol, what = _axis_of(g, axis)
+    real = sum(1 for k in range(kernel) if len(range(*tap_output_range(size, k, stride, pad, dilation, out))))
+    return Quantity.of(f"K'_{symbol}", Leaf(real, f"K'_{symbol}"),
+                       formula=f"kernel {what}s that land on real input for some output {what}",
+                       note=f"of K{symbol} = {kernel}")
+
+
+def _check_gradient(wrt: object) -> str:
+    if not isinstance(wrt, str) or wrt not in GRADIENTS:
+        raise ConvArgumentError("wrt", f"one of {', '.join(map(repr, GRADIENTS))}", repr(wrt))
+    return wrt
+
+
+def _no_bias_gradient(label: str) -> Quantity:
+    return Quantity.of(label, Leaf(0, "0"), note="the layer has no bias, so no bias gradient")
+
+
+def _per_part(label: str, function, s: SeparableGeometry, wrt: str, convention: str) -> Quantity:
+    """``function`` of both parts of a separable layer, summed.  Each part's ``"input"`` gradient is
+    the gradient of that part's input: the pointwise part's is the depthwise output's."""
+    return _sum_of_parts(label, function(s.depthwise, wrt, convention), function(s.pointwise, wrt, convention),
+                         note=f"both parts' {wrt} gradients")
+
+
+def backward_mults(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """Multiplications of one gradient: the forward ``mults`` for ``"input"`` and ``"weight"``, 0 for
+    ``"bias"``.
+
+    Every forward tap ``x[n, c, ih, iw] x weight[co, ci, kh, kw]`` gives one product to each:
+    ``grad_y x weight`` to the input gradient at ``(n, c, ih, iw)``, ``grad_y x x`` to the
+    weight gradient at ``(co, ci, kh, kw)``.  For a separable layer, the sum of its parts'
+    (``"input"``: the pointwise part's input gradient, which the depthwise part's needs, and the
+    depthwise part's).
+    """
+    label = f"{_check_gradient(wrt)} gradient mults"
+    _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_mults, g, wrt, convention)
+    if wrt == "bias":
+        if not g.bias:
+            return _no_bias_gradient(label)
+        return Quantity.of(label, Leaf(0, "0"), note="the bias gradient sums grad_y: no products")
+    forward = mults(g, convention)
+    factor = "weight" if wrt == "input" else "input"
+    return dataclasses.replace(
+        forward, label=label,
+        note=f"{forward.note}; one product grad_y x {factor} per forward tap, as many as forward",
+    )
+
+
+def backward_adds(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """Additions of one gradient: its products minus the gradient elements that get a term.
+
+    * input, dense: ``mults - N x C_in x U_H x U_W`` (summed on the padded input, then cropped);
+    * input, effective: ``mults - N x C_in x V_H x V_W``;
+    * weight, dense: ``mults - C_out x C_in/g x KH x KW``; effective: ``K'_H x K'_W`` taps
+      (0 reached weights for an empty batch);
+    * bias: ``C_out x (N x OH x OW - 1)`` (0 for an empty batch), in either convention;
+    * a separable layer: the sum of its parts'.
+    """
+    label = f"{_check_gradient(wrt)} gradient adds"
+    _check_convention(convention)
+    if isinstance(g, SeparableGeometry):
+        return _per_part(label, backward_adds, g, wrt, convention)
+    if wrt == "bias":
+        if not g.bias:
+            return _no_bias_gradient(label)
+        if g.batch == 0:
+            return Quantity.of(label, Leaf(0, "0"), note="an empty batch: nothing to sum")
+        oh, ow = _out_leaves(g)
+        terms = Group(Difference(product(_batch(g), oh, ow), Leaf(1, "1")))
+        return Quantity.of(label, Product(Leaf(g.out_channels, "C_out"), terms),
+                           note="each bias sums grad_y over N x OH x OW positions")
+    m = backward_mults(g, wrt, convention)
+    if wrt == "input":
+        if convention == "dense":
+            per_axis = (reached_padded_positions(g, 0), reached_padded_positions(g, 1))
+            where = "padded input positions some tap reaches (summed there, then cropped)"
+        else:
+            per_axis = (reached_input_positions(g, 0), reached_input_positions(g, 1))
+            where = "input positions some real tap reaches"
+        reached_expr = product(_batch(g) if g.batch != 0 else Leaf(0, "N"), Leaf(g.in_channels, "C_in"),
+                               per_axis[0].leaf(), per_axis[1].leaf())
+    else:
+        if convention == "dense":
+            per_axis = ()
+            taps: tuple[Expr, ...] = (Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW"))
+            where = "weights (every tap gets N x OH x OW terms)"
+        else:
+            per_axis = (real_kernel_positions(g, 0), real_kernel_positions(g, 1))
+            taps = (per_axis[0].leaf(), per_axis[1].leaf())
+            where = "weights whose tap lands on real input"
+        reached_expr = (product(_out_channels(g), _channels_per_group(g), *taps) if g.batch
+                        else Leaf(0, "0 (empty batch)"))
+    reached = Quantity.of(f"reached {wrt} gradient elements", reached_expr, details=per_axis, note=where)
+    expr = Difference(m.leaf("mults"), reached.leaf("reached"))
+    return Quantity.of(label, expr, details=(m, reached),
+                       note="summing T terms takes T - 1 additions: mults - elements that get a term")
+
+
+def backward_flops(g: ConvGeometry | SeparableGeometry, wrt: str, convention: str = "dense") -> Quantity:
+    """``mults + adds`` of one gradient."""
+    m, a = backward_mults(g, wrt, convention), backward_adds(g, wrt, convention)
+    return Quantity.of(f"{wrt} gradient FLOPs", Sum(m.leaf("mults"), a.leaf("adds")))
+
+
+def _computed(g: ConvGeometry, needs: object) -> tuple[str, ...]:
+    """The gradients computed for ``needs``, in order (no bias gradient without a bias)."""
+    wanted = parse_needs(needs)
+    return tuple(name for name in GRADIENTS if name in wanted and (name != "bias" or g.bias))
+
+
+def _gradient_total(label: str, per_gradient, g: ConvGeometry | SeparableGeometry, convention: str,
+                    needs: object) -> Quantity:
+    """``per_gradient`` summed over the gradients ``needs`` computes.
+
+    A separable layer's ``needs`` are its own (``"weight"``: both weights), and each part computes
+    what :func:`npconv.gradients.separable_needs` says: the pointwise part's input gradient
+    whenever the depthwise part computes anything.
+    """
+    if isinstance(g, SeparableGeometry):
+        dw_needs, pw_needs = separable_needs(parse_needs(needs))
+        return _sum_of_parts(label, _gradient_total(label, per_gradient, g.depthwise, convention, dw_needs),
+                             _gradient_total(label, per_gradient, g.pointwise, convention, pw_needs),
+                             note="the pointwise part's input gradient is the depthwise output's gradient")
+    computed = _computed(g, needs)
+    parts = [per_gradient(g, name, convention) for name in computed]
+    if not parts:
+        return Quantity.of(label, Leaf(0, "0"), note="no gradient asked for")
+    expr = parts[0].leaf() if len(parts) == 1 else Sum(*(p.leaf() for p in parts))
+    return Quantity.of(label, expr, details=tuple(parts), note=f"gradients: {', '.join(computed)}")
+
+
+def backward_mults_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                         needs: object = GRADIENTS) -> Quantity:
+    """Multiplications of the gradients in ``needs`` (the bias gradient only for a layer with a bias).
+
+    ``needs`` as in :func:`npconv.conv2d_backward` (for a separable layer, as in
+    :func:`npconv.separable_conv2d_backward`).
+    """
+    return _gradient_total("backward mults", backward_mults, g, convention, needs)
+
+
+def backward_adds_total(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
+    """Additions of the gradients in ``needs``."""
+    return _gradient_total("backward adds", backward_adds, g, convention, needs)
+
+
+def _training_step(label: str, forward: Quantity, backward: Quantity) -> Quantity:
+    forward = dataclasses.replace(forward, label=f"forward {forward.label}")
+    expr = Sum(forward.leaf(), backward.leaf())
+    details: tuple[Quantity, ...] = (forward, backward)
+    if forward.value:
+        passes = Quantity.of("forward passes", Ratio(Sum(forward.leaf(), backward.leaf()), forward.leaf()),
+                             formula=f"({forward.label} + {backward.label}) / {forward.label}")
+        details += (passes,)
+    return Quantity.of(label, expr, details=details, note=(
+        "a training step runs the layer forward, then its gradients: the input and the weight "
+        "gradient each take one product per forward tap, so a step costs about three forward "
+        "passes (two for a first layer, which needs no input gradient)"
+    ))
+
+
+def training_step_mults(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                        needs: object = GRADIENTS) -> Quantity:
+    """Forward plus backward multiplications of one training step (``needs``: the gradients computed)."""
+    return _training_step("training step mults", mults(g, convention), backward_mults_total(g, convention, needs))
+
+
+def training_step_adds(g: ConvGeometry | SeparableGeometry, convention: str = "dense",
+                       needs: object = GRADIENTS) -> Quantity:
+    """Forward plus backward additions of one training step."""
+    return _training_step("training step adds", adds(g, convention), backward_adds_total(g, convention, needs))
+
+
+#: The separable layer's backward counts under their older names: the same functions.
+separable_backward_mults_total = backward_mults_total
+separable_backward_adds_total = backward_adds_total
+separable_training_step_mults = training_step_mults

@@ -31,6 +31,7 @@ normalisers, ConvGeometry and SeparableGeometry belong together.
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -596,3 +597,50 @@ class SeparableGeometry:
             groups=1,
             bias=self.pointwise.bias if bias is None else bias,
         )
+
+
+# ---------------------------------------------------------------------- the taps along one axis
+#
+# Along one axis a layer has O outputs, a kernel of K taps, stride s, dilation d and padding
+# p_before.  Output o, tap k reads padded position o * s + k * d, which is input position
+# o * s + k * d - p_before.  The backward pass sums, at every position, the terms of the taps
+# that reach it; these two functions say which taps reach what.
+
+
+def tap_output_range(size: int, kernel_index: int, stride: int, pad_before: int, dilation: int,
+                     out_length: int) -> Pair:
+    """The outputs ``[lo, hi)`` for which tap ``kernel_index`` lands on real input (``lo == hi``: none).
+
+    Output ``o`` reads input ``o * stride - pad_before + kernel_index * dilation``, which is real
+    for ``0 <= ... < size``: a contiguous range of ``o``.
+    """
+    offset = kernel_index * dilation - pad_before
+    lo = min(out_length, max(0, -(offset // stride)))  # first o with o * stride + offset >= 0
+    hi = min(out_length, max(0, -((offset - size) // stride)))  # first o with ... >= size
+    return lo, max(lo, hi)
+
+
+def first_touch_starts(out_length: int, kernel: int, stride: int, dilation: int) -> list[int]:
+    """For each tap ``k``, the first output from which on ``k`` is the first tap to reach its position.
+
+    Taps are taken in order ``k = 0, 1, ...``; tap ``k`` at output ``o`` reaches position
+    ``o * stride + k * dilation``.  An earlier tap ``k' < k`` reaches the same position at
+    output ``o' = o + (k - k') * dilation / stride``, which exists iff ``stride`` divides
+    ``(k - k') * dilation`` and ``o' < out_length``.  With ``q = stride / gcd(stride, dilation)``
+    the divisible differences are the multiples of ``q``, the nearest earlier such tap is
+    ``k - q``, at ``j = q * dilation / stride = dilation / gcd(stride, dilation)`` outputs
+    further on.  So tap ``k`` reaches a position first exactly for the outputs
+    ``o >= max(0, out_length - j)`` when ``k >= q``, and for every output when ``k < q``.
+    Returns those starts, one per tap.
+
+    A position's first tap is the only one whose term may *start* its sum: every later tap adds
+    to it, which is how a scatter (col2im, the direct kernel's input gradient) executes exactly
+    ``T - 1`` additions for ``T`` terms.  In 2-D, taps ``(kh, kw)`` taken in row-major order,
+    the taps reaching a position ``(ph, pw)`` are the pairs of the taps reaching ``ph`` along H
+    and ``pw`` along W, a product set, whose first pair in row-major order is the pair of the
+    per-axis first taps: so tap ``(kh, kw)`` is first exactly on the rectangle of outputs
+    ``[start_h[kh], OH) x [start_w[kw], OW)``.
+    """
+    q = stride // math.gcd(stride, dilation)
+    later = max(0, out_length - dilation // math.gcd(stride, dilation))
+    return [0 if k < q else later for k in range(kernel)]

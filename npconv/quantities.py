@@ -113,3 +113,35 @@ def ratio(layers: Layers, kind: str, convention: str = "dense", inverse: bool = 
 def counts(layer: Layer, convention: str) -> dict[str, int]:
     """The closed-form ``{"mults", "adds"}`` of ``layer`` under ``convention``: what a kernel's tally must equal."""
     return {kind: int(quantity(layer, kind, convention)) for kind in ("mults", "adds")}
+
+
+# ---------------------------------------------------------------------- one training step
+
+#: The gradients of a layer's backward pass (see :mod:`npconv.gradients`).
+GRADIENTS = ("input", "weight", "bias")
+
+#: The needs of a first layer: its input is data, so no input gradient.
+FIRST_LAYER_NEEDS = ("weight", "bias")
+
+
+def backward_table(layers: Layers, conventions: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """part -> {"forward", each gradient, "step", "first_layer_step"}: {convention: {"mults", "adds"}}.
+
+    ``step`` is one training step of the part as an inner layer (forward plus every gradient);
+    ``first_layer_step`` the same without the input gradient (a separable first layer still
+    computes its pointwise part's input gradient, which the depthwise weights need).
+    """
+    result: dict[str, dict[str, object]] = {}
+    for part in PARTS:
+        layer = layers.part(part)
+        rows: dict[str, object] = {
+            "forward": {c: {"mults": F.mults(layer, c), "adds": F.adds(layer, c)} for c in conventions},
+        }
+        for wrt in GRADIENTS:
+            rows[wrt] = {c: {"mults": F.backward_mults(layer, wrt, c), "adds": F.backward_adds(layer, wrt, c)}
+                         for c in conventions}
+        for name, needs in (("step", GRADIENTS), ("first_layer_step", FIRST_LAYER_NEEDS)):
+            rows[name] = {c: {"mults": F.training_step_mults(layer, c, needs),
+                              "adds": F.training_step_adds(layer, c, needs)} for c in conventions}
+        result[part] = rows
+    return result

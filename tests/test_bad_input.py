@@ -199,6 +199,8 @@ BASE = {
     "model": ["small_separable"],
     # a folder that cannot exist: were a bad value ever accepted, nothing would be drawn or written
     "animate": ["--frames", "1", "--out", "/dev/null/never.gif"],
+    # were a bad value ever accepted: one epoch of the small network, about a second
+    "train": ["--net", "small_separable", "--epochs", "1", "--method", "im2col"],
 }
 
 _KERNEL_FITS = "--kernel: expected a kernel whose dilated height"
@@ -242,11 +244,15 @@ CLI_CASES = [
       for command in ("explain", "check", "measure", "bench", "animate")
       for flag, value, fragment in LAYER_FLAG_CASES),
     ("explain", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
+    ("explain", "--backward", ["--backward=yes"], "argument --backward: ignored explicit argument 'yes'"),
     ("check", "FILE", ["/no/such/claims.toml"], "FILE: expected a readable TOML claims file"),
     ("check", "--claim", ["--claim", "nonsense"], "--claim: expected QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE"),
     ("check", "--claim", ["--claim", "standard.params=abc"], "value: expected a number"),
     ("check", "--claim", ["--claim", "standard.nothing=1"], "quantity: expected a quantity name"),
     ("check", "--counting", ["--counting", "both"], "argument --counting: invalid choice: 'both'"),
+    ("check", "--tolerance", ["--tolerance", "loose"], "--tolerance: expected 'exact', 'digits'"),
+    ("check", "--readings", ["--readings", "stride"], "--readings: expected reading names among"),
+    ("check", "--require-working", ["--require-working=1"], "argument --require-working: ignored explicit"),
     ("check", "--json", ["--json=1"], "argument --json: ignored explicit argument '1'"),
     ("measure", "--methods", ["--methods", "fastest"], "--methods: expected comma-separated methods among"),
     ("measure", "--methods", ["--methods", ""], "--methods: expected comma-separated methods among"),
@@ -309,6 +315,22 @@ CLI_CASES = [
     # the PyTorch-side refusals (no such file, a factory that raises, ...) are in test_torch_models.py
     ("model", "--torch", ["--torch", "net.py:build"], "--torch: expected no NAME|FILE beside it"),
     ("model", "--input-shape", ["--input-shape", "1x3x8x8"], "--input-shape: expected --torch beside it"),
+    ("train", "--net", ["--net", "lenet"], "--net: expected a built-in network (mobilenet_v1,"),
+    ("train", "--net", ["--net", ","], "--net: expected one or more network names or TOML files, got ','"),
+    ("train", "--epochs", ["--epochs", "0"], "--epochs: expected an int >= 1, got '0'"),
+    ("train", "--batch-size", ["--batch-size", "1.5"], "--batch-size: expected an int >= 1, got '1.5'"),
+    ("train", "--lr", ["--lr", "inf"], "--lr: expected a positive learning rate such as 0.01, got 'inf'"),
+    ("train", "--optimizer", ["--optimizer", "lbfgs"], "--optimizer: expected sgd or adam, got 'lbfgs'"),
+    ("train", "--momentum", ["--optimizer", "sgd", "--momentum", "-0.1"],
+     "--momentum: expected a momentum 0 <= m < 1 such as 0.9, got '-0.1'"),
+    ("train", "--schedule", ["--schedule", "linear"], "--schedule: expected cosine or constant, got 'linear'"),
+    ("train", "--method", ["--method", "abacus"], "--method: expected one of reference, im2col, direct"),
+    ("train", "--seed", ["--seed", "x"], "--seed: expected an int >= 0, got 'x'"),
+    ("train", "--data", ["--data", "/no/such/data.npz"], "--data: expected an existing .npz file"),
+    ("train", "--save", ["--save", "/no/such/folder/w.npz"], "--save: expected a file in an existing folder"),
+    ("train", "--load", ["--load", "/no/such/w.npz"], "--load: expected an existing .npz file"),
+    ("train", "--plot", ["--plot", "/no/such/folder/c.png"], "--plot: expected a .png file in an existing folder"),
+    ("train", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
 ]
 
 

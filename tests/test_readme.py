@@ -19,7 +19,7 @@ def _blocks(language: str) -> list[str]:
 
 #: README excerpts of command output, each checked line by line against a real run (from the
 #: repository root): every line shown, except "..." and blank ones, must be a line of the output.
-VERIFIED_COMMANDS = ("npconv explain", "npconv check examples/answer_sheet.toml")
+VERIFIED_COMMANDS = ("npconv explain", "npconv explain --backward", "npconv check examples/answer_sheet.toml")
 
 
 @pytest.mark.parametrize("command", VERIFIED_COMMANDS)

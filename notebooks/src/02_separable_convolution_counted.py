@@ -218,7 +218,7 @@ print(f"params separable / standard = {params_ratio}  ({float(1 / params_ratio.v
 # beside the right value without padding (the question as asked) and with
 # `padding=1`, and evaluates the arithmetic the sheet wrote next to each
 # number. `npconv check examples/answer_sheet.toml` grades the same sheet line
-# by line, and searches for the reading under which each line holds.
+# by line (below the table).
 
 # %%
 sheet = [  # (quantity, what the sheet wrote, the arithmetic it wrote beside it)
@@ -259,6 +259,28 @@ for quantity, written, arithmetic in sheet:
     evaluated = "" if arithmetic is None else f"{arithmetic} = {eval(arithmetic):,}"
     rows.append([quantity, shown(written), evaluated, *marks])
 Table(["quantity", "sheet wrote", "its arithmetic gives", "right (padding 0)", "right (padding 1)"], rows)
+
+# %% [markdown]
+# ### The sheet graded
+#
+# `npconv check` grades it as a careful teacher would: each line's working is
+# evaluated and read as the formula's symbols first, then the cheapest
+# explanation of what it wrote is the verdict -- **holds**, **holds if** (a
+# reading of the question the rules allow: here padding 1), **slip** (a number
+# copied wrong, arithmetic that does not give the value written) or **wrong**
+# (a classic misconception, named) -- beside the right value as asked, with a
+# score. A reading the working contradicts is never the verdict: line 1 writes
+# `floor((14-5)/1) + 1 + 1`, so P = 0 and a second `+ 1`.
+
+# %%
+from pathlib import Path
+
+from npconv import claims
+
+sheet_file = next(p / "examples" / "answer_sheet.toml" for p in (Path.cwd(), *Path.cwd().parents)
+                  if (p / "examples" / "answer_sheet.toml").is_file())
+graded = claims.check(claims.load_sheet(sheet_file))
+print(claims.render_text(graded).split("\n\nDetails")[0].split("\n\n", 2)[2])
 
 # %% [markdown]
 # ## Dense or effective: what counts under padding

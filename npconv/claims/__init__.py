@@ -1,44 +1,47 @@
-"""Check hand-computed answers: claims about a layer, each given a verdict with its reasons.
+"""Grade hand-computed answers: claims about a layer, each given a verdict with its reasons, and a score.
 
 A *claim* names a quantity of a question (``standard.params``,
 ``separable.mults``, ``standard.output`` ...), gives the value written for it
 and, optionally, the arithmetic written for it (``"(5*5*3+1)*254"``).
-:func:`check` gives every claim one of three verdicts:
+:func:`check` gives every claim the verdict of the cheapest explanation of
+what it writes (:mod:`~npconv.claims.readings`):
 
 ``holds``
-    the value is right for the question as asked;
+    right for the question as asked;
+``holds under another reading`` (``holds if``)
+    right only under a reading of the question the rules allow -- another
+    padding, the other bias convention -- or with a value carried from
+    another claim, named;
+``slip``
+    a number copied wrong that the claim writes, arithmetic that does not
+    give the value written, a value rounded beyond the tolerance, working
+    missing where it is required;
 ``wrong``
-    it is not, and no reading searched makes it right; the right value comes
-    with its working (from :mod:`npconv.formulas`);
-``holds under another reading``
-    it is right if the question is read differently, and the reading is
-    named: another padding or input size, another bias convention, FLOPs
-    instead of mults (or MACs instead of FLOPs, or FLOPs as 2 x MACs),
-    effective instead of dense counting, a filter count off by a typo, the
-    inverse of a ratio -- or two of these at once.  Readings are searched,
-    not looked up: every candidate reading is evaluated with the same
-    formulas, and the ones with the fewest changes that make the value
-    right are reported.
+    a classic misconception (:mod:`~npconv.claims.misconceptions`, named and
+    explained), a wrong value in the working, a reading the rules do not
+    allow, or nothing explains it.
 
-When the arithmetic is given, the check also says whether it evaluates to
-the value written (an arithmetic slip if not), whether it is the right
-formula (:func:`npconv.expressions.compare`), and under which reading, if
-any, it is exactly the formula.
+Written working comes first: it is evaluated, and read by algebra as the
+formula's symbols (:mod:`~npconv.claims.algebra`), so a reading it
+contradicts is never the verdict.  The right value as asked, with its
+working, is always given.  The teacher's rules (:mod:`~npconv.claims.rules`)
+set the tolerance, the readings allowed, whether working is required and what
+each verdict earns in the score (:mod:`~npconv.claims.report`).
 
 Claims come from a TOML claims file (:func:`load_sheet`) or from
-``QUANTITY=VALUE`` strings (:func:`sheet_from_strings`).  Pure Python.
+``QUANTITY=VALUE`` strings (:func:`sheet_from_strings`).  Pure Python (and
+SymPy, imported when working is compared).
 
 Where to look: :mod:`~npconv.claims.answers` (the quantities and their
 right answers), :mod:`~npconv.claims.written` (written values and
 arithmetic), :mod:`~npconv.claims.sheets` (claims files and inline
-claims), :mod:`~npconv.claims.readings` (the reading search and the
-verdict), :mod:`~npconv.claims.report` (the report, its text and JSON).
+claims), :mod:`~npconv.claims.readings` (the search and the verdict),
+:mod:`~npconv.claims.report` (the report, its score, its text and JSON).
 """
 
 from npconv.claims.answers import (
     COUNT_KINDS,
     LENGTH_KINDS,
-    MEASURES,
     PART_KINDS,
     PARTS,
     QUANTITIES,
@@ -49,11 +52,14 @@ from npconv.claims.answers import (
     Setting,
     answer,
 )
+from npconv.claims.misconceptions import CATALOGUE, Misconception
 from npconv.claims.readings import (
-    DIMENSIONS,
+    COSTS,
     HOLDS,
     MAX_CHANGES,
     READING,
+    SLIP,
+    VERDICTS,
     WRONG,
     Change,
     Reading,
@@ -72,6 +78,7 @@ from npconv.claims.report import (
     render_text,
     to_json_dict,
 )
+from npconv.claims.rules import DEFAULT_READINGS, QUESTION_READINGS, Rules
 from npconv.claims.sheets import (
     ClaimsFileError,
     Sheet,
@@ -83,10 +90,52 @@ from npconv.claims.sheets import (
 from npconv.claims.written import Claim, ExpressionCheck, Written, parse_written
 
 __all__ = [
-    "COUNT_KINDS", "DIMENSIONS", "EXIT_ALL_HOLD", "EXIT_ERROR", "EXIT_ONLY_UNDER_READINGS",
-    "EXIT_SOME_WRONG", "HOLDS", "LENGTH_KINDS", "MAX_CHANGES", "MEASURES", "PARTS", "PART_KINDS",
-    "QUANTITIES", "QUANTITY_HELP", "RATIO_KINDS", "READING", "SHAPE_KINDS", "WRONG", "Answer", "Change",
-    "Claim", "ClaimsFileError", "ExpressionCheck", "Reading", "Report", "Setting", "Sheet", "Verdict",
-    "Written", "answer", "check", "describe_question", "is_typo", "judge", "load_sheet", "make_claim",
-    "parse_sheet", "parse_written", "render_text", "sheet_from_strings", "to_json_dict",
+    "CATALOGUE",
+    "COSTS",
+    "COUNT_KINDS",
+    "DEFAULT_READINGS",
+    "EXIT_ALL_HOLD",
+    "EXIT_ERROR",
+    "EXIT_ONLY_UNDER_READINGS",
+    "EXIT_SOME_WRONG",
+    "HOLDS",
+    "LENGTH_KINDS",
+    "MAX_CHANGES",
+
+    "PARTS",
+    "PART_KINDS",
+    "QUANTITIES",
+    "QUANTITY_HELP",
+    "QUESTION_READINGS",
+    "RATIO_KINDS",
+    "READING",
+    "SHAPE_KINDS",
+    "SLIP",
+    "VERDICTS",
+    "WRONG",
+    "Answer",
+    "Change",
+    "Claim",
+    "ClaimsFileError",
+    "ExpressionCheck",
+    "Misconception",
+    "Reading",
+    "Report",
+    "Rules",
+    "Setting",
+    "Sheet",
+    "Verdict",
+    "Written",
+    "answer",
+    "check",
+    "describe_question",
+    "is_typo",
+    "judge",
+    "load_sheet",
+    "make_claim",
+    "parse_sheet",
+    "parse_written",
+    "render_text",
+    "sheet_from_strings",
+    "to_json_dict",
 ]

@@ -2,7 +2,7 @@
 
 A claim names ``PART.KIND`` (:data:`QUANTITIES`); :func:`answer` gives its
 value under a :class:`Setting` -- the question as asked, or read another way
-(another counting convention; another measure, FLOPs for mults ...) -- with
+(another counting convention) -- with
 its working, from :mod:`npconv.quantities`.
 """
 
@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from npconv import formulas as F
 from npconv import quantities as Q
-from npconv._expr import Leaf, Product, format_number
+from npconv._expr import format_number
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry
 from npconv.question import Question
@@ -51,24 +51,12 @@ def split_quantity(quantity: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One reading of a question: the layer, the counting convention, and what is counted.
-
-    ``measure`` is empty for the quantity the claim names, or an entry of
-    :data:`MEASURES` that replaces it (``"flops"`` for a claim about mults).
-    """
+    """One reading of a question: the layer and the counting convention.  (Other ways of counting --
+    FLOPs for mults, the inverse ratio -- are misconceptions of :mod:`npconv.claims.misconceptions`.)"""
 
     question: Question
     counting: str = "dense"
-    measure: str = ""
 
-
-#: Alternative measures: name -> how a reading that uses it is described.
-MEASURES = {
-    "flops": "FLOPs (mults + adds), not mults",
-    "mults": "MACs (mults only), not FLOPs",
-    "2 x mults": "FLOPs counted as 2 x MACs",
-    "inverse": "the inverse ratio, standard / separable",
-}
 
 _COUNTING_WORDS = {
     "dense": "dense counting (padded zeros multiplied)",
@@ -129,10 +117,7 @@ def answer(quantity: str, setting: Setting) -> Answer:
     layers = Q.Layers(*setting.question.layers())
     part, kind = split_quantity(quantity)
     if part == "ratio":
-        return _from_quantity(Q.ratio(layers, kind, setting.counting, setting.measure == "inverse"))
+        return _from_quantity(Q.ratio(layers, kind, setting.counting))
     if kind in SHAPE_KINDS or kind in LENGTH_KINDS:
         return _shape_answer(layers, part, kind)
-    if setting.measure == "2 x mults":
-        macs = Q.of_part(layers, part, "mults", setting.counting)
-        return _from_quantity(Quantity.of("FLOPs", Product(Leaf(2, "2"), macs.leaf("MACs"))))
-    return _from_quantity(Q.of_part(layers, part, setting.measure or kind, setting.counting))
+    return _from_quantity(Q.of_part(layers, part, kind, setting.counting))

@@ -1,29 +1,45 @@
-"""``npconv check``'s report: every verdict of a sheet (:func:`check` -> :class:`Report`), as text for
-people (:func:`render_text`) and as data (:func:`to_json_dict`), and the exit status.
+"""``npconv check``'s report: every verdict of a sheet (:func:`check` -> :class:`Report`), its score, as
+text for people (:func:`render_text`) and as data (:func:`to_json_dict`), and the exit status.
+
+The **score** is what a teacher would write at the top of the sheet: each claim earns 1 if it holds,
+``reading_credit`` (default 1) if it holds only under a reading the rules allow, ``slip_credit``
+(default 1/2) for a slip -- a number copied wrong, arithmetic that does not give the value written,
+a value rounded beyond the tolerance, working missing where it is required -- and 0 when it is wrong
+(a misconception, a wrong value, a reading the rules do not allow, or no explanation).  The score is
+the sum over the claims, out of the number of claims.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 from npconv import render
 from npconv._expr import format_number
+from npconv.claims import misconceptions as M
 from npconv.claims.readings import (
     HOLDS,
-    MAX_CHANGES,
     READING,
+    SLIP,
+    VERDICTS,
     WRONG,
+    Change,
     Verdict,
-    carried_notes,
+    carried_values,
+    claim_numbers,
     json_value,
     judge,
 )
+from npconv.claims.rules import Rules
 from npconv.claims.sheets import Sheet
+from npconv.claims.written import Written
 
 #: Exit statuses of ``npconv check`` (2 is a usage or claims-file error, as for every command).
 EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR, EXIT_ONLY_UNDER_READINGS = 0, 1, 2, 3
+
+_SHORT = {HOLDS: "holds", READING: "holds if", SLIP: "slip", WRONG: "wrong"}
 
 
 # ---------------------------------------------------------------------- the report
@@ -31,43 +47,81 @@ EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR, EXIT_ONLY_UNDER_READINGS = 0, 1, 2, 
 
 @dataclass(frozen=True)
 class Report:
-    """Every verdict of a sheet."""
+    """Every verdict of a sheet, under the rules it was graded by."""
 
     sheet: Sheet
     verdicts: tuple[Verdict, ...]
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def exit_status(self) -> int:
-        """:data:`EXIT_SOME_WRONG` if any claim is wrong, else :data:`EXIT_ONLY_UNDER_READINGS` if
-        any holds only under another reading, else :data:`EXIT_ALL_HOLD`."""
+        """:data:`EXIT_SOME_WRONG` if any claim is wrong or has a slip, else
+        :data:`EXIT_ONLY_UNDER_READINGS` if any holds only under a reading, else :data:`EXIT_ALL_HOLD`."""
         kinds = {v.kind for v in self.verdicts}
-        if WRONG in kinds:
+        if kinds & {WRONG, SLIP}:
             return EXIT_SOME_WRONG
         return EXIT_ONLY_UNDER_READINGS if READING in kinds else EXIT_ALL_HOLD
 
     def counts(self) -> dict[str, int]:
-        return {kind: sum(v.kind == kind for v in self.verdicts) for kind in (HOLDS, WRONG, READING)}
+        return {kind: sum(v.kind == kind for v in self.verdicts) for kind in VERDICTS}
 
-    def readings_summary(self) -> dict[str, list[int]]:
-        """Each reading that makes a claim hold -> the claims it makes hold (first readings only)."""
-        summary: dict[str, list[int]] = {}
+    def credit(self, verdict: Verdict) -> Fraction:
+        """What one claim earns (see the module docstring)."""
+        return {HOLDS: Fraction(1), READING: self.rules.reading_credit, SLIP: self.rules.slip_credit,
+                WRONG: Fraction(0)}[verdict.kind]
+
+    @property
+    def score(self) -> Fraction:
+        return sum((self.credit(v) for v in self.verdicts), Fraction(0))
+
+    def grouped(self) -> dict[str, dict[str, list[int]]]:
+        """``readings`` / ``slips`` / ``misconceptions`` / ``not allowed`` -> what -> the claims it concerns."""
+        groups: dict[str, dict[str, list[int]]] = {"readings": {}, "slips": {}, "misconceptions": {},
+                                                  "not allowed": {}}
         for v in self.verdicts:
-            if v.readings:
-                summary.setdefault(v.readings[0].describe(), []).append(v.claim.number)
-        return summary
+            readings = "; ".join(c.description for c in v.of_kind("reading"))
+            if readings:
+                groups["readings"].setdefault(readings, []).append(v.claim.number)
+            for change in v.changes:
+                if change.kind in ("slip", "unseen slip"):
+                    group = _slip_group(change)
+                elif change.kind in ("misconception", "wrong value"):
+                    group = change.description if change.kind == "misconception" else "a wrong value in the working"
+                    groups["misconceptions"].setdefault(group, []).append(v.claim.number)
+                    continue
+                elif change.kind == "not allowed":
+                    groups["not allowed"].setdefault(change.description, []).append(v.claim.number)
+                    continue
+                else:
+                    continue
+                numbers = groups["slips"].setdefault(group, [])
+                if v.claim.number not in numbers:
+                    numbers.append(v.claim.number)
+        return groups
 
 
-def check(sheet: Sheet) -> Report:
-    """Judge every claim of ``sheet``."""
+def _slip_group(change: Change) -> str:
+    return {"arithmetic": "arithmetic", "rounded": "rounded", "working": "no working"}.get(change.dimension,
+                                                                                        "copying")
+
+
+def check(sheet: Sheet, rules: Rules | None = None) -> Report:
+    """Judge every claim of ``sheet`` under ``rules`` (default: the sheet's own).  Claims that write
+    the same thing are judged once."""
+    rules = rules or sheet.rules
+    others = carried_values(sheet.claims)
+    judged: dict[tuple, Verdict] = {}
     verdicts = []
     for claim in sheet.claims:
-        verdict = judge(claim, sheet.question, sheet.counting)
-        if verdict.expression is not None:
-            notes = carried_notes(verdict, sheet.claims)
-            verdict = dataclasses.replace(verdict,
-                                          expression=dataclasses.replace(verdict.expression, carried=notes))
-        verdicts.append(verdict)
-    return Report(sheet, tuple(verdicts))
+        # the values of other claims its working writes (carried into it) are part of what it says
+        written = set(claim_numbers(dataclasses.replace(claim, written=Written(0, "0")))) if claim.expression \
+            else set()
+        context = {k: c for k, c in others.items() if c.number != claim.number and k in written}
+        key = (claim.quantity, claim.written, claim.expression, tuple((k, c.number) for k, c in context.items()))
+        if key not in judged:
+            judged[key] = judge(claim, sheet.question, sheet.counting, rules, context)
+        verdicts.append(replace(judged[key], claim=claim))
+    return Report(sheet, tuple(verdicts), rules)
 
 
 def describe_question(sheet: Sheet) -> str:
@@ -83,17 +137,38 @@ def describe_question(sheet: Sheet) -> str:
 
 
 def _table(report: Report) -> list[str]:
-    header = ("#", "claim", "written", "verdict", "right value", "expression", "reading that makes it hold")
+    header = ("#", "claim", "written", "verdict", "right value", "working gives", "explanation")
     rows = [header]
     for v in report.verdicts:
-        expression = ""
-        if v.expression is not None:
-            expression = "ok" if v.expression.evaluates_to_written else f"gives {format_number(v.expression.value)}"
-        verdict = {HOLDS: "holds", WRONG: "wrong", READING: "holds if"}[v.kind]
-        reading = v.readings[0].describe() if v.readings else ""
-        rows.append((str(v.claim.number), v.claim.quantity, v.claim.written.text, verdict, v.right.text,
-                     expression, reading))
-    return render.table(rows, "rl")
+        gives = "" if v.expression is None else format_number(v.expression.value)
+        rows.append((str(v.claim.number), v.claim.quantity, v.claim.written.text, _SHORT[v.kind], v.right.text,
+                     gives, v.summary()))
+    return render.table(rows, "rlllrr" + "l")
+
+
+def _credit_text(value: Fraction) -> str:
+    return "full credit" if value == 1 else ("no credit" if value == 0 else f"{_number(value)} credit each")
+
+
+def _number(value: Fraction) -> str:
+    return f"{float(value):g}"
+
+
+def score_line(report: Report) -> str:
+    """``Score 7.5 / 11 (68%): 1 holds, 4 hold under an allowed reading (full credit), ...``."""
+    counts, total = report.counts(), len(report.verdicts)
+    score = report.score
+    percent = f"{float(score) / total:.0%}" if total else "-"
+    parts = [f"{counts[HOLDS]} {'holds' if counts[HOLDS] == 1 else 'hold'}",
+             f"{counts[READING]} {'holds' if counts[READING] == 1 else 'hold'} only under an allowed reading "
+             f"({_credit_text(report.rules.reading_credit)})",
+             f"{counts[SLIP]} {'slip' if counts[SLIP] == 1 else 'slips'} ({_credit_text(report.rules.slip_credit)})",
+             f"{counts[WRONG]} wrong"]
+    return f"Score {_number(score)} / {total} ({percent}): " + ", ".join(parts) + "."
+
+
+def _claims(numbers: Sequence[int]) -> str:
+    return f"claim{'s' * (len(numbers) > 1)} {', '.join(map(str, numbers))}"
 
 
 def _details(verdict: Verdict) -> list[str]:
@@ -108,40 +183,50 @@ def _details(verdict: Verdict) -> list[str]:
     if claim.note:
         item("written as:", [claim.note])
     item("right:", [verdict.right.working])
-    if verdict.readings:
-        first, *others = verdict.readings
-        item("holds under:", [f"{first.describe()}: {first.answer.working}"])
-        if others:
-            item("also under:", ["; ".join(f"{r.describe()}" for r in others)])
-    elif verdict.kind == WRONG:
-        item("no reading:", [f"none of the readings searched (up to {MAX_CHANGES} changes) gives "
-                             f"{claim.written.text}"])
-        if verdict.near_miss:
-            item("near miss:", [verdict.near_miss])
+    summary = verdict.summary()
+    item("verdict:", [f"{_SHORT[verdict.kind]}" + (f": {summary}" if summary else "")])
+    if verdict.under is not None:
+        readings = "; ".join(c.description for c in verdict.of_kind("reading") if c.dimension != "misconception")
+        item("under it:", [f"{readings}: {verdict.under.working}"])
+    for change in verdict.changes:
+        if change.dimension == "misconception":
+            m = M.BY_NAME[change.value]
+            item("the mistake:", [f"{m.title}: {m.explanation}"])
+    explained = verdict.explanation
+    if explained is not None and explained.changes and explained.answer is not verdict.right \
+            and any(c.kind in ("misconception", "not allowed") for c in explained.changes):
+        item("it gives:", [explained.answer.working])
     if verdict.expression is not None:
-        item("arithmetic:", verdict.expression.sentences(claim.written))
+        item("working:", verdict.expression.sentences(claim.written))
+    if verdict.alternatives:
+        item("or:", ["; ".join(r.describe() for r in verdict.alternatives)])
+    if verdict.kind == WRONG and verdict.explanation is None:
+        item("searched:", [f"no reading, slip or misconception searched (up to two at once, "
+                           f"{verdict.evaluated:,} settings) gives {claim.written.text}"])
+    item("note:", list(verdict.notes))
     return lines
 
 
 def render_text(report: Report) -> str:
-    """The verdict table, a summary, and each claim's working."""
+    """The verdict table, the score and summary, and each claim's working."""
     sheet = report.sheet
     lines = ["npconv check: " + (sheet.title or (sheet.source or "claims")), ""]
     if sheet.input_reading:
         lines.append(sheet.input_reading)
     lines.append(f"Question: {describe_question(sheet)}.")
-    lines += ["", *_table(report), ""]
-    counts = report.counts()
-    lines.append(f"{counts[HOLDS]} {'holds' if counts[HOLDS] == 1 else 'hold'}, {counts[WRONG]} wrong, "
-                 f"{counts[READING]} {'holds' if counts[READING] == 1 else 'hold'} under another reading.")
-    for reading, numbers in report.readings_summary().items():
-        lines.append(f"  {reading}: claim{'s' * (len(numbers) > 1)} {', '.join(map(str, numbers))}")
+    lines.append(f"Rules: {report.rules.describe()}.")
+    lines += ["", *_table(report), "", score_line(report)]
+    labels = {"readings": "reading", "slips": "slip", "misconceptions": "mistake", "not allowed": "not allowed"}
+    for group, entries in report.grouped().items():
+        for what, numbers in entries.items():
+            lines.append(f"  {labels[group]}: {what}: {_claims(numbers)}")
     status = report.exit_status
-    meaning = {EXIT_ALL_HOLD: "every claim holds", EXIT_SOME_WRONG: "some claim is wrong",
-               EXIT_ONLY_UNDER_READINGS: "no claim is wrong, but some hold only under another reading"}
+    meaning = {EXIT_ALL_HOLD: "every claim holds", EXIT_SOME_WRONG: "some claim is wrong or has a slip",
+               EXIT_ONLY_UNDER_READINGS: "no claim is wrong or slipped, but some hold only under a reading"}
     lines += [f"Exit status {status}: {meaning[status]}.", "", "Details"]
     for verdict in report.verdicts:
-        lines += _details(verdict)
+        if verdict.kind != HOLDS or verdict.expression is not None or verdict.notes:
+            lines += _details(verdict)
     return "\n".join(lines)
 
 
@@ -158,11 +243,18 @@ def to_json_dict(report: Report) -> dict[str, object]:
             "written_text": v.claim.written.text,
             "note": v.claim.note,
             "verdict": v.kind,
+            "credit": float(report.credit(v)),
+            "summary": v.summary(),
             "right": {"value": json_value(v.right.value), "text": v.right.text, "working": v.right.working},
+            "under_reading": None if v.under is None else {
+                "value": json_value(v.under.value), "text": v.under.text, "working": v.under.working},
+            "explanation": None if v.explanation is None else v.explanation.to_json(),
             "readings": [r.to_json() for r in v.readings],
-            "near_miss": v.near_miss,
             "expression": None if v.expression is None else v.expression.to_json(v.claim.written),
+            "notes": list(v.notes),
+            "search": {"evaluated": v.evaluated, "stopped_by_budget": v.stopped},
         })
+    counts = report.counts()
     return {
         "source": sheet.source,
         "title": sheet.title,
@@ -179,7 +271,9 @@ def to_json_dict(report: Report) -> dict[str, object]:
             "counting": sheet.counting,
             "description": describe_question(sheet),
         },
+        "rules": report.rules.to_json(),
         "claims": claims,
-        "summary": {**report.counts(), "readings": report.readings_summary()},
+        "summary": {**counts, "score": float(report.score), "out_of": len(report.verdicts),
+                    **report.grouped()},
         "exit_status": report.exit_status,
     }

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from npconv import toml_file
 from npconv.claims.answers import QUANTITIES, QUANTITY_HELP, SHAPE_KINDS, split_quantity
+from npconv.claims.misconceptions import BY_NAME
+from npconv.claims.rules import Rules, rules_from
 from npconv.claims.written import Claim, parse_written
 from npconv.counts import CONVENTIONS
 from npconv.errors import ConvArgumentError
@@ -30,6 +32,7 @@ class Sheet:
     input_reading: str = ""
     title: str = ""
     source: str = ""
+    rules: Rules = field(default_factory=Rules)
 
 
 def _check_quantity(text: object, name: str) -> str:
@@ -82,7 +85,7 @@ _INLINE_CLAIM = "QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE such as separable.p
 
 
 def sheet_from_strings(question: Question, claims: Sequence[str], counting: str = "dense",
-                       input_reading: str = "", name: str = "--claim") -> Sheet:
+                       input_reading: str = "", name: str = "--claim", rules: Rules | None = None) -> Sheet:
     """Claims written ``QUANTITY=VALUE`` or ``QUANTITY=EXPRESSION=VALUE`` (errors name ``name``)."""
     parsed = []
     for number, text in enumerate(claims, start=1):
@@ -92,7 +95,8 @@ def sheet_from_strings(question: Question, claims: Sequence[str], counting: str 
         expression = fields[1] if len(fields) == 3 else None
         parsed.append(make_claim(number, fields[0], fields[-1].strip(), expression, None,
                                  question.input_shape[0], lambda key, t=text: f"{name} {t!r}: {key}"))
-    return Sheet(question, tuple(parsed), _check_counting(counting, "--counting"), input_reading)
+    return Sheet(question, tuple(parsed), _check_counting(counting, "--counting"), input_reading,
+                 rules=rules or Rules())
 
 
 # ---------------------------------------------------------------------- claims files
@@ -103,7 +107,7 @@ class ClaimsFileError(TomlFileError):
     (see :mod:`npconv.toml_file`)."""
 
 
-_TOP_KEYS = ("title", "question", "claim")
+_TOP_KEYS = ("title", "question", "rules", "claim")
 _CLAIM_KEYS = ("quantity", "value", "expression", "note")
 _QUESTION_FILE_KEYS = (*QUESTION_KEYS, "counting")
 
@@ -149,6 +153,14 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
     except ConvArgumentError as error:
         raise fail("question", None, error.argument.removeprefix("question."), error) from None
 
+    rules_table = data.get("rules", {})
+    if not isinstance(rules_table, dict):
+        raise refuse("", None, "rules", "rules", "a [rules] table", repr(rules_table))
+    try:
+        rules = rules_from(rules_table, BY_NAME, lambda key: f"rules.{key}")
+    except ConvArgumentError as error:
+        raise fail("rules", None, error.argument.removeprefix("rules."), error) from None
+
     entries = data.get("claim")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise refuse("", None, "claim", "claim", "one or more [[claim]] tables", repr(entries) if entries else "none")
@@ -168,7 +180,7 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
         except ConvArgumentError as error:
             raise fail("claim", number, error.argument.rsplit(".", 1)[-1], error) from None
     return Sheet(question, tuple(claims), counting, reading.replace("Read input", "Read question.input"),
-                 title, source)
+                 title, source, rules)
 
 
 def load_sheet(path: str | Path, name: str = "FILE") -> Sheet:

@@ -5,21 +5,15 @@ numbers, the formula under another reading).
 
 from __future__ import annotations
 
-import dataclasses
 import decimal
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 from npconv._expr import format_number
 from npconv.claims.answers import SHAPE_KINDS, Number, Value, split_quantity
 from npconv.errors import ConvArgumentError
-from npconv.expressions import Comparison, parse_expression
-
-if TYPE_CHECKING:  # pragma: no cover
-    from npconv.claims.readings import Reading
-
+from npconv.expressions import parse_expression
 
 # ---------------------------------------------------------------------- written values
 
@@ -138,15 +132,15 @@ class Claim:
 
 @dataclass(frozen=True)
 class ExpressionCheck:
-    """What the arithmetic written for a claim shows."""
+    """What the arithmetic written for a claim shows: its value, and how it reads in the formula's
+    symbols (``algebra``: ``"in symbols: KH x KW x C_in x C_out + C_out"``, or how it differs from the
+    formula)."""
 
     text: str
     value: Number
     evaluates_to_written: bool
-    comparison: Comparison | None
     formula: str
-    reading: Reading | None = None
-    carried: tuple[str, ...] = ()
+    algebra: str = ""
 
     def sentences(self, written: Written) -> list[str]:
         shown = format_number(self.value)
@@ -154,12 +148,8 @@ class ExpressionCheck:
             lines = [f"{self.text} = {shown}, as written"]
         else:
             lines = [f"{self.text} = {shown}, not the {written.text} written: an arithmetic slip"]
-        if self.comparison is not None:
-            lines.append(f"it is {self.comparison.describe(self.formula)}")
-        if self.reading is not None:
-            lines.append(f"it is the formula under the reading {self.reading.describe()}: "
-                         f"{self.reading.answer.quantity}")
-        lines += self.carried
+        if self.algebra:
+            lines.append(self.algebra)
         return lines
 
     def to_json(self, written: Written) -> dict[str, object]:
@@ -168,11 +158,6 @@ class ExpressionCheck:
             "value": json_number(self.value),
             "evaluates_to_written": self.evaluates_to_written,
             "formula": self.formula,
-            "comparison": None if self.comparison is None else {
-                "kind": self.comparison.kind,
-                "numbers": [dataclasses.asdict(s) for s in self.comparison.swaps],
-                "edits": list(self.comparison.edits),
-            },
-            "formula_under_reading": None if self.reading is None else self.reading.to_json(),
+            "algebra": self.algebra,
             "sentences": self.sentences(written),
         }

@@ -24,6 +24,21 @@ and defines
     :func:`npconv.memory.ensure_workspace_fits` before allocating, chunk
     where possible, and report what was allocated in
     ``Counts.workspace_bytes``.
+``conv2d_backward(grad_y, x, weight, geometry, *, needs, convention, count, workspace_limit) -> (grads, counts | None)``
+    the gradients of that cross-correlation, given ``grad_y`` (shape
+    ``geometry.output_shape``, validated by the API): a
+    :class:`~npconv.gradients.Grads` ``(input, weight, bias)`` with ``None``
+    for every gradient not in ``needs`` (a frozenset of
+    :data:`~npconv.gradients.GRADIENTS`) and for the bias gradient of a layer
+    without bias (``geometry.bias`` is False); a gradient not needed is
+    neither computed nor counted, and ``x`` is read only for the weight
+    gradient (the input gradient needs ``grad_y`` and ``weight``, the bias
+    gradient ``grad_y``).  ``counts`` is a
+    :class:`~npconv.gradients.GradCounts` with one
+    :class:`~npconv.counts.Counts` per computed gradient, tallied while
+    running, in the semantics of :mod:`npconv.gradients` (equal to
+    ``npconv.formulas.backward_mults`` / ``backward_adds``).  Workspace as
+    for ``conv2d``.
 
 Adding an algorithm is adding a module and one line to :data:`METHODS`.
 Modules are imported on first use, so a method that compiles (Numba) costs

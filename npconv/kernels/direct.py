@@ -50,11 +50,18 @@ float32 stays float32.
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit, prange
 
 from npconv.counts import Counts
-from npconv.geometry import ConvGeometry
+from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
+from npconv.gradients import GradCounts, Grads
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -423,3 +430,569 @@ def conv2d(
         return y, None
     mults, adds = (int(t) for t in tallies)
     return y, Counts(mults, adds, "effective", NAME, 0, x_copied + w_copied)
+
+
+# ---------------------------------------------------------------------- backward
+#
+# The gradients as gathers: every gradient element is summed by exactly one parallel task, so
+# tasks never write to the same memory and need no atomics or private copies.  Taps on the
+# padding are skipped, as in forward: this is the effective count.  Two loop nests per gradient,
+# as in forward (choose_backward_loops):
+#
+# * Input gradient, "rows": one task per input plane (n, c), row by row.  The taps that reach
+#   row ih are the pairs (kernel row kh, output channel co) with
+#   oh = (ih + pad_top - kh * dilation_h) / stride_h a whole output row; for a tap column kw the
+#   row's columns ow * stride_w + offset[kw] get grad_y[n, co, oh, ow] * w[co, ci, kh, kw] for
+#   the outputs [lo, hi) whose column is real.  Pairs are taken in blocks of 8, 3 or 1
+#   ("streams", as in forward): a block's products are summed before the row is loaded and
+#   stored.  The row's first block is the first to reach each position from the first tap
+#   column on (npconv.geometry.first_touch_starts): there it assigns, elsewhere it adds, so T
+#   terms cost T - 1 additions.
+# * Input gradient, "pixels": one task per (image, group), pixel by pixel, vectorised over the
+#   group's input channels: each reaching tap and output channel adds grad_y times C_in/g
+#   contiguous weights to the pixel's sums, 4 output channels at a time after the first term.
+# * Weight gradient, "rows": one task per weight row (co, ci): for each tap (kh, kw) the dot
+#   products, over the images and the output rows whose input row is real, of a grad_y row
+#   segment and the input row it was multiplied with.  Dots are reductions: they are compiled
+#   with reassociation allowed (LLVM then vectorises them), which changes the order of the sum
+#   (results agree with the reference to rounding), not what is summed.
+# * Weight gradient, "pixels": one task per (input channel, kernel row), vectorised over the
+#   group's output channels: each output pixel multiplies one input value by C_out/g contiguous
+#   values of grad_y transposed to channels-last, 4 output pixels at a time after the first.
+# * Bias gradient: NumPy's sum of grad_y per output channel.
+#
+# One compiled entry point per gradient (the loop nest a flag), run on Numba's thread count of
+# threads (_run_tasks), with a ``counting`` flag tested outside the innermost loops; the arrays are flat, C-contiguous and writable, so
+# each entry point compiles once per dtype.  Blocks of streams and the first term's assignment
+# have one variant each, to keep compilation short.
+
+
+@njit(cache=True, inline="always")
+def _gather_8(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+    t0, t1, t2, t3 = w[w_at], w[w_at + w_gap], w[w_at + 2 * w_gap], w[w_at + 3 * w_gap]
+    t4, t5, t6, t7 = w[w_at + 4 * w_gap], w[w_at + 5 * w_gap], w[w_at + 6 * w_gap], w[w_at + 7 * w_gap]
+    g1 = g_at + g_gap
+    g2 = g1 + g_gap
+    g3 = g2 + g_gap
+    g4 = g3 + g_gap
+    g5 = g4 + g_gap
+    g6 = g5 + g_gap
+    g7 = g6 + g_gap
+    for i in range(length):
+        total = (t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i] + t3 * gy[g3 + i]
+                 + t4 * gy[g4 + i] + t5 * gy[g5 + i] + t6 * gy[g6 + i] + t7 * gy[g7 + i])
+        if begin:
+            dx[dx_at + i] = total
+        else:
+            dx[dx_at + i] += total
+
+
+@njit(cache=True, inline="always")
+def _gather_3(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+    t0, t1, t2 = w[w_at], w[w_at + w_gap], w[w_at + 2 * w_gap]
+    g1 = g_at + g_gap
+    g2 = g1 + g_gap
+    for i in range(length):
+        total = t0 * gy[g_at + i] + t1 * gy[g1 + i] + t2 * gy[g2 + i]
+        if begin:
+            dx[dx_at + i] = total
+        else:
+            dx[dx_at + i] += total
+
+
+@njit(cache=True, inline="always")
+def _gather_1(dx, dx_at, dx_step, gy, g_at, w, w_at, length, begin):
+    t0 = w[w_at]
+    if dx_step == 1:
+        for i in range(length):
+            if begin:
+                dx[dx_at + i] = t0 * gy[g_at + i]
+            else:
+                dx[dx_at + i] += t0 * gy[g_at + i]
+    else:
+        for i in range(length):
+            if begin:
+                dx[dx_at + i * dx_step] = t0 * gy[g_at + i]
+            else:
+                dx[dx_at + i * dx_step] += t0 * gy[g_at + i]
+
+
+@njit(cache=True, inline="always")
+def _gather(streams, dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length, begin):
+    # Blocks of streams run at stride 1 only (the caller sees to it), where their loop reads and
+    # writes contiguous memory; a strided row is added one stream at a time.
+    if streams == 8:
+        _gather_8(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
+    elif streams == 3:
+        _gather_3(dx, dx_at, gy, g_at, g_gap, w, w_at, w_gap, length, begin)
+    else:
+        _gather_1(dx, dx_at, dx_step, gy, g_at, w, w_at, length, begin)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_w, dx, counting):
+    """Compute ``dx[n, c]`` row by row (flat arrays); return its (mults, adds) when counting.
+
+    ``layer`` as in :func:`_row`; ``reach_h[ih]`` = (first kernel row reaching input row ``ih``,
+    how many do), the reaching rows being ``first, first + kh_step, ...``; ``columns[kw]`` =
+    (lo, hi, offset): the output columns ``[lo, hi)`` whose input column
+    ``ow * stride_w + offset`` for tap column ``kw`` is real; ``starts_w[kw]``: the first output
+    column from which on tap column ``kw`` is the first to reach its input column.  A block of
+    streams is 8, 3 or 1 output channels at one kernel row or, when a group has fewer than 3
+    output channels (depthwise), kernel rows of one output channel, from the last (lowest output
+    row) up; at stride 1 only, one stream at a time otherwise.
+    """
+    (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    oh_step = kh_step * dilation_h // stride_h  # output rows from one reaching kernel row to the next
+    group = c // in_per_group
+    ci = c - group * in_per_group
+    plane = out_height * out_width
+    by_channel = out_per_group >= 3
+    if by_channel:  # blocks of output channels at one kernel row
+        g_gap, w_gap = plane, in_per_group * kernel_h * kernel_w
+    else:  # blocks of kernel rows of one output channel, last first so that grad_y rows ascend
+        g_gap, w_gap = oh_step * out_width, -kh_step * kernel_w
+    step = np.uint64(stride_w)
+    blocks = stride_w == 1
+    mults = 0
+    adds = 0
+    for ih in range(height):
+        row = np.uint64(((n * in_channels + c) * height + ih) * width)
+        for i in range(np.uint64(width)):
+            dx[row + i] = 0.0  # a column no tap reaches keeps 0
+        kh_first, kh_rows = reach_h[ih, 0], reach_h[ih, 1]
+        outer, inner = (kh_rows, out_per_group) if by_channel else (out_per_group, kh_rows)
+        first = True  # the row's first block: it is the first to reach each column it reaches
+        for a in range(outer):
+            b = 0
+            while b < inner:
+                streams = 1
+                if blocks:
+                    streams = 8 if inner - b >= 8 else (3 if inner - b >= 3 else 1)
+                if by_channel:
+                    kh, co = kh_first + a * kh_step, group * out_per_group + b
+                else:
+                    kh, co = kh_first + (kh_rows - 1 - b) * kh_step, group * out_per_group + a
+                oh = (ih + pad_top - kh * dilation_h) // stride_h
+                g_row = np.uint64((co * out_height + oh) * out_width + n * out_channels * plane)
+                w_row = ((co * in_per_group + ci) * kernel_h + kh) * kernel_w
+                for kw in range(kernel_w):
+                    lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+                    if hi == lo:
+                        continue
+                    # the first block assigns where this tap column is the first to reach, adds elsewhere
+                    split = min(hi, max(lo, starts_w[kw])) if first else hi
+                    dx_at = row + np.uint64(offset + lo * stride_w)
+                    if split > lo:
+                        _gather(streams, dx, dx_at, step, gy, g_row + np.uint64(lo), np.uint64(g_gap),
+                                w, w_row + kw, w_gap, np.uint64(split - lo), False)
+                    if hi > split:
+                        _gather(streams, dx, dx_at + np.uint64(split - lo) * step, step, gy,
+                                g_row + np.uint64(split), np.uint64(g_gap), w, w_row + kw, w_gap,
+                                np.uint64(hi - split), True)
+                    if counting:
+                        mults += streams * (hi - lo)
+                        adds += streams * (hi - lo) - (hi - split)
+                first = False
+                b += streams
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
+def _input_gradient_pixels(gy, w_t, n, group, layer, reach_h, kh_step, reach_w, acc, dx, counting):
+    """Compute ``dx[n, group's channels]`` pixel by pixel, vectorised over input channels.
+
+    For each input pixel, each tap ``(kh, kw)`` that reaches it from output ``(oh, ow)`` and
+    each output channel ``co`` of the group multiplies ``grad_y[n, co, oh, ow]`` by the group's
+    ``C_in/g`` weights of that tap and channel, contiguous in ``w_t`` -- the flat weight
+    transposed to (groups, KH, KW, C_out/g, C_in/g) -- and sums into ``acc`` (C_in/g values),
+    which is then stored into the NCHW gradient.  The first term starts the sums; after it, 4
+    output channels' products are summed before ``acc`` is loaded and stored.  ``reach_h`` and
+    ``kh_step`` as in :func:`_input_gradient_plane`; ``reach_w[iw, kw]``: the output column
+    whose tap column ``kw`` reads input column ``iw``, or -1.
+    """
+    (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, _, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    ins = np.uint64(in_per_group)
+    plane = np.uint64(height * width)
+    out_plane = out_height * out_width
+    mults = 0
+    adds = 0
+    for ih in range(height):
+        kh_first, kh_rows = reach_h[ih, 0], reach_h[ih, 1]
+        dx_pixel = np.uint64(((n * in_channels + group * in_per_group) * height + ih) * width)
+        for iw in range(width):
+            starting = True
+            for j in range(kh_rows):
+                kh = kh_first + j * kh_step
+                oh = (ih + pad_top - kh * dilation_h) // stride_h
+                g_row = ((n * out_channels + group * out_per_group) * out_height + oh) * out_width
+                for kw in range(kernel_w):
+                    ow = reach_w[iw, kw]
+                    if ow < 0:
+                        continue
+                    w_at = np.uint64(((group * kernel_h + kh) * kernel_w + kw) * out_per_group) * ins
+                    g_at = g_row + ow
+                    co = 0
+                    while co < out_per_group:
+                        if starting:  # the pixel's first term starts its sums
+                            streams = 1
+                            v0 = gy[g_at]
+                            for i in range(ins):
+                                acc[i] = v0 * w_t[w_at + i]
+                        elif out_per_group - co >= 4:
+                            streams = 4
+                            v0, v1 = gy[g_at], gy[g_at + out_plane]
+                            v2, v3 = gy[g_at + 2 * out_plane], gy[g_at + 3 * out_plane]
+                            w1 = w_at + ins
+                            w2 = w1 + ins
+                            w3 = w2 + ins
+                            for i in range(ins):
+                                # the sum before acc is read: LLVM vectorises that order
+                                total = v0 * w_t[w_at + i] + v1 * w_t[w1 + i] + v2 * w_t[w2 + i] + v3 * w_t[w3 + i]
+                                acc[i] += total
+                        else:
+                            streams = 1
+                            v0 = gy[g_at]
+                            for i in range(ins):
+                                acc[i] += v0 * w_t[w_at + i]
+                        if counting:
+                            mults += streams * in_per_group
+                            adds += (streams - 1 if starting else streams) * in_per_group
+                        starting = False
+                        w_at += np.uint64(streams) * ins
+                        g_at += streams * out_plane
+                        co += streams
+            if starting:
+                for i in range(ins):
+                    acc[i] = 0.0  # no tap reaches this pixel
+            for i in range(ins):
+                dx[dx_pixel + np.uint64(iw) + i * plane] = acc[i]
+    return mults, adds
+
+
+@njit(cache=True, nogil=True)
+def _input_gradient(first, last, gy, w, layer, reach_h, kh_step, columns, starts_w, reach_w, dx, counting,
+                    pixels):
+    """Tasks ``first .. last - 1`` of the input gradient: one per plane (n, c) for the rows nest, per
+    (image, group) for the pixels nest (``pixels``; ``w`` then transposed as
+    :func:`_input_gradient_pixels` reads it); the summed (mults, adds) when counting, else zeros."""
+    in_channels, in_per_group = layer[1], layer[13]
+    groups = in_channels // in_per_group
+    mults = 0
+    adds = 0
+    for task in range(first, last):
+        if pixels:
+            n, group = divmod(np.int64(task), groups)
+            acc = np.empty(in_per_group, dtype=dx.dtype)
+            m, a = _input_gradient_pixels(gy, w, n, group, layer, reach_h, kh_step, reach_w, acc, dx, counting)
+        else:
+            n, c = divmod(np.int64(task), in_channels)
+            m, a = _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_w, dx, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def _weight_gradient_dots(gy, x, co, ci, layer, rows, columns, dw, counting):
+    """``dw[co, ci, :, :]``: for each tap (kh, kw), the dot products, over the images and the output
+    rows whose input row is real, of a grad_y row segment and the input row it multiplied;
+    (mults, adds) when counting.  ``rows[kh]`` = (lo, hi): the output rows whose input row for
+    kernel row ``kh`` is real; ``columns`` as in :func:`_input_gradient_plane`."""
+    (batch, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    c = (co // out_per_group) * in_per_group + ci
+    step = np.uint64(stride_w)
+    mults = 0
+    adds = 0
+    for kh in range(kernel_h):
+        oh_lo, oh_hi = rows[kh, 0], rows[kh, 1]
+        for kw in range(kernel_w):
+            lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+            length = np.uint64(hi - lo)
+            total = 0.0  # a weight whose tap never lands on real input has gradient 0
+            started = False
+            if batch > 0 and oh_hi > oh_lo and length > 0:
+                for n in range(batch):
+                    for oh in range(oh_lo, oh_hi):
+                        g_at = np.uint64(((n * out_channels + co) * out_height + oh) * out_width + lo)
+                        ih = oh * stride_h - pad_top + kh * dilation_h
+                        x_at = np.uint64(((n * in_channels + c) * height + ih) * width + offset + lo * stride_w)
+                        dot = gy[g_at] * x[x_at]  # the first product starts the dot
+                        for i in range(np.uint64(1), length):
+                            dot += gy[g_at + i] * x[x_at + i * step]
+                        if started:
+                            total += dot
+                        else:
+                            total = dot
+                            started = True
+                if counting:
+                    terms = batch * (oh_hi - oh_lo) * (hi - lo)
+                    mults += terms
+                    adds += terms - 1
+            dw[((co * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = total
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
+def _weight_gradient_pixels(gy_t, x, c, kh, layer, rows, columns, acc, begun, dw, counting):
+    """``dw[group's co, ci, kh, :]``, vectorised over output channels; (mults, adds) when counting.
+
+    For every image and output row whose input row is real for ``kh``, every tap column ``kw``
+    and output column ``ow`` on real input multiplies ``x[n, c, ih, iw]`` by the group's
+    ``C_out/g`` values of ``grad_y`` at that output pixel, contiguous in ``gy_t`` -- grad_y
+    transposed to (N, OH, OW, C_out) -- into the sums ``acc[kw, :]``, stored at the end.  The
+    first term starts each sum; after it, 4 output pixels' products are summed before ``acc`` is
+    loaded and stored.  ``rows``, ``columns`` as in :func:`_weight_gradient_dots`.
+    """
+    (batch, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    outs = np.uint64(out_per_group)
+    group = c // in_per_group
+    ci = c - group * in_per_group
+    for kw in range(kernel_w):
+        begun[kw] = False
+        for j in range(outs):
+            acc[np.uint64(kw) * outs + j] = 0.0  # a tap never on real input has gradient 0
+    mults = 0
+    adds = 0
+    for n in range(batch):
+        for oh in range(rows[kh, 0], rows[kh, 1]):
+            ih = oh * stride_h - pad_top + kh * dilation_h
+            x_row = ((n * in_channels + c) * height + ih) * width
+            g_row = np.uint64((n * out_height + oh) * out_width * out_channels + group * out_per_group)
+            for kw in range(kernel_w):
+                lo, hi, offset = columns[kw, 0], columns[kw, 1], columns[kw, 2]
+                sums = np.uint64(kw) * outs
+                ow = lo
+                while ow < hi:
+                    x_at = x_row + ow * stride_w + offset
+                    g_at = g_row + np.uint64(ow * out_channels)
+                    if not begun[kw]:  # the first term starts the sums
+                        streams = 1
+                        v0 = x[x_at]
+                        for j in range(outs):
+                            acc[sums + j] = v0 * gy_t[g_at + j]
+                    elif hi - ow >= 4:
+                        streams = 4
+                        v0, v1 = x[x_at], x[x_at + stride_w]
+                        v2, v3 = x[x_at + 2 * stride_w], x[x_at + 3 * stride_w]
+                        g1 = g_at + np.uint64(out_channels)
+                        g2 = g1 + np.uint64(out_channels)
+                        g3 = g2 + np.uint64(out_channels)
+                        for j in range(outs):
+                            # the sum before acc is read: LLVM vectorises that order
+                            total = v0 * gy_t[g_at + j] + v1 * gy_t[g1 + j] + v2 * gy_t[g2 + j] + v3 * gy_t[g3 + j]
+                            acc[sums + j] += total
+                    else:
+                        streams = 1
+                        v0 = x[x_at]
+                        for j in range(outs):
+                            acc[sums + j] += v0 * gy_t[g_at + j]
+                    if counting:
+                        mults += streams * out_per_group
+                        adds += (streams if begun[kw] else streams - 1) * out_per_group
+                    begun[kw] = True
+                    ow += streams
+    for kw in range(kernel_w):
+        for j in range(out_per_group):
+            dw[(((group * out_per_group + j) * in_per_group + ci) * kernel_h + kh) * kernel_w + kw] = \
+                acc[kw * out_per_group + j]
+    return mults, adds
+
+
+@njit(cache=True, nogil=True)
+def _weight_gradient(first, last, gy, gy_t, x, layer, rows, columns, dw, counting, pixels):
+    """Tasks ``first .. last - 1`` of the weight gradient: one per weight row (co, ci) for the dots
+    nest, per (input channel, kernel row) for the pixels nest (``pixels``, reading ``gy_t``); the
+    summed (mults, adds) when counting, else zeros."""
+    kernel_h, kernel_w, in_per_group, out_per_group = layer[7], layer[8], layer[13], layer[14]
+    mults = 0
+    adds = 0
+    for task in range(first, last):
+        if pixels:
+            c, kh = divmod(np.int64(task), kernel_h)
+            acc = np.empty(kernel_w * out_per_group, dtype=dw.dtype)
+            begun = np.empty(kernel_w, dtype=np.bool_)
+            m, a = _weight_gradient_pixels(gy_t, x, c, kh, layer, rows, columns, acc, begun, dw, counting)
+        else:
+            co, ci = divmod(np.int64(task), in_per_group)
+            m, a = _weight_gradient_dots(gy, x, co, ci, layer, rows, columns, dw, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _run_tasks(kernel, tasks: int, *args) -> tuple[int, int]:
+    """Run ``kernel(first, last, *args)`` over ``tasks`` tasks split evenly between Numba's thread
+    count (``numba.set_num_threads``) of Python threads, and sum the tallies.
+
+    The kernels release the GIL (``nogil``) and every task writes only its own gradient
+    elements, so the split does not change the results.  Threads rather than ``prange``: a
+    ``prange`` loop calling the loop nests compiles them a second time, which doubled the
+    backward pass' compilation (measured: 14 s instead of 7 s of CPU per dtype).
+    """
+    global _pool
+    threads = min(numba.get_num_threads(), tasks)
+    if threads <= 1:
+        return kernel(0, tasks, *args)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="npconv-backward")
+    bounds = [tasks * i // threads for i in range(threads + 1)]
+    futures = [_pool.submit(kernel, first, last, *args) for first, last in itertools.pairwise(bounds)]
+    tallies = [future.result() for future in futures]
+    return sum(int(m) for m, _ in tallies), sum(int(a) for _, a in tallies)
+
+
+def _kernel_ready(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, int]:
+    """``array`` flat, C-contiguous and writable (one compiled variant), and the bytes copied."""
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array.reshape(-1), 0
+    ensure_workspace_fits(array.nbytes, limit, f"a contiguous copy of {name}, {array.nbytes:,} bytes,")
+    return np.array(array, order="C").reshape(-1), array.nbytes
+
+
+def _axis_ranges(g: ConvGeometry, axis: int) -> np.ndarray:
+    """(K, 3) int64 along ``axis``: for each tap, the outputs [lo, hi) it reaches on real input and
+    its offset ``k * dilation - pad_before``."""
+    size, kernel = (g.height, g.kernel_h) if axis == 0 else (g.width, g.kernel_w)
+    out = g.out_height if axis == 0 else g.out_width
+    stride, dilation, pad = g.stride[axis], g.dilation[axis], g.padding[axis][0]
+    ranges = np.empty((kernel, 3), dtype=np.int64)
+    for k in range(kernel):
+        ranges[k] = (*tap_output_range(size, k, stride, pad, dilation, out), k * dilation - pad)
+    return ranges
+
+
+def _reaching_taps(g: ConvGeometry, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which taps reach each input position along ``axis``, from which output.
+
+    Returns ``outputs`` (size, K) int64: the output whose tap ``k`` reads input position ``p``,
+    or -1; and ``first_count`` (size, 2): the first reaching tap and how many reach -- an
+    arithmetic progression of step ``stride / gcd(stride, dilation)``, since a tap reaches ``p``
+    when ``p + pad_before - k * dilation`` is a multiple of the stride (periodic in ``k``) and
+    its quotient an output (an interval of ``k``).
+    """
+    size, kernel = (g.height, g.kernel_h) if axis == 0 else (g.width, g.kernel_w)
+    out = g.out_height if axis == 0 else g.out_width
+    stride, dilation, pad = g.stride[axis], g.dilation[axis], g.padding[axis][0]
+    reach = np.arange(size)[:, None] + pad - np.arange(kernel)[None, :] * dilation
+    reaching = (reach >= 0) & (reach % stride == 0) & (reach // stride < out)
+    outputs = np.where(reaching, reach // stride, -1).astype(np.int64)
+    first_count = np.stack([np.argmax(reaching, axis=1), reaching.sum(axis=1)], axis=1).astype(np.int64)
+    return outputs, first_count
+
+
+def choose_backward_loops(g: ConvGeometry) -> tuple[str, str]:
+    """The loop nests of the input and the weight gradient: ``"rows"`` or ``"pixels"``.
+
+    Pixels vectorise over a group's channels -- input channels for the input gradient, output
+    channels for the weight gradient -- whatever the rows' length and stride, and need 8 of
+    them; they were faster on every benchmark layer that has them (float32, one thread: resnet
+    3x3 input gradient 46 vs 122 ms, weight 67 vs 179 ms; the small network's 32-channel 4x4
+    layer 0.9 vs 7.9 ms and 2.3 vs 17 ms).  Rows vectorise along image rows, for the layers
+    with fewer channels per group (depthwise, the stem and seed layers' 3 input channels).
+    """
+    input_loop = "pixels" if g.in_channels_per_group >= CHANNEL_BLOCK else "rows"
+    weight_loop = "pixels" if g.out_channels_per_group >= CHANNEL_BLOCK else "rows"
+    return input_loop, weight_loop
+
+
+def conv2d_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    geometry: ConvGeometry,
+    *,
+    needs: frozenset[str],
+    convention: str = "effective",
+    count: bool = False,
+    workspace_limit: int,
+    loops: tuple[str, str] | None = None,
+) -> tuple[Grads, GradCounts | None]:
+    """The gradients of a validated layer with the compiled gathers (see the section comment).
+
+    Parameters
+    ----------
+    grad_y : (N, C_out, OH, OW) float32 or float64 array, any memory layout
+    x : (N, C_in, H, W) array of ``grad_y``'s dtype (read only for the weight gradient)
+    weight : (C_out, C_in / groups, KH, KW) array (read only for the input gradient)
+    geometry, needs, count : see :mod:`npconv.kernels`
+    convention : ``"effective"`` (padded taps are skipped)
+    workspace_limit : bytes that contiguous and transposed copies of the operands may take
+    loops : ``(input loop, weight loop)``, each ``"rows"`` or ``"pixels"``, to force the loop
+        nests (tests); default :func:`choose_backward_loops`
+
+    Returns
+    -------
+    grads : :class:`~npconv.gradients.Grads` of ``grad_y``'s dtype
+    counts : :class:`~npconv.gradients.GradCounts`, or None when ``count`` is false
+    """
+    g = geometry
+    want_input, want_weight = "input" in needs, "weight" in needs
+    want_bias = "bias" in needs and g.bias
+    dtype = grad_y.dtype
+    layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
+             g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
+             g.in_channels_per_group, g.out_channels_per_group)
+    input_loop, weight_loop = choose_backward_loops(g) if loops is None else loops
+    want_pixels = (want_input and input_loop == "pixels", want_weight and weight_loop == "pixels")
+    # every copy is checked before the first is made
+    copies = [(grad_y, "grad_y", True), (weight, "weight", want_input and not want_pixels[0]),
+              (x, "x", want_weight)]
+    needed = sum(a.nbytes for a, _, used in copies if used and not (a.flags.c_contiguous and a.flags.writeable))
+    needed += weight.nbytes * want_pixels[0] + grad_y.nbytes * want_pixels[1]  # the transposed copies
+    ensure_workspace_fits(needed, workspace_limit,
+                          f"contiguous and transposed copies of the operands, {needed:,} bytes,")
+    gy, gy_copied = _kernel_ready(grad_y, "grad_y", workspace_limit)
+    columns = _axis_ranges(g, 1)
+    grad_x = grad_w = grad_b = None
+    counts: dict[str, Counts] = {}
+    if want_input:
+        grad_x = np.empty(g.input_shape, dtype=dtype)
+        if want_pixels[0]:
+            split = weight.reshape(g.groups, g.out_channels_per_group, g.in_channels_per_group, g.kernel_h, g.kernel_w)
+            w = np.ascontiguousarray(split.transpose(0, 3, 4, 1, 2)).reshape(-1)  # (groups, KH, KW, C_out/g, C_in/g)
+            w_copied = weight.nbytes
+        else:
+            w, w_copied = _kernel_ready(weight, "weight", workspace_limit)
+        tallies = (0, 0)
+        if grad_x.size:
+            _, reach_h = _reaching_taps(g, 0)
+            reach_w, _ = _reaching_taps(g, 1)
+            kh_step = g.stride[0] // math.gcd(g.stride[0], g.dilation[0])
+            starts_w = np.array(first_touch_starts(g.out_width, g.kernel_w, g.stride[1], g.dilation[1]), np.int64)
+            tasks = g.batch * (g.groups if want_pixels[0] else g.in_channels)
+            tallies = _run_tasks(_input_gradient, tasks, gy, w, layer, reach_h, kh_step, columns, starts_w,
+                                 reach_w, grad_x.reshape(-1), count, want_pixels[0])
+        counts["input"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, gy_copied + w_copied)
+    if want_weight:
+        xs, x_copied = _kernel_ready(x, "x", workspace_limit)
+        grad_w = np.empty(g.weight_shape, dtype=dtype)
+        rows = _axis_ranges(g, 0)[:, :2].copy()
+        gy_t = gy
+        if want_pixels[1]:
+            gy_t = np.ascontiguousarray(gy.reshape(g.output_shape).transpose(0, 2, 3, 1)).reshape(-1)
+        tasks = g.in_channels * g.kernel_h if want_pixels[1] else g.out_channels * g.in_channels_per_group
+        tallies = _run_tasks(_weight_gradient, tasks, gy, gy_t, xs, layer, rows, columns, grad_w.reshape(-1), count,
+                             want_pixels[1])
+        copied = (gy_t.nbytes if want_pixels[1] else gy_copied) + x_copied
+        counts["weight"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, copied)
+    if want_bias:
+        # a sum per output channel, by NumPy: a reduction of N x OH x OW terms into each of C_out
+        # sums, counted from the shape reduced (compiling a loop for it would cost more than it runs)
+        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3))
+        terms = g.batch * g.out_height * g.out_width
+        counts["bias"] = Counts(0, g.out_channels * (terms - 1) if terms else 0, "effective", NAME, 0, gy_copied)
+    grads = Grads(grad_x, grad_w, grad_b)
+    if not count:
+        return grads, None
+    return grads, GradCounts(counts.get("input"), counts.get("weight"), counts.get("bias"), "effective", NAME)

@@ -60,7 +60,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from npconv.counts import Counts
-from npconv.geometry import ConvGeometry
+from npconv.geometry import ConvGeometry, first_touch_starts
+from npconv.gradients import GradCounts, Grads
 from npconv.memory import ensure_workspace_fits, format_bytes
 
 NAME = "im2col"
@@ -357,3 +358,350 @@ def conv2d(
     if not count:
         return y, None
     return y, Counts(mults, adds, convention, NAME, padded_mults, plan.workspace_bytes)
+
+
+# ---------------------------------------------------------------------- backward
+#
+# The gradients as matrix products, with the forward lowering reused:
+#
+#     weight:  dW[g]      = sum over chunks of  grad_y[chunk, g] @ cols[chunk, g].T  : (C_out/g, C_in/g x KH x KW)
+#                            (a chunk of several images copied image-minor, so that its GEMM reduces
+#                            over all their output pixels at once)
+#     input:   dcols[g]    = W[g].T @ grad_y[chunk, g]                         : (C_in/g x KH x KW, images x OH x OW)
+#              grad_x[n]   = col2im(dcols[n]): each tap's (OH, OW) block of dcols scattered to the
+#                            positions it read, summed on the zero-padded input, then cropped
+#     bias:    grad_b      = grad_y summed over (N, OH, OW)
+#
+# Counting is dense, as in forward: the GEMMs' shapes give the products and their accumulation
+# additions; col2im adds a tap's block where an earlier tap has already put a term and *assigns*
+# it where this tap is the first (npconv.geometry.first_touch_starts: one assigned rectangle and
+# at most two added ones per tap), so a padded position with T terms costs T - 1 additions, never
+# "0 + term"; the weight gradient's chunks are summed, the first one written, the others added.
+
+
+class _InputGradientPlan:
+    """Chunks and buffers of the input gradient: images, then groups, then channels of one group.
+
+    Attributes
+    ----------
+    images, groups, channels : chunk size in images, groups, and input channels per group (a chunk
+        is either whole groups of whole images' channels or part of one group of one image)
+    lowered : False for a 1x1, stride-1, unpadded layer, whose GEMM writes the gradient itself
+    padded : whether col2im sums on a zero-bordered buffer (the layer has padding); otherwise it
+        sums on the (zeroed) gradient itself
+    reach : (rows, columns) of the padded input that taps reach
+    workspace_bytes : column-gradient chunk plus padded buffer
+    """
+
+    def __init__(self, g: ConvGeometry, itemsize: int, budget: int, limit: int, fixed: int):
+        self.g = g
+        taps = g.kernel_h * g.kernel_w
+        self.lowered = (g.kernel_h, g.kernel_w) != (1, 1) or g.stride != (1, 1) or g.has_padding
+        self.padded = g.has_padding
+        self.reach = ((g.out_height - 1) * g.stride[0] + (g.kernel_h - 1) * g.dilation[0] + 1,
+                      (g.out_width - 1) * g.stride[1] + (g.kernel_w - 1) * g.dilation[1] + 1)
+        per_channel = 0
+        if self.lowered:
+            per_channel += taps * g.out_height * g.out_width * itemsize
+        if self.padded:
+            per_channel += self.reach[0] * self.reach[1] * itemsize
+        self.per_channel = per_channel
+        # several images at once: their grad_y copied image-minor, for one GEMM per group
+        grad_image = g.out_channels * g.out_height * g.out_width * itemsize if self.lowered else 0
+        per_group, groups = g.in_channels_per_group, g.groups
+        room = max(0, budget - fixed)
+        image = per_channel * g.in_channels
+        if image <= room or per_channel == 0:
+            self.images = _even_chunks(g.batch, room // (image + grad_image) if image else g.batch)
+            self.groups, self.channels = groups, per_group
+        elif per_channel * per_group <= room:
+            self.images, self.channels = 1, per_group
+            self.groups = _even_chunks(groups, room // (per_channel * per_group))
+        else:
+            ensure_workspace_fits(
+                per_channel + fixed, limit,
+                f"the input gradient's smallest chunk, one input channel of one image "
+                f"({taps} x {g.out_height} x {g.out_width} column-gradient values"
+                f"{' and its zero-padded gradient' if self.padded else ''}: {per_channel:,} bytes"
+                f"{f', besides {fixed:,} bytes of contiguous copies' if fixed else ''})",
+            )
+            self.images, self.groups = 1, 1
+            self.channels = _even_chunks(per_group, room // per_channel)
+        self.transposed_bytes = self.images * grad_image if self.images > 1 else 0
+        self.workspace_bytes = self.images * self.groups * self.channels * per_channel + self.transposed_bytes
+        ensure_workspace_fits(
+            self.workspace_bytes + fixed, limit,
+            f"the input gradient's workspace ({self.workspace_bytes + fixed:,} bytes: column gradients "
+            f"and padded sums of {self.images} image(s) x {self.groups * self.channels} channel(s))",
+        )
+
+    def chunks(self):
+        """``(n0, n1, g0, g1, c0, c1)``: images, groups, and channels within each group."""
+        g = self.g
+        for n0 in range(0, g.batch, self.images):
+            for g0 in range(0, g.groups, self.groups):
+                for c0 in range(0, g.in_channels_per_group, self.channels):
+                    yield (n0, min(n0 + self.images, g.batch), g0, min(g0 + self.groups, g.groups),
+                           c0, min(c0 + self.channels, g.in_channels_per_group))
+
+
+class _WeightGradientPlan:
+    """Chunks of the weight gradient: whole images, or output rows of one image (as forward).
+
+    Provides what :class:`_Lowering` reads from a forward :class:`Plan` (``g``, ``lowered``,
+    ``padded``, ``images_per_chunk``, ``rows_per_chunk``, ``col_bytes``).  A chunk of several
+    images is multiplied in one GEMM per group, reducing over all its images' output pixels:
+    its column matrix and its ``grad_y`` are copied image-minor first (``transposed_bytes``), so
+    that tiny images make one large product rather than many small ones.  ``sum_bytes``: the
+    buffer a chunk's product is made in before it is added to the previous chunks'.
+    """
+
+    def __init__(self, g: ConvGeometry, x: np.ndarray, budget: int, limit: int, fixed: int):
+        self.g = g
+        itemsize = x.dtype.itemsize
+        self.padded = g.has_padding
+        self.lowered = not _is_column_matrix_already(g, x)
+        reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
+        self.sum_bytes = g.out_channels * reduction * itemsize
+        row_bytes = padded_row_bytes = 0
+        columns_row = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
+        if self.lowered:
+            row_bytes = columns_row
+            padded_row_bytes = g.in_channels * _padded_width(g) * itemsize if self.padded else 0
+        grad_row = g.out_channels * g.out_width * itemsize
+
+        def lowered_bytes(rows: int) -> int:
+            return rows * row_bytes + (_input_rows(g, rows) * padded_row_bytes if padded_row_bytes else 0)
+
+        room = max(0, budget - fixed - self.sum_bytes)
+        out_height = g.out_height
+        image = lowered_bytes(out_height)
+        per_image = image + out_height * (columns_row + grad_row)  # with the image-minor copies
+        if image <= room or not self.lowered:
+            images, rows = _even_chunks(g.batch, max(1, room // per_image)), out_height
+        else:
+            smallest = lowered_bytes(1)
+            if smallest > room:
+                ensure_workspace_fits(
+                    smallest + self.sum_bytes + fixed, limit,
+                    f"the weight gradient's smallest chunk, the column matrix of one image and one "
+                    f"output row ({g.in_channels} x {g.kernel_h} x {g.kernel_w} x {g.out_width} values"
+                    f"{', with its zero-padded input rows' if self.padded else ''}) and a product of "
+                    f"{g.out_channels} x {reduction} values: {smallest + self.sum_bytes:,} bytes"
+                    f"{f', besides {fixed:,} bytes of contiguous copies' if fixed else ''}",
+                )
+            per_row = lowered_bytes(2) - smallest
+            images, rows = 1, _even_chunks(out_height, 1 + (room - smallest) // max(1, per_row))
+        self.images_per_chunk, self.rows_per_chunk = images, rows
+        self.col_bytes = images * rows * row_bytes
+        self.transposed_bytes = images * rows * (columns_row + grad_row) if images > 1 else 0
+        self.workspace_bytes = images * lowered_bytes(rows) + self.transposed_bytes + self.sum_bytes
+        ensure_workspace_fits(
+            self.workspace_bytes + fixed, limit,
+            f"the weight gradient's workspace ({self.workspace_bytes + fixed:,} bytes: column matrix "
+            f"and products of {images} image(s) x {rows} output row(s))",
+        )
+
+
+def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradientPlan, count: bool):
+    """``grad_x`` by GEMMs and col2im; returns it and the tallies (mults, adds, padded_mults)."""
+    g = plan.g
+    groups, per_group, out_per_group = g.groups, g.in_channels_per_group, g.out_channels_per_group
+    kernel_h, kernel_w, out_height, out_width = g.kernel_h, g.kernel_w, g.out_height, g.out_width
+    taps = kernel_h * kernel_w
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    (top, _), (left, _) = g.padding
+    dtype = grad_y.dtype
+    grad_x = np.zeros(g.input_shape, dtype=dtype)  # a position that no tap reaches has gradient 0
+    # W[g].T as a view: each (C_in/g x KH x KW, C_out/g) matrix is Fortran-ordered, as BLAS takes it
+    weight_t = weight.reshape(groups, out_per_group, per_group * taps).transpose(0, 2, 1)
+    dy = grad_y.reshape(g.batch, groups, out_per_group, out_height * out_width)
+    starts_h = first_touch_starts(out_height, kernel_h, sh, dh)
+    starts_w = first_touch_starts(out_width, kernel_w, sw, dw)
+    if plan.lowered:
+        column_buffer = np.empty(plan.images * plan.groups * plan.channels * taps * out_height * out_width, dtype)
+    if plan.transposed_bytes:
+        transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype)
+    if plan.padded:
+        rows, columns = plan.reach
+        padded_buffer = np.empty(plan.images * plan.groups * plan.channels * rows * columns, dtype)
+        real_h = np.zeros(rows, dtype=np.int64)
+        real_h[top: top + g.height] = 1
+        real_w = np.zeros(columns, dtype=np.int64)
+        real_w[left: left + g.width] = 1
+    mults = adds = padded_mults = 0
+    for n0, n1, g0, g1, c0, c1 in plan.chunks():
+        images, channels = n1 - n0, (g1 - g0) * (c1 - c0)
+        first_channel = g0 * per_group + c0  # the chunk's channels are contiguous in grad_x
+        target = grad_x[n0:n1, first_channel: first_channel + channels]
+        w_t = weight_t[g0:g1, c0 * taps: c1 * taps]
+        if not plan.lowered:  # 1x1, stride 1, no padding: the GEMM output is the gradient
+            out = target.reshape(images, g1 - g0, c1 - c0, -1)
+            np.matmul(w_t, dy[n0:n1, g0:g1], out=out)
+            mults += out.size * out_per_group
+            adds += out.size * (out_per_group - 1)
+            continue
+        # image-minor: the chunk's images side by side, so that one GEMM per group covers them all
+        pixels = images * out_height * out_width
+        if images > 1:
+            grads = transposed[: (g1 - g0) * out_per_group * pixels].reshape(g1 - g0, out_per_group, images, -1)
+            np.copyto(grads, dy[n0:n1, g0:g1].transpose(1, 2, 0, 3))
+            grads = grads.reshape(g1 - g0, out_per_group, pixels)
+        else:
+            grads = dy[n0, g0:g1]
+        column_grads = column_buffer[: channels * taps * pixels].reshape(g1 - g0, (c1 - c0) * taps, pixels)
+        np.matmul(w_t, grads, out=column_grads)
+        # the product just made: (groups, M, K) @ (groups, K, N), from the operands' shapes
+        mults += column_grads.size * out_per_group
+        adds += column_grads.size * (out_per_group - 1)
+        blocks = column_grads.reshape(channels, kernel_h, kernel_w, images, out_height, out_width)
+        if plan.padded:
+            sums = padded_buffer[: channels * images * rows * columns].reshape(channels, images, rows, columns)
+            sums.fill(0)
+        else:
+            sums = target.transpose(1, 0, 2, 3)  # (channels, images, H, W), a view of grad_x
+        for kh in range(kernel_h):
+            at_h, first_h = slice(kh * dh, kh * dh + (out_height - 1) * sh + 1, sh), starts_h[kh]
+            for kw in range(kernel_w):
+                at_w, first_w = slice(kw * dw, kw * dw + (out_width - 1) * sw + 1, sw), starts_w[kw]
+                reached, block = sums[:, :, at_h, at_w], blocks[:, kh, kw]
+                # this tap is the first to reach rows >= first_h and columns >= first_w: assign there
+                reached[:, :, first_h:, first_w:] = block[:, :, first_h:, first_w:]
+                for earlier in ((slice(None, first_h), slice(None)), (slice(first_h, None), slice(None, first_w))):
+                    part = reached[(Ellipsis, *earlier)]
+                    if part.size:
+                        np.add(part, block[(Ellipsis, *earlier)], out=part)
+                        adds += part.size
+                if count and plan.padded:
+                    real = int(real_h[at_h].sum()) * int(real_w[at_w].sum())
+                    padded_mults += images * channels * (out_height * out_width - real) * out_per_group
+        if plan.padded:  # crop the padding (rows and columns beyond the reach stay 0)
+            bottom, right = min(rows, top + g.height), min(columns, left + g.width)
+            if bottom > top and right > left:
+                target[:, :, : bottom - top, : right - left] = sums[:, :, top:bottom, left:right].transpose(1, 0, 2, 3)
+    return grad_x, (mults, adds, padded_mults)
+
+
+def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPlan, count: bool):
+    """``grad_w`` by GEMMs on the forward lowering; returns it and the tallies."""
+    g = plan.g
+    groups, out_per_group = g.groups, g.out_channels_per_group
+    out_height, out_width = g.out_height, g.out_width
+    reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
+    dtype = grad_y.dtype
+    grad_w = np.empty((groups, out_per_group, reduction), dtype=dtype)
+    chunk_sum = np.empty_like(grad_w)
+    dy = grad_y.reshape(g.batch, groups, out_per_group, out_height, out_width)
+    if plan.transposed_bytes:
+        transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype=dtype)
+    lower = _Lowering(x, plan, count)
+    mults = adds = 0
+    first = True
+    for n0 in range(0, g.batch, plan.images_per_chunk):
+        n1 = min(n0 + plan.images_per_chunk, g.batch)
+        images = n1 - n0
+        for r0 in range(0, out_height, plan.rows_per_chunk):
+            r1 = min(r0 + plan.rows_per_chunk, out_height)
+            cols = lower(n0, n1, r0, r1)  # (images, groups, C_in/g x KH x KW, rows x OW)
+            pixels = cols.shape[-1]
+            if images == 1:
+                grads, columns = dy[n0, :, :, r0:r1].reshape(groups, out_per_group, pixels), cols[0]
+            else:  # image-minor copies, so that one GEMM per group reduces over all the chunk's pixels
+                grads = transposed[: groups * out_per_group * images * pixels].reshape(
+                    groups, out_per_group, images, pixels)
+                np.copyto(grads, dy[n0:n1, :, :, r0:r1].reshape(images, groups, out_per_group, pixels)
+                          .transpose(1, 2, 0, 3))
+                columns = transposed[grads.size: grads.size + groups * reduction * images * pixels].reshape(
+                    groups, reduction, images, pixels)
+                np.copyto(columns, cols.transpose(1, 2, 0, 3))
+                grads = grads.reshape(groups, out_per_group, images * pixels)
+                columns = columns.reshape(groups, reduction, images * pixels)
+            # the first chunk's product is the gradient so far; later ones are added to it
+            out = grad_w if first else chunk_sum
+            np.matmul(grads, columns.swapaxes(-1, -2), out=out)
+            # the product just made: (groups, M, K) @ (groups, K, N), from the operands' shapes
+            terms = columns.shape[-1]
+            mults += out.size * terms
+            adds += out.size * (terms - 1)
+            if not first:
+                np.add(grad_w, chunk_sum, out=grad_w)
+                adds += grad_w.size
+            first = False
+    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+
+
+def conv2d_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    geometry: ConvGeometry,
+    *,
+    needs: frozenset[str],
+    convention: str = "dense",
+    count: bool = True,
+    workspace_limit: int,
+) -> tuple[Grads, GradCounts | None]:
+    """The gradients of a validated layer by GEMMs, col2im and the forward lowering.
+
+    Parameters
+    ----------
+    grad_y : (N, C_out, OH, OW) float array, any memory layout
+    x : (N, C_in, H, W) array of ``grad_y``'s dtype (read only for the weight gradient)
+    weight : (C_out, C_in / groups, KH, KW) array (read only for the input gradient)
+    geometry, needs, convention, count : see :mod:`npconv.kernels`; ``convention`` is
+        ``"dense"``, the only one a GEMM executes
+    workspace_limit : bytes the chunks' buffers and contiguous copies of the operands may
+        take; the input gradient is chunked over images, then groups, then input channels,
+        the weight gradient over images, then output rows
+
+    Returns
+    -------
+    grads : :class:`~npconv.gradients.Grads`
+    counts : :class:`~npconv.gradients.GradCounts`, or None when ``count`` is false
+
+    Raises
+    ------
+    ConvMemoryError
+        naming ``workspace_limit`` when a gradient's smallest chunk does not fit, before
+        anything is allocated.
+    """
+    g = geometry
+    want_input, want_weight = "input" in needs, "weight" in needs
+    want_bias = "bias" in needs and g.bias
+    dtype = grad_y.dtype
+    if g.batch == 0:
+        grads = Grads(np.empty(g.input_shape, dtype) if want_input else None,
+                      np.zeros(g.weight_shape, dtype) if want_weight else None,
+                      np.zeros(g.out_channels, dtype) if want_bias else None)
+        zero = Counts(0, 0, convention, NAME)
+        return grads, (GradCounts(zero if want_input else None, zero if want_weight else None,
+                                  zero if want_bias else None, convention, NAME) if count else None)
+    # plan everything (and refuse what does not fit) before allocating anything
+    budget = min(workspace_limit, CHUNK_TARGET_BYTES)
+    copies = {"grad_y": 0 if grad_y.flags.c_contiguous else grad_y.nbytes}
+    if want_input:
+        copies["weight"] = 0 if weight.flags.c_contiguous else weight.nbytes
+    ensure_workspace_fits(sum(copies.values()), workspace_limit,
+                          f"contiguous copies of {' and '.join(name for name, n in copies.items() if n)}")
+    fixed = sum(copies.values())
+    input_plan = _InputGradientPlan(g, dtype.itemsize, budget, workspace_limit, fixed) if want_input else None
+    weight_plan = _WeightGradientPlan(g, x, budget, workspace_limit, copies["grad_y"]) if want_weight else None
+    grad_y = np.ascontiguousarray(grad_y)
+    grad_x = grad_w = grad_b = None
+    counts: dict[str, Counts] = {}
+    if want_input:
+        grad_x, (mults, adds, padded) = _input_gradient(grad_y, np.ascontiguousarray(weight), input_plan, count)
+        counts["input"] = Counts(mults, adds, convention, NAME, padded, input_plan.workspace_bytes + fixed)
+    if want_weight:
+        grad_w, (mults, adds, padded) = _weight_gradient(grad_y, x, weight_plan, count)
+        counts["weight"] = Counts(mults, adds, convention, NAME, padded,
+                                  weight_plan.workspace_bytes + copies["grad_y"])
+    if want_bias:
+        grad_b = grad_y.sum(axis=(0, 2, 3))
+        # a reduction of N x OH x OW terms into each of C_out sums, from the shapes reduced
+        terms = grad_y.size // g.out_channels
+        counts["bias"] = Counts(0, g.out_channels * (terms - 1), convention, NAME, 0, copies["grad_y"])
+    grads = Grads(grad_x, grad_w, grad_b)
+    if not count:
+        return grads, None
+    return grads, GradCounts(counts.get("input"), counts.get("weight"), counts.get("bias"), convention, NAME)
