@@ -44,6 +44,10 @@ def traced() -> dict:
     return result
 
 
+def untraceable(*args, **kwargs):
+    raise RuntimeError("pretend torch.fx cannot trace it")
+
+
 def rows_of(network, kind: str) -> list:
     return [r for r in network.rows if r.kind == kind]
 
@@ -74,6 +78,22 @@ def test_traced_models_give_the_built_ins_totals_at_other_resolutions(name, reso
         module = M.VGG16(resolution) if name == "vgg16" else MODELS[name]()
     traced_totals = from_torch(module, (1, 3, resolution, resolution)).totals()
     assert traced_totals == networks.build(name, resolution=resolution).totals()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_hooks_trace_the_same_network_as_torch_fx(name, traced, monkeypatch):
+    module, t = traced[name]
+    monkeypatch.setattr(torch.fx, "symbolic_trace", untraceable)
+    hooked = trace(module, FULL)
+    assert hooked.method == network_from_torch.HOOKS and hooked.shapes_from == "fake tensors (shapes only)"
+    assert hooked.network.totals() == t.network.totals()
+
+    def graph(network):  # fx sees `out += identity` as operator.add, a TorchFunctionMode as Tensor.add_
+        def same(n):
+            return re.sub(r"^add_(?=$|_)", "add", n)
+        return [(same(r.name), r.kind, r.output_shape, tuple(map(same, r.inputs))) for r in network.rows]
+
+    assert graph(hooked.network) == graph(t.network)
 
 
 def test_mobilenet_v2_numbers(traced):
@@ -294,6 +314,48 @@ def test_assorted_layers_map_to_npconv_kinds_and_count_as_torch_does():
     assert rows["view"].kind == "flatten" and rows["dropout"].kind == "dropout"
     assert "keep" not in rows  # nn.Identity: the next layer reads its input
     assert network_torch.agrees(network_torch.compare(t.network), totals)
+
+
+class Additions(nn.Module):
+    def __init__(self, form: str):
+        super().__init__()
+        self.form, self.a, self.b = form, nn.Conv2d(2, 2, 1), nn.Conv2d(2, 2, 1)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        if self.form == "+":
+            return a + b
+        if self.form == "+=":
+            a += b
+            return a
+        if self.form == "torch.add":
+            return torch.add(a, b)
+        if self.form == "add_":
+            a.add_(b)
+            return torch.relu(a)  # reads a, changed in place
+        if self.form == "alpha":
+            return torch.add(a, b, alpha=2)
+        return a + 1.0
+
+
+@pytest.mark.parametrize("tracer", ["fx", "hooks"])
+@pytest.mark.parametrize(("form", "uncounted"), [
+    ("+", None), ("+=", None), ("torch.add", None), ("add_", None),
+    ("alpha", "torch.add (alpha 2)"), ("number", "add (of a tensor and a number or a constant)"),
+])
+def test_additions_of_two_activations_are_counted_others_listed(form, uncounted, tracer, monkeypatch):
+    if tracer == "hooks":
+        monkeypatch.setattr(torch.fx, "symbolic_trace", untraceable)
+    t = trace(Additions(form), (1, 2, 3, 3))
+    totals = t.network.totals()
+    if uncounted is None:
+        assert not totals.uncounted and totals.other["add"] == {"adds": 18}
+        assert next(r for r in t.network.rows if r.kind == "add").inputs == ("a", "b")
+        if form == "add_":  # the ReLU reads the tensor add_ changed
+            assert t.network.rows[-1].inputs == ("add_",)
+    else:  # operator.add under fx is Tensor.add to a TorchFunctionMode
+        (operation,) = totals.uncounted
+        assert operation.endswith(uncounted) and totals.uncounted[operation] == 1
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
