@@ -285,8 +285,8 @@ class _Mapper:
                      dict(self.owners))
             try:
                 self._op(op)
-            except (ArithmeticError, AttributeError, IndexError, KeyError, LookupError, TypeError,
-                    ValueError) as error:  # arguments of a form the mapping does not know: keep the call, uncounted
+            except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as error:
+                # arguments of a form the mapping does not know: keep the call, uncounted
                 del self.layers[state[0]:]
                 self.last, self.layer_of, self.pending, self.counted, self.owners = state[1:]
                 self._uncounted(op, f"arguments not understood: {type(error).__name__}")
