@@ -407,16 +407,35 @@ def batch_norm_buffers(channels: int) -> Quantity:
 
 
 def elements(shape: tuple[int, ...]) -> Quantity:
-    """Elements of an activation: ``N x C x H x W`` (``N x F`` when flat; ``N`` left out when 1).
+    """Elements of an activation: ``N x C x H x W`` (``N x F`` when flat, ``N x C x L``, or ``N x D1 x
+    D2 ...``; ``N`` left out when 1).
 
     One operation per element: a batch-norm's scale or shift at inference, a
     residual addition.
     """
-    symbols = ("N", "C", "H", "W") if len(shape) == 4 else ("N", "F")
+    symbols = {4: ("N", "C", "H", "W"), 3: ("N", "C", "L"), 2: ("N", "F")}.get(
+        len(shape), ("N", *(f"D{axis}" for axis in range(1, len(shape))))[:len(shape)])
     leaves = [Leaf(size, symbol) for size, symbol in zip(shape, symbols, strict=True)]
-    if shape[0] == 1:
+    if shape and shape[0] == 1 and len(leaves) > 1:
         leaves = leaves[1:]
-    return Quantity.of("elements", product(*leaves))
+    return Quantity.of("elements", product(*leaves) if leaves else Leaf(1, "1"))
+
+
+def elementwise_sum_adds(shape: tuple[int, ...], terms: int) -> Quantity:
+    """Adding ``terms`` tensors of ``shape`` element by element: ``(terms - 1) x elements``.
+
+    Two terms (a residual addition) take one addition per element: :func:`elements`.
+    """
+    per_element = elements(shape)
+    if terms == 2:
+        return per_element
+    expr = Product(Group(Difference(Leaf(terms, "inputs"), Leaf(1, "1"))), per_element.expr)
+    return Quantity.of("adds", expr, note="summing T tensors takes T - 1 additions per element")
+
+
+def parameters_read(count: int) -> Quantity:
+    """Learnable numbers an operation outside npconv's counts reads (PyTorch's ``numel`` of them)."""
+    return Quantity.of("params", Leaf(count, "parameters read"))
 
 
 def pooling_window_ops(g: ConvGeometry) -> Quantity:

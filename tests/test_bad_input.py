@@ -314,6 +314,9 @@ CLI_CASES = [
      "argument --workspace-limit: invalid int value: 'lots'"),
     ("model", "--workspace-limit", ["--workspace-limit", "8"], "--workspace-limit: expected --measure beside it"),
     ("model", "--compare", ["--compare", "tensorflow"], "argument --compare: invalid choice: 'tensorflow'"),
+    # the PyTorch-side refusals (no such file, a factory that raises, ...) are in test_torch_models.py
+    ("model", "--torch", ["--torch", "net.py:build"], "--torch: expected no NAME|FILE beside it"),
+    ("model", "--input-shape", ["--input-shape", "1x3x8x8"], "--input-shape: expected --torch beside it"),
     ("train", "--net", ["--net", "lenet"], "--net: expected a built-in network (mobilenet_v1,"),
     ("train", "--net", ["--net", ","], "--net: expected one or more network names or TOML files, got ','"),
     ("train", "--epochs", ["--epochs", "0"], "--epochs: expected an int >= 1, got '0'"),
