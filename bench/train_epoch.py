@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     def npconv_epoch(model, optimizer):
         def epoch():
             for x, y in batches:
-                loss, grad = softmax_cross_entropy(model.forward(x), y)
+                _, grad = softmax_cross_entropy(model.forward(x), y)
                 optimizer.zero_grad()
                 model.backward(grad)
                 optimizer.step()

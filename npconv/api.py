@@ -10,7 +10,8 @@ meanings (see :mod:`npconv.geometry`) and add two arguments:
     ``False`` returns the output only; ``True`` returns ``(y, counts)`` with
     the operations the kernel executed, in its default convention;
     ``"dense"`` or ``"effective"`` asks for that convention (an error if the
-    method cannot execute it).  See :mod:`npconv.counts` for what is counted.
+    method cannot execute it), as do ``"winograd"`` and ``"fft"``, the fast
+    algorithms' own.  See :mod:`npconv.counts` for what is counted.
 ``workspace_limit``
     bytes the kernel may allocate besides the output (``None``: the
     process-wide limit, see :mod:`npconv.memory`).  A kernel that can works
@@ -43,6 +44,9 @@ the one the kernel executes:
   finite, and an output whose window sees only padding is its bias (or 0).
 
 For finite operands both conventions give the same values (to rounding).
+The fast algorithms mix values before multiplying: ``"winograd*"`` combines a
+whole input tile, ``"fft"`` a whole image plane, so a NaN or infinity there
+makes every output of that tile (plane) NaN.
 ``"im2col"`` multiplies with NumPy's ``matmul`` and so reports an invalid
 operation as NumPy does: a ``RuntimeWarning``, or ``FloatingPointError``
 under ``np.errstate(invalid="raise")``.
@@ -63,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from npconv import kernels
-from npconv.counts import CONVENTIONS, Counts, SeparableCounts
+from npconv.counts import ALGORITHM_CONVENTIONS, ALL_CONVENTIONS, Counts, SeparableCounts
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.gradients import (
@@ -76,7 +80,6 @@ from npconv.gradients import (
 )
 from npconv.memory import ensure_arrays_fit, ensure_fits, ensure_workspace_fits, resolve_workspace_limit
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: Operands that may be ``None`` (absent).
 _OPTIONAL_OPERANDS = frozenset({"bias", "depthwise_bias", "pointwise_bias"})
@@ -105,7 +108,7 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     """
     masked_arrays = sys.modules.get("numpy.ma")  # not imported: no masked array exists (and importing costs)
     if masked_arrays is not None and isinstance(value, masked_arrays.MaskedArray):
-        masked = int(np.ma.count_masked(value))
+        masked = int(masked_arrays.count_masked(value))
         if masked:
             raise ConvTypeError(name, f"an array without masked entries (fill them first, e.g. "
                                 f"{name}.filled(0.0); a convolution has no rule for a missing value)",
@@ -172,20 +175,34 @@ def _counting(count: object) -> tuple[bool, str | None]:
     """Parse ``count``: (are counts wanted, requested convention or None for the default)."""
     if isinstance(count, (bool, np.bool_)):
         return bool(count), None
-    if isinstance(count, str) and count in CONVENTIONS:
+    if isinstance(count, str) and count in ALL_CONVENTIONS:
         return True, count
-    raise ConvArgumentError("count", "False, True, 'dense' or 'effective'", repr(count))
+    algorithms = ", ".join(map(repr, ALGORITHM_CONVENTIONS))
+    raise ConvArgumentError("count", f"False, True, 'dense' or 'effective', or a fast algorithm's own "
+                                     f"convention ({algorithms})", repr(count))
 
 
 def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, weight: np.ndarray,
-         bias: np.ndarray | None, geometry: ConvGeometry, copied: int = 0) -> tuple[np.ndarray, Counts | None]:
+         bias: np.ndarray | None, geometry: ConvGeometry, part: str = "",
+         copied: int = 0) -> tuple[np.ndarray, Counts | None]:
     """Run ``method``'s kernel; counts are None unless ``count`` asks for them.
 
-    ``copied``: bytes this call already allocated converting the operands; the kernel gets what is
-    left of the workspace limit (the limit bounds their sum), and its counts include them.
+    ``part`` names the layer in an error (``"the pointwise part"``).  ``copied``: bytes this call
+    already allocated converting the operands; the kernel gets what is left of the workspace limit
+    (the limit bounds their sum), and its counts include them.
     """
     wanted, convention = _counting(count)
     kernel = kernels.load(method)
+    problem = kernels.supports(method, geometry)
+    if problem is not None:
+        names = [repr(m) for m in kernels.available_methods()]
+        general = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise ConvArgumentError(
+            "method",
+            f"a method that runs {part or 'this layer'}: {method!r} runs {kernel.SUPPORTED} only "
+            f"({general} run every layer)",
+            f"{method!r} for {part + ', ' if part else ''}{problem}",
+        )
     limit = max(0, resolve_workspace_limit(workspace_limit) - copied)
     _check_output_fits(geometry, x.dtype)
     if convention is None:
@@ -217,7 +234,7 @@ def _convolve(arrays: dict[str, np.ndarray | None], stride: object, padding: obj
         x.shape, weight.shape, None if bias is None else bias.shape,
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )
-    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry, copied)
+    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry, copied=copied)
     return y if counts is None else (y, counts)
 
 
@@ -235,8 +252,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         (for stride > 1, "same" gives ceil(H / stride) rows and puts an odd
         extra pixel at the bottom/right)
     groups : int dividing C_in and C_out
-    method : algorithm name, see :func:`npconv.kernels.available_methods`
-    count : False, True, "dense" or "effective" (see module docstring)
+    method : algorithm name, see :func:`npconv.kernels.available_methods`; the fast
+        algorithms run only some layers: ``"winograd"`` (``"winograd2"``: F(2x2,3x3),
+        ``"winograd4"``: F(4x4,3x3)) 3x3 kernels at stride 1 and dilation 1, ``"fft"``
+        stride 1
+    count : False, True, "dense", "effective", "winograd" or "fft" (see module docstring)
     workspace_limit : int bytes or None (see module docstring)
 
     Returns
@@ -316,8 +336,10 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     ensure_fits(hidden_bytes + math.prod(pointwise.output_shape) * x.dtype.itemsize,
                 f"the output, shape {pointwise.output_shape} of {x.dtype.name}, with the depthwise output, "
                 f"shape {depthwise.output_shape},")
-    hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise, copied)
-    y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise, copied)
+    hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise,
+                             "the depthwise part", copied)
+    y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise,
+                        "the pointwise part", copied)
     if dw_counts is None:
         return y
     return y, SeparableCounts(dw_counts, pw_counts)

@@ -67,12 +67,27 @@ def _explain(args: argparse.Namespace) -> int:
     from npconv.explain import explain, render_text, to_json_dict
 
     standard, separable, reading = layers_from_arguments(args)
-    report = explain(standard, separable, args.bias, reading, backward=args.backward)
+    report = explain(standard, separable, args.bias, reading, backward=args.backward,
+                     methods=_fast_methods(args.method))
     if args.json:
         print(json.dumps(to_json_dict(report), indent=2))
     else:
         print(render_text(report))
     return 0
+
+
+def _fast_methods(text: str | None, argument: str = "--method") -> tuple[str, ...]:
+    """The fast algorithms named in ``text`` (comma-separated), for ``explain --method``."""
+    from npconv.formulas import ALGORITHM_METHODS
+
+    if text is None:
+        return ()
+    chosen = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    if not chosen or any(m not in ALGORITHM_METHODS for m in chosen):
+        raise ConvArgumentError(argument, f"comma-separated fast methods among {', '.join(ALGORITHM_METHODS)} "
+                                "(the others count the layer's own dense and effective numbers, shown anyway)",
+                                repr(text))
+    return chosen
 
 
 def _layer_defaults() -> argparse.Namespace:
@@ -162,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--backward", action="store_true",
                          help="also count one training step: the forward pass, the input, weight and bias "
                               "gradients, and why a step costs about three forward passes")
+    explain.add_argument("--method", metavar="NAMES",
+                         help="also count what a fast algorithm executes, stage by stage with the working: "
+                              "winograd (its default tile), winograd2, winograd4, fft (comma-separated)")
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     explain.set_defaults(handler=_explain)
     _add_check_parser(commands)
@@ -415,11 +433,24 @@ def _add_model_parser(commands: argparse._SubParsersAction) -> None:
         help="a whole network: per-layer shapes, parameters and mults, totals; measured, or beside PyTorch",
         description="Count a whole network layer by layer: output shape, parameters, multiplications "
                     "(dense and effective) and their share of the total, with the conventions stated. "
-                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml).",
+                    "NAME is a built-in network (--list), FILE a TOML description (see npconv.network_toml); "
+                    "or --torch FILE.py:FACTORY, a PyTorch model of your own, traced.",
+        epilog="exit status: 0; 1 a measurement (--measure) or a comparison (--compare) disagrees with the "
+               "formulas; 3 nothing disagrees, but the network has operations npconv does not count (listed "
+               "by name with their calls, in no total); 2 a bad flag, file or model.",
     )
     model.add_argument("network", nargs="?", metavar="NAME|FILE",
                        help="built-in network name (mobilenet_v1, vgg16, resnet18, small_separable, "
                             "small_standard) or a .toml file")
+    torch_model = model.add_argument_group("a PyTorch model of your own (needs PyTorch: pip install 'npconv[compare]')")
+    torch_model.add_argument("--torch", metavar="FILE.py:FACTORY",
+                             help="import FILE.py (your code, run as Python runs it), call FACTORY() -- a "
+                                  "function or class returning a torch.nn.Module, or a module itself -- and "
+                                  "count the model, traced with torch.fx (forward hooks where fx cannot trace "
+                                  "it); --standard, --measure, --compare torch and --json work on it")
+    torch_model.add_argument("--input-shape", metavar="NxCxHxW",
+                             help="the input it is traced on, NxCxHxW or HxWxC (default "
+                                  "1x3x224x224); small ones keep --measure quick")
     model.add_argument("--list", action="store_true", help="list the built-in networks and their options")
     model.add_argument("--json", action="store_true", help="print machine-readable JSON")
     options = model.add_argument_group("options of the built-in networks")

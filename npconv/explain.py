@@ -45,11 +45,31 @@ class Explanation:
     ratios: dict[str, object]
     #: with ``--backward``: :func:`npconv.quantities.backward_table`, else None
     backward: dict[str, dict[str, object]] | None = None
+    #: with ``--method``: fast method -> part -> its :class:`~npconv.formulas.AlgorithmCounts`, or
+    #: the reason it cannot run that part (a str)
+    algorithms: dict[str, dict[str, object]] | None = None
+
+
+#: The parts a fast algorithm's counts are shown for (the separable layer is its two parts).
+ALGORITHM_PARTS = ("standard", "depthwise", "pointwise")
+
+
+def algorithm_table(layers: Q.Layers, methods: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """method -> part -> :func:`npconv.formulas.algorithm_counts`, or why the method cannot run the part."""
+    table: dict[str, dict[str, object]] = {}
+    for method in methods:
+        table[method] = {}
+        for part in ALGORITHM_PARTS:
+            layer = layers.part(part)
+            problem = F.algorithm_unsupported(layer, method)
+            table[method][part] = problem if problem is not None else F.algorithm_counts(layer, method)
+    return table
 
 
 def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_convention: str,
-            input_reading: str = "", backward: bool = False) -> Explanation:
-    """Compute every quantity shown for ``standard`` vs ``separable`` (``backward``: a training step's too)."""
+            input_reading: str = "", backward: bool = False, methods: tuple[str, ...] = ()) -> Explanation:
+    """Compute every quantity shown for ``standard`` vs ``separable`` (``backward``: a training step's
+    too; ``methods``: the counts of those fast algorithms, :data:`npconv.formulas.ALGORITHM_METHODS`)."""
     layers = Q.Layers(standard, separable)
     conventions = ("dense", "effective") if standard.has_padding else ("dense",)
     quantities = Q.table(layers, conventions)
@@ -73,6 +93,7 @@ def explain(standard: ConvGeometry, separable: SeparableGeometry, bias_conventio
         standard, separable, bias_convention, input_reading, conventions,
         (F.output_height(standard), F.output_width(standard)), quantities, other, ratios,
         Q.backward_table(layers, conventions) if backward else None,
+        algorithm_table(layers, methods) if methods else None,
     )
 
 
@@ -194,7 +215,57 @@ def render_text(e: Explanation) -> str:
                      f"groups {e.standard.groups})")
     if e.backward is not None:
         lines += ["", *_backward_lines(e)]
+    if e.algorithms is not None:
+        lines += _algorithm_lines(e)
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- fast algorithms
+
+_ALGORITHM_WHY = {
+    "winograd": ("Winograd's minimal filtering makes an m x m tile of outputs from (m + 2)^2 products instead of "
+                 "9 m^2,", "at the price of transforms whose constants other than +-1 cost a multiplication "
+                 "each (K_X) and whose terms cost additions (A_X)."),
+    "fft": ("FFT convolution multiplies spectra: one complex product (4 mults, 2 adds) per frequency bin, image "
+            "and channel pair,", "whatever the kernel size; the images' FFTs run inside the library and are "
+            "estimated, never added to the measured counts."),
+}
+
+
+def _algorithm_lines(e: Explanation) -> list[str]:
+    lines = []
+    width = max(len(p) for p in ALGORITHM_PARTS)
+    for method, parts in e.algorithms.items():
+        convention = F.ALGORITHM_METHODS[method]
+        algorithms = sorted({c.algorithm for c in parts.values() if not isinstance(c, str)})
+        lines += ["", f"Fewer multiplications by algorithm: method {method!r}"
+                  + (f" ({', '.join(algorithms)})" if algorithms else "") + f", convention {convention!r}",
+                  *(f"  {line}" for line in _ALGORITHM_WHY[convention])]
+        for part in ALGORITHM_PARTS:
+            counted = parts[part]
+            label = part.ljust(width)
+            if isinstance(counted, str):
+                lines.append(f"  {label}  not run: {method} runs "
+                             f"{'stride-1 layers' if convention == 'fft' else '3x3 stride-1 layers'} only, "
+                             f"not {counted}")
+                continue
+            dense = e.quantities[part]["mults"]["dense"]
+            ratio = dense.value / counted.mults.value if counted.mults.value else 1
+            versus = f"{ratio:.2f}x fewer" if ratio >= 1 else f"{1 / ratio:.2f}x more"
+            lines.append(f"  {label}  {counted.algorithm}: mults {format_number(counted.mults.value)} measured "
+                         f"({versus} than the dense {format_number(dense.value)}), adds "
+                         f"{format_number(counted.adds.value)}"
+                         + (f"; estimated in the FFTs: {format_number(counted.estimated_mults.value)} mults, "
+                            f"{format_number(counted.estimated_adds.value)} adds"
+                            if counted.estimated_mults.value else ""))
+            for stage, (mults, adds) in counted.stages.items():
+                kind = "measured" if counted.measured[stage] else "estimated"
+                lines.append(f"    {stage} ({kind})")
+                lines += _working("mults", mults, "      ")
+                lines += _working("adds ", adds, "      ")
+            for detail in counted.details:
+                lines.append(f"    {detail.label} = {detail}  ({detail.formula})")
+    return lines
 
 
 # ---------------------------------------------------------------------- backward
@@ -280,6 +351,9 @@ def to_json_dict(e: Explanation) -> dict[str, object]:
                       for c, q in e.ratios["mults"].items()},
             "mobilenet": e.ratios["mobilenet"].to_dict(),
         },
+        **({} if e.algorithms is None else {"algorithms": {
+            method: {part: {"not_run": c} if isinstance(c, str) else c.to_dict() for part, c in parts.items()}
+            for method, parts in e.algorithms.items()}}),
         **({} if e.backward is None else {"backward": {
             part: {row: {c: {what: q.to_dict() for what, q in counted.items()} for c, counted in by.items()}
                    for row, by in rows.items()}

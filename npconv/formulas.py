@@ -558,16 +558,35 @@ def batch_norm_buffers(channels: int) -> Quantity:
 
 
 def elements(shape: tuple[int, ...]) -> Quantity:
-    """Elements of an activation: ``N x C x H x W`` (``N x F`` when flat; ``N`` left out when 1).
+    """Elements of an activation: ``N x C x H x W`` (``N x F`` when flat, ``N x C x L``, or ``N x D1 x
+    D2 ...``; ``N`` left out when 1).
 
     One operation per element: a batch-norm's scale or shift at inference, a
     residual addition.
     """
-    symbols = ("N", "C", "H", "W") if len(shape) == 4 else ("N", "F")
+    symbols = {4: ("N", "C", "H", "W"), 3: ("N", "C", "L"), 2: ("N", "F")}.get(
+        len(shape), ("N", *(f"D{axis}" for axis in range(1, len(shape))))[:len(shape)])
     leaves = [Leaf(size, symbol) for size, symbol in zip(shape, symbols, strict=True)]
-    if shape[0] == 1:
+    if shape and shape[0] == 1 and len(leaves) > 1:
         leaves = leaves[1:]
-    return Quantity.of("elements", product(*leaves))
+    return Quantity.of("elements", product(*leaves) if leaves else Leaf(1, "1"))
+
+
+def elementwise_sum_adds(shape: tuple[int, ...], terms: int) -> Quantity:
+    """Adding ``terms`` tensors of ``shape`` element by element: ``(terms - 1) x elements``.
+
+    Two terms (a residual addition) take one addition per element: :func:`elements`.
+    """
+    per_element = elements(shape)
+    if terms == 2:
+        return per_element
+    expr = Product(Group(Difference(Leaf(terms, "inputs"), Leaf(1, "1"))), per_element.expr)
+    return Quantity.of("adds", expr, note="summing T tensors takes T - 1 additions per element")
+
+
+def parameters_read(count: int) -> Quantity:
+    """Learnable numbers an operation outside npconv's counts reads (PyTorch's ``numel`` of them)."""
+    return Quantity.of("params", Leaf(count, "parameters read"))
 
 
 def pooling_window_ops(g: ConvGeometry) -> Quantity:
@@ -816,3 +835,477 @@ def training_step_adds(g: ConvGeometry | SeparableGeometry, convention: str = "d
 separable_backward_mults_total = backward_mults_total
 separable_backward_adds_total = backward_adds_total
 separable_training_step_mults = training_step_mults
+
+# ---------------------------------------------------------------------- fast algorithms: Winograd and FFT
+#
+# The counts above belong to the layer: every tap of every window (dense) or the taps that land on
+# real input (effective).  A fast algorithm changes the count itself -- that is its point -- so it
+# is counted under a convention of its own (npconv.counts.ALGORITHM_CONVENTIONS), and its closed
+# forms below give exactly what its kernel executes and tallies (npconv.kernels.winograd,
+# npconv.kernels.fft).  Symbols, beyond those of the module docstring::
+#
+#     m x m output tile, r x r filter, alpha = m + r - 1 transform size,
+#     T_H = ceil(OH / m), T_W = ceil(OW / m) tiles, Q = T_W + 1 tile columns computed per tile row,
+#     K_X, A_X: the mults and adds of one application of transform matrix X (see
+#     transform_cost), H_f x W_f the FFT size, L = H_f x W_f, F = H_f x (W_f / 2 + 1) bins.
+
+
+def _frac(*values: object) -> tuple[Fraction, ...]:
+    return tuple(Fraction(v) for v in values)
+
+
+@dataclass(frozen=True)
+class WinogradTransform:
+    """Winograd's minimal filtering F(m x m, r x r): ``Y = A^T [(G g G^T) * (B^T d B)] A``.
+
+    ``d`` is an ``alpha x alpha`` input tile, ``g`` an ``r x r`` filter, ``*``
+    the elementwise product of the two ``alpha x alpha`` transforms, ``Y`` the
+    ``m x m`` output tile of the cross-correlation of ``d`` with ``g`` (the
+    layer's operation, not a flipped convolution).  Matrices are exact
+    fractions, rows of ``B^T`` (``alpha x alpha``), ``G`` (``alpha x r``) and
+    ``A^T`` (``m x alpha``); those of Lavin & Gray (2016), interpolation
+    points 0, +-1 (and +-2 for m = 4) and infinity.
+    """
+
+    m: int
+    r: int
+    input_matrix: tuple[tuple[Fraction, ...], ...]  # B^T
+    filter_matrix: tuple[tuple[Fraction, ...], ...]  # G
+    output_matrix: tuple[tuple[Fraction, ...], ...]  # A^T
+
+    @property
+    def alpha(self) -> int:
+        return self.m + self.r - 1
+
+    @property
+    def name(self) -> str:
+        return f"F({self.m}x{self.m},{self.r}x{self.r})"
+
+
+WINOGRAD_TRANSFORMS: dict[int, WinogradTransform] = {
+    2: WinogradTransform(
+        2, 3,
+        input_matrix=(_frac(1, 0, -1, 0), _frac(0, 1, 1, 0), _frac(0, -1, 1, 0), _frac(0, 1, 0, -1)),
+        filter_matrix=(_frac(1, 0, 0), _frac("1/2", "1/2", "1/2"), _frac("1/2", "-1/2", "1/2"), _frac(0, 0, 1)),
+        output_matrix=(_frac(1, 1, 1, 0), _frac(0, 1, -1, -1)),
+    ),
+    4: WinogradTransform(
+        4, 3,
+        input_matrix=(_frac(4, 0, -5, 0, 1, 0), _frac(0, -4, -4, 1, 1, 0), _frac(0, 4, -4, -1, 1, 0),
+                      _frac(0, -2, -1, 2, 1, 0), _frac(0, 2, -1, -2, 1, 0), _frac(0, 4, 0, -5, 0, 1)),
+        filter_matrix=(_frac("1/4", 0, 0), _frac("-1/6", "-1/6", "-1/6"), _frac("-1/6", "1/6", "-1/6"),
+                       _frac("1/24", "1/12", "1/6"), _frac("1/24", "-1/12", "1/6"), _frac(0, 0, 1)),
+        output_matrix=(_frac(1, 1, 1, 1, 1, 0), _frac(0, 1, -1, 2, -2, 0), _frac(0, 1, 1, 4, 4, 0),
+                       _frac(0, 1, -1, 8, -8, 1)),
+    ),
+}
+
+
+def combination_terms(row: tuple[Fraction, ...]) -> list[tuple[int, Fraction]]:
+    """The nonzero terms ``(index, coefficient)`` of one row, in the order a kernel sums them.
+
+    ``+1`` terms first, then the other constants, then ``-1``: the sum starts
+    from a plain copy whenever the row has a ``+1``, so that every ``+-1``
+    after it is one addition or subtraction and every other constant one
+    multiplication (and one addition).
+    """
+    terms = [(j, c) for j, c in enumerate(row) if c != 0]
+    return sorted(terms, key=lambda term: 0 if term[1] == 1 else 2 if term[1] == -1 else 1)
+
+
+def row_cost(row: tuple[Fraction, ...]) -> tuple[int, int]:
+    """``(mults, adds)`` of one row's combination, summed as :func:`combination_terms` orders it:
+    ``nonzeros - 1`` additions, one multiplication per constant other than +-1, and one more when
+    the first term is a -1 (the sum then starts from a negated copy)."""
+    terms = combination_terms(row)
+    mults = sum(1 for _, c in terms if abs(c) != 1) + (terms[0][1] == -1)
+    return mults, len(terms) - 1
+
+
+def transform_cost(matrix: tuple[tuple[Fraction, ...], ...], symbol: str) -> tuple[Quantity, Quantity]:
+    """``K`` and ``A``: the mults and adds of applying ``matrix`` once (every row's combination),
+    with the per-row working shown, e.g. ``K_B = 2 + 2 + 2 + 2 + 2 + 2 = 12``."""
+    costs = [row_cost(row) for row in matrix]
+    mults = Quantity.of(f"K_{symbol}", run_sum([(k, 1) for k, _ in costs], "row"),
+                        formula=f"multiplications by a constant other than +-1, summed over the rows of {symbol}")
+    adds = Quantity.of(f"A_{symbol}", run_sum([(a, 1) for _, a in costs], "row"),
+                       formula=f"nonzero coefficients - 1, summed over the rows of {symbol}")
+    return mults, adds
+
+
+def winograd_unsupported(g: ConvGeometry) -> str | None:
+    """Why Winograd F(m x m, 3 x 3) cannot run ``g``, or None: it needs a 3x3 kernel, stride 1 and
+    dilation 1 (any padding, groups and depth multiplier)."""
+    problems = []
+    if (g.kernel_h, g.kernel_w) != (3, 3):
+        problems.append(f"a {g.kernel_h}x{g.kernel_w} kernel")
+    if g.stride != (1, 1):
+        problems.append(f"stride {g.stride[0]}" if g.stride[0] == g.stride[1] else f"stride {g.stride}")
+    if g.dilation != (1, 1):
+        problems.append(f"dilation {g.dilation[0]}" if g.dilation[0] == g.dilation[1]
+                        else f"dilation {g.dilation}")
+    return None if not problems else "a layer with " + ", ".join(problems)
+
+
+def _winograd_transform(g: ConvGeometry, m: int) -> WinogradTransform:
+    if m not in WINOGRAD_TRANSFORMS:
+        raise ConvArgumentError("m", f"an output tile size among {sorted(WINOGRAD_TRANSFORMS)}", repr(m))
+    problem = winograd_unsupported(g)
+    if problem is not None:
+        raise ConvArgumentError("g", "a 3x3 kernel, stride 1 and dilation 1 for Winograd F(m x m, 3 x 3)",
+                                problem)
+    return WINOGRAD_TRANSFORMS[m]
+
+
+def winograd_tiles(g: ConvGeometry, m: int) -> tuple[Quantity, Quantity]:
+    """``T_H = ceil(OH / m)`` and ``T_W = ceil(OW / m)``: the output tiles along each axis.
+
+    The last tile of a row or column may be partial: its outputs beyond
+    ``OH`` (``OW``) are computed from zeros and dropped, and counted.
+    """
+    tiles = []
+    for symbol, out, out_symbol in (("T_H", g.out_height, "OH"), ("T_W", g.out_width, "OW")):
+        # ceil(OH / m) = floor((OH + m - 1) / m)
+        expr = Floor(Ratio(Group(Sum(Leaf(out, out_symbol), Leaf(m - 1, "m - 1"))), Leaf(m, "m")))
+        tiles.append(Quantity.of(symbol, expr, formula=f"ceil({out_symbol} / m)"))
+    return tiles[0], tiles[1]
+
+
+@dataclass(frozen=True)
+class AlgorithmCounts:
+    """A fast algorithm's closed-form counts, stage by stage, with the working.
+
+    ``stages`` maps a stage name (the same names the kernel's
+    :class:`~npconv.counts.Stage` records carry) to its ``(mults, adds)``
+    quantities; ``measured`` says for each stage whether the kernel tallies
+    it (True) or the numbers are an operation-count estimate (False).
+    ``details`` are the sub-quantities the working refers to.
+    """
+
+    convention: str
+    algorithm: str
+    stages: dict[str, tuple[Quantity, Quantity]]
+    measured: dict[str, bool]
+    details: tuple[Quantity, ...] = ()
+
+    def _total(self, label: str, which: int, measured: bool) -> Quantity:
+        parts = [(name, q[which]) for name, q in self.stages.items() if self.measured[name] == measured]
+        if not parts:
+            return Quantity(label, 0, "0", "0")
+        expr = Sum(*(q.leaf(name) for name, q in parts)) if len(parts) > 1 else parts[0][1].leaf(parts[0][0])
+        return Quantity.of(label, expr, details=tuple(q for _, q in parts))
+
+    @property
+    def mults(self) -> Quantity:
+        """Multiplications the kernel executes and tallies: the measured stages."""
+        return self._total("mults", 0, True)
+
+    @property
+    def adds(self) -> Quantity:
+        return self._total("adds", 1, True)
+
+    @property
+    def estimated_mults(self) -> Quantity:
+        """Multiplications inside library calls, from the operation-count formula (0 for Winograd)."""
+        return self._total("estimated mults", 0, False)
+
+    @property
+    def estimated_adds(self) -> Quantity:
+        return self._total("estimated adds", 1, False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "convention": self.convention,
+            "algorithm": self.algorithm,
+            "mults": self.mults.to_dict(),
+            "adds": self.adds.to_dict(),
+            "estimated_mults": self.estimated_mults.to_dict(),
+            "estimated_adds": self.estimated_adds.to_dict(),
+            "stages": {name: {"mults": m.to_dict(), "adds": a.to_dict(), "measured": self.measured[name]}
+                       for name, (m, a) in self.stages.items()},
+            "details": {d.label: d.to_dict() for d in self.details},
+        }
+
+
+#: Winograd's stages, in the order the kernel runs them (the names its counts carry).
+WINOGRAD_STAGES = ("filter transform", "input transform", "transform-domain products", "output transform",
+                   "bias")
+
+
+def winograd_counts(g: ConvGeometry, m: int) -> AlgorithmCounts:
+    """What ``method="winograd"`` with ``m x m`` output tiles executes, stage by stage.
+
+    The output is cut into ``T_H x T_W`` tiles, and every pass runs over
+    ``Q = T_W + 1`` tile columns per tile row: the kernel lays each tile row
+    of a channel out contiguously, and the column its last tile shares with
+    the next row (see ``npconv.kernels.winograd``) costs one unused tile
+    column, computed and dropped.  Counting is dense over that tiled,
+    zero-padded input: padding zeros, the zeros of partial tiles and the
+    unused column are transformed and multiplied like any value.
+
+    Every transform is applied separably, rows then columns, as sparse linear
+    combinations (:func:`transform_cost`: a ``+-1`` coefficient is an addition
+    or subtraction, any other constant one multiplication):
+
+    * filter transform, ``U = G g G^T``, on every call (nothing is cached: the
+      weights may change between calls): ``K_G x C_out x C_in/g x (r + alpha)``
+      mults (the row pass makes ``alpha`` rows of ``r`` values, the column pass
+      ``alpha`` values of each of the ``alpha`` rows), the same with ``A_G`` for
+      adds; nothing for an empty batch;
+    * input transform, ``V = B^T d B``: the row pass runs once per tile row over
+      ``m x Q`` padded columns (whole padded rows, shared by neighbouring
+      tiles), the column pass per tile: ``K_B x N x C_in x T_H x Q x (m + alpha)``;
+    * transform-domain products, one GEMM per transform position and group,
+      ``(C_out/g x C_in/g) @ (C_in/g x N T_H Q)``:
+      ``alpha^2 x N x T_H x Q x C_out x C_in/g`` mults and
+      ``alpha^2 x N x T_H x Q x C_out x (C_in/g - 1)`` adds;
+    * output transform, ``Y = A^T M A``, per tile and output channel:
+      ``K_A x (alpha + m) x N x T_H x Q x C_out``;
+    * bias, added in the output transform's last pass to every computed
+      output: ``N x C_out x m^2 x T_H x Q`` adds.
+    """
+    t = _winograd_transform(g, m)
+    alpha, r = t.alpha, t.r
+    t_h, t_w = winograd_tiles(g, m)
+    k_g, a_g = transform_cost(t.filter_matrix, "G")
+    k_b, a_b = transform_cost(t.input_matrix, "B")
+    k_a, a_a = transform_cost(t.output_matrix, "A")
+    columns = Quantity.of("Q", Sum(t_w.leaf(), Leaf(1, "1")), formula="T_W + 1",
+                          note="tile columns computed per tile row, the last one unused")
+    n, c_in, c_out, cg = Leaf(g.batch, "N"), Leaf(g.in_channels, "C_in"), _out_channels(g), _channels_per_group(g)
+    alpha_leaf, m_leaf, r_leaf = Leaf(alpha, "alpha"), Leaf(m, "m"), Leaf(r, "r")
+    tiles = (t_h.leaf(), columns.leaf())
+
+    def per(cost: Quantity, *factors: Expr) -> Quantity:
+        return Quantity.of(cost.label.replace("K_", "mults with K_").replace("A_", "adds with A_"),
+                           Product(cost.leaf(), *factors))
+
+    def zero(label: str, note: str = "") -> Quantity:
+        return Quantity(label, 0, "0", "0", note=note)
+
+    filter_size = (c_out, cg, Group(Sum(r_leaf, alpha_leaf)))
+    input_size = (n, c_in, *tiles, Group(Sum(m_leaf, alpha_leaf)))
+    output_size = (Group(Sum(alpha_leaf, m_leaf)), n, *tiles, c_out)
+    square = Product(alpha_leaf, alpha_leaf)
+    products = Quantity.of("products", Product(square, n, *tiles, c_out, cg))
+    if g.in_channels_per_group == 1:
+        product_adds = zero("adds", "C_in/g = 1: a product per output, nothing to sum")
+    else:
+        product_adds = Quantity.of("adds", Product(square, n, *tiles, c_out, Group(Difference(cg, Leaf(1, "1")))))
+    bias_adds = (Quantity.of("bias adds", Product(n, c_out, Product(m_leaf, m_leaf), *tiles)) if g.bias
+                 else zero("bias adds", "no bias"))
+    if g.batch == 0:
+        filter_stage = (zero("mults", "an empty batch: nothing is run"), zero("adds"))
+    else:
+        filter_stage = (per(k_g, *filter_size), per(a_g, *filter_size))
+    stages = {
+        "filter transform": filter_stage,
+        "input transform": (per(k_b, *input_size), per(a_b, *input_size)),
+        "transform-domain products": (products, product_adds),
+        "output transform": (per(k_a, *output_size), per(a_a, *output_size)),
+        "bias": (zero("bias mults"), bias_adds),
+    }
+    return AlgorithmCounts("winograd", t.name, stages, dict.fromkeys(stages, True),
+                           details=(t_h, t_w, columns, k_g, a_g, k_b, a_b, k_a, a_a))
+
+
+def winograd_mults(g: ConvGeometry, m: int) -> Quantity:
+    """Winograd F(m x m, 3 x 3)'s multiplications: the sum of :func:`winograd_counts`' stages."""
+    return winograd_counts(g, m).mults
+
+
+def winograd_adds(g: ConvGeometry, m: int) -> Quantity:
+    return winograd_counts(g, m).adds
+
+
+# ---------------------------------------------------------------------- FFT
+
+
+#: Prime factors of the FFT sizes chosen: numpy.fft (pocketfft) is fastest on such sizes.
+FFT_RADICES = (2, 3, 5)
+
+
+def fft_length(n: int) -> int:
+    """The smallest ``L >= n`` whose prime factors are all in :data:`FFT_RADICES`."""
+    length = max(1, n)
+    while True:
+        rest = length
+        for p in FFT_RADICES:
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return length
+        length += 1
+
+
+def fft_unsupported(g: ConvGeometry) -> str | None:
+    """Why FFT convolution cannot run ``g``, or None: it needs stride 1 (any kernel, padding,
+    dilation and groups)."""
+    if g.stride != (1, 1):
+        return f"a layer with stride {g.stride[0] if g.stride[0] == g.stride[1] else g.stride}"
+    return None
+
+
+def fft_shape(g: ConvGeometry) -> tuple[int, int]:
+    """``(H_f, W_f)``: the FFT size, the padded input ``H + P_top + P_bottom`` (and along W)
+    rounded up by :func:`fft_length`.
+
+    A circular correlation of that length equals the zero-padded one on every
+    output kept: output ``o`` reads padded positions ``o .. o + D x (K - 1)``,
+    all below the padded length, so nothing wraps around.
+    """
+    return (fft_length(g.height + sum(g.padding[0])), fft_length(g.width + sum(g.padding[1])))
+
+
+def _log2(value: int) -> Fraction:
+    """``log2(value)`` to 6 decimals, as an exact fraction (the estimate needs no more)."""
+    import math
+
+    return Fraction(round(math.log2(value) * 10**6), 10**6)
+
+
+#: FFT stages, in the order the kernel runs them.
+FFT_STAGES = ("filter DFT", "input FFT", "frequency-domain products", "frequency-domain accumulation",
+              "inverse FFT", "bias")
+
+
+def _fft_estimate(label: str, real_rows: Expr, real_length: int, complex_columns: Expr,
+                  complex_length: int) -> tuple[Quantity, Quantity]:
+    """The estimated ``(mults, adds)`` of ``real_rows`` real FFTs of ``real_length`` points and
+    ``complex_columns`` complex FFTs of ``complex_length`` points (see :func:`fft_counts`)."""
+    w_log = Leaf(_log2(real_length), "log2 W_f")
+    h_log = Leaf(_log2(complex_length), "log2 H_f")
+    real_w, complex_h = Leaf(real_length, "W_f"), Leaf(complex_length, "H_f")
+    result = []
+    for kind, real_factor, complex_factor in (("mults", Leaf(1, "1"), Leaf(2, "2")),
+                                              ("adds", Leaf(Fraction(3, 2), "1.5"), Leaf(3, "3"))):
+        expr = Sum(Product(real_rows, real_factor, real_w, w_log),
+                   Product(complex_columns, complex_factor, complex_h, h_log))
+        q = Quantity.of(f"estimated {kind}", expr, note=f"{label}: an operation-count estimate, not a tally")
+        result.append(dataclasses.replace(q, value=round(q.value)))
+    return result[0], result[1]
+
+
+def fft_counts(g: ConvGeometry) -> AlgorithmCounts:
+    """What ``method="fft"`` executes (measured stages) and what its FFTs cost (estimated stages).
+
+    Measured, from the shapes of the complex products the kernel makes:
+
+    * frequency-domain products: for every bin of the ``F = H_f x (W_f/2 + 1)``
+      of a real 2-D FFT, every image, output channel and input channel of its
+      group, one complex product, counted as NumPy and the BLAS it calls
+      execute it, ``(a + bi)(c + di) = (ac - bd) + (ad + bc)i``: 4 real mults
+      and 2 real adds (not the 3-mult, 5-add form, a separate BLAS routine
+      NumPy does not call): ``4 x N x C_out x C_in/g x F`` mults and ``2 x`` that
+      product count adds;
+    * frequency-domain accumulation: summing the ``C_in/g`` products of a bin
+      takes ``C_in/g - 1`` complex additions, 2 real adds each;
+    * bias: ``N x C_out x OH x OW`` adds, on the output.
+
+    * filter DFT, on every call (nothing is cached): a filter has only ``KH x KW``
+      taps in its ``H_f x W_f`` plane, so its spectrum is a direct DFT by matrix
+      products, rows (real taps times complex twiddles: two real GEMMs,
+      ``2 x C_out x C_in/g x KH x KW x (W_f/2 + 1)`` mults and
+      ``2 x C_out x C_in/g x KH x (KW - 1) x (W_f/2 + 1)`` adds) then columns
+      (one complex GEMM per column frequency: ``C_out x C_in/g x KH x F``
+      complex products, 4 mults and 2 adds each, and
+      ``C_out x C_in/g x (KH - 1) x F`` complex additions, 2 adds each);
+
+    Estimated (the transforms run inside ``scipy.fft`` or ``numpy.fft``, where
+    no tally reaches), from the standard operation count of a radix-2
+    Cooley-Tukey FFT: ``L/2 x log2 L`` butterflies of one complex multiplication (4 mults,
+    2 adds) and two complex additions (4 adds), so ``2 L log2 L`` mults and
+    ``3 L log2 L`` adds for ``L`` complex points (FFTW's ``5 L log2 L`` flops),
+    half that, ``L log2 L`` and ``1.5 L log2 L``, for ``L`` real points.  The
+    kernel transforms rows (real, ``W_f`` points) and then columns (complex,
+    ``H_f`` points, ``W_f/2 + 1`` of them), and only the rows that are not all
+    zero (or, inverse, that it keeps):
+
+    * input FFT: ``N x C_in`` planes of ``H`` rows;
+    * inverse FFT: ``N x C_out`` planes, of which ``OH`` rows are kept.
+
+    Each estimate is rounded to whole operations.  pocketfft's mixed-radix
+    transforms of these sizes do not execute exactly this count: these stages
+    are labelled estimated and never added to the measured ``mults``, ``adds``.
+    """
+    problem = fft_unsupported(g)
+    if problem is not None:
+        raise ConvArgumentError("g", "a stride-1 layer for FFT convolution", problem)
+    h_f, w_f = fft_shape(g)
+    half = w_f // 2 + 1
+    bins = Quantity.of("F", Product(Leaf(h_f, "H_f"), Group(Sum(Floor(Ratio(Leaf(w_f, "W_f"), Leaf(2, "2"))),
+                                                                 Leaf(1, "1")))))
+    half_leaf = Leaf(half, "(W_f/2 + 1)")
+    n, c_in, c_out, cg = Leaf(g.batch, "N"), Leaf(g.in_channels, "C_in"), _out_channels(g), _channels_per_group(g)
+    stages: dict[str, tuple[Quantity, Quantity]] = {}
+
+    def zero(label: str, note: str = "") -> Quantity:
+        return Quantity(label, 0, "0", "0", note=note)
+
+    kh, kw, filters = Leaf(g.kernel_h, "KH"), Leaf(g.kernel_w, "KW"), (c_out, cg)
+    if g.batch == 0:
+        stages["filter DFT"] = (zero("mults", "an empty batch: nothing is run"), zero("adds"))
+    else:
+        bins_leaf = bins.leaf()
+        one = Leaf(1, "1")
+        stages["filter DFT"] = (
+            Quantity.of("mults", Sum(Product(Leaf(2, "2"), *filters, kh, kw, half_leaf),
+                                     Product(Leaf(4, "4"), *filters, kh, bins_leaf))),
+            Quantity.of("adds", Sum(Product(Leaf(2, "2"), *filters, kh, Group(Difference(kw, one)), half_leaf),
+                                    Product(Leaf(2, "2"), *filters, kh, bins_leaf),
+                                    Product(Leaf(2, "2"), *filters, Group(Difference(kh, one)), bins_leaf))),
+        )
+    stages["input FFT"] = _fft_estimate("input FFT", Product(n, c_in, Leaf(g.height, "H")), w_f,
+                                        Product(n, c_in, half_leaf), h_f)
+    complex_products = Product(n, c_out, cg, bins.leaf())
+    stages["frequency-domain products"] = (
+        Quantity.of("mults", Product(Leaf(4, "4"), complex_products)),
+        Quantity.of("adds", Product(Leaf(2, "2"), complex_products)),
+    )
+    if g.in_channels_per_group == 1:
+        accumulation = zero("adds", "C_in/g = 1: one product per bin, nothing to sum")
+    else:
+        accumulation = Quantity.of("adds", Product(Leaf(2, "2"), n, c_out, Group(Difference(cg, Leaf(1, "1"))),
+                                                   bins.leaf()))
+    stages["frequency-domain accumulation"] = (zero("mults"), accumulation)
+    oh, ow = _out_leaves(g)
+    stages["inverse FFT"] = _fft_estimate("inverse FFT", Product(n, c_out, oh), w_f, Product(n, c_out, half_leaf), h_f)
+    bias_adds = Quantity.of("bias adds", product(n, c_out, oh, ow)) if g.bias else zero("bias adds", "no bias")
+    stages["bias"] = (zero("bias mults"), bias_adds)
+    estimated = ("input FFT", "inverse FFT")
+    return AlgorithmCounts("fft", f"rfft2 {h_f}x{w_f}", stages, {k: k not in estimated for k in stages},
+                           details=(bins,))
+
+
+# ---------------------------------------------------------------------- the fast methods by name
+
+#: The output tile ``method="winograd"`` uses: F(2x2,3x3), measured the faster on the benchmark set
+#: (see ``npconv.kernels.winograd.default_tile``).
+WINOGRAD_DEFAULT_TILE = 2
+
+#: ``method=`` name -> its output tile ``m``, for the Winograd methods.
+WINOGRAD_METHOD_TILES = {"winograd": WINOGRAD_DEFAULT_TILE, "winograd2": 2, "winograd4": 4}
+
+#: The methods whose counts are their own, each with its convention.
+ALGORITHM_METHODS = {**dict.fromkeys(WINOGRAD_METHOD_TILES, "winograd"), "fft": "fft"}
+
+
+def algorithm_unsupported(g: ConvGeometry, method: str) -> str | None:
+    """Why the fast ``method`` cannot run ``g``, or None."""
+    if method == "fft":
+        return fft_unsupported(g)
+    return winograd_unsupported(g)
+
+
+def algorithm_counts(g: ConvGeometry, method: str, algorithm: str = "") -> AlgorithmCounts:
+    """The closed-form counts of fast ``method`` (a key of :data:`ALGORITHM_METHODS`) on ``g``.
+
+    ``algorithm``, when given (``Counts.algorithm`` of a run, e.g. ``"F(4x4,3x3)"``), says which
+    Winograd tile ran, whatever the method's name.
+    """
+    if method not in ALGORITHM_METHODS:
+        raise ConvArgumentError("method", f"one of {', '.join(map(repr, ALGORITHM_METHODS))}", repr(method))
+    if method == "fft":
+        return fft_counts(g)
+    tiles = {t.name: m for m, t in WINOGRAD_TRANSFORMS.items()}
+    return winograd_counts(g, tiles.get(algorithm, WINOGRAD_METHOD_TILES[method]))

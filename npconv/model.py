@@ -2,8 +2,14 @@
 
 :func:`model_report` gathers the numbers (all from :mod:`npconv.network`);
 :func:`render_text` and :func:`to_json_dict` print them; :func:`run` is the
-command (its parser is in :mod:`npconv.cli`, with the others').  NumPy is imported only for ``--measure``
-and PyTorch only for ``--compare torch``.
+command (its parser is in :mod:`npconv.cli`, with the others').  The network
+is a built-in, a TOML file, or (``--torch FILE.py:FACTORY``) a PyTorch model
+traced by :mod:`npconv.network_from_torch`.  NumPy is imported only for
+``--measure`` and PyTorch only for ``--torch`` and ``--compare torch``.
+
+Exit status: 0; 1 when a measurement or a comparison disagrees with the
+formulas; 3 when nothing disagrees but the network has operations npconv
+does not count (listed, in no total); 2 for a bad flag or file.
 """
 
 from __future__ import annotations
@@ -12,16 +18,32 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from npconv import kernels, render
 from npconv.errors import ConvArgumentError, MissingDependencyError, echo
-from npconv.network import LayerCount, Network, NetworkTotals, to_standard
+from npconv.network import (
+    ACTIVATION_FUNCTIONS,
+    NETWORK_INPUT,
+    LayerCount,
+    Network,
+    NetworkTotals,
+    to_standard,
+)
+from npconv.question import parse_input
 from npconv.render import shape_text, short_number
 
 if TYPE_CHECKING:  # pragma: no cover
+    from npconv.network_from_torch import TracedModel  # imports PyTorch
     from npconv.network_measure import Measurement  # imports NumPy
+
+#: Exit status when every count agrees but some operations are not counted (listed apart).
+EXIT_UNCOUNTED = 3
+
+#: ``--input-shape`` when not given.
+DEFAULT_INPUT_SHAPE = "1x3x224x224"
 
 #: The conventions, stated in every report.
 CONVENTIONS_TEXT = (
@@ -36,9 +58,13 @@ CONVENTIONS_TEXT = (
     "1 add per element (none if folded into the conv); average pooling KH x KW - 1 adds + 1 mult per "
     "output; max pooling KH x KW - 1 comparisons per output; residual addition 1 add per element; "
     "ReLU nothing.",
+    "Activations (ReLU, ReLU6, GELU, SiLU, sigmoid, ...; softmax too) are markers: nothing counted. So are "
+    "dropout (the identity at inference), concatenation, padding and reshapes: they copy, they do not "
+    "compute. A module called twice counts its mults per call and its parameters once.",
 )
 
-_HIDDEN_KINDS = ("relu",)
+#: Markers the table leaves out (a count of them is printed), unless another row reads them by name.
+_HIDDEN_KINDS = ("relu", *ACTIVATION_FUNCTIONS)
 
 
 def _share(part: int, total: int) -> str:
@@ -56,13 +82,19 @@ class ModelReport:
     #: the separable network a --standard report was rebuilt from, with its totals
     separable: Network | None = None
     separable_totals: NetworkTotals | None = None
+    #: how a PyTorch model was traced (``--torch``)
+    traced: TracedModel | None = None
+    #: lines printed under the header (how the input shape was read)
+    notes: tuple[str, ...] = ()
 
 
 def model_report(network: Network, published: dict[str, str] | None = None,
-                 separable: Network | None = None) -> ModelReport:
-    """Count ``network``; ``separable`` is the network it is the standard rebuild of, if any."""
+                 separable: Network | None = None, traced: TracedModel | None = None,
+                 notes: tuple[str, ...] = ()) -> ModelReport:
+    """Count ``network``; ``separable`` is the network it is the standard rebuild of, if any;
+    ``traced``, the PyTorch model it was traced from."""
     return ModelReport(network, network.totals(), dict(published or {}), separable,
-                       None if separable is None else separable.totals())
+                       None if separable is None else separable.totals(), traced, notes)
 
 
 # ---------------------------------------------------------------------- text
@@ -77,25 +109,70 @@ def _layer_cells(row: LayerCount, totals: NetworkTotals) -> tuple[str, ...]:
     params = row.value("params")
     counted = (f"{row.value('mults'):,}", f"{row.value('mults', 'effective'):,}",
                _share(row.value("mults"), totals.mults["dense"])) if row.is_weighted else ("-", "-", "-")
-    return (row.name, row.kind, shape_text(row.output_shape),
-            f"{params:,}" if row.params is not None else "-",
-            _share(params, totals.params) if row.params is not None else "-", *counted)
+    if row.shares:
+        params_cells = ("shared", "-")
+    elif row.params is not None:
+        params_cells = (f"{params:,}", _share(params, totals.params))
+    else:
+        params_cells = ("-", "-")
+    return (row.name, row.kind, shape_text(row.output_shape) or "-", *params_cells, *counted)
+
+
+def _reads(rows: tuple[LayerCount, ...]) -> list[str]:
+    """Per row, the rows it reads where that is not simply the row above ("" otherwise)."""
+    cells, previous = [], NETWORK_INPUT
+    for row in rows:
+        cells.append("" if row.inputs in ((), (previous,)) else ", ".join(row.inputs))
+        previous = row.name
+    return cells
 
 
 def _layer_lines(report: ModelReport) -> list[str]:
+    rows = report.network.rows
+    reads = _reads(rows)
+    read_by_name = {name for cell, row in zip(reads, rows, strict=True) if cell for name in row.inputs}
+    shown = [(row, cell) for row, cell in zip(rows, reads, strict=True)
+             if row.kind not in _HIDDEN_KINDS or row.name in read_by_name]
     header = ("layer", "kind", "output", "params", "%params", "mults dense", "mults effective", "%mults")
-    shown = [row for row in report.network.rows if row.kind not in _HIDDEN_KINDS]
-    lines = _table([header, *(_layer_cells(row, report.totals) for row in shown)], left=3)
-    hidden = len(report.network.rows) - len(shown)
-    if hidden:
-        lines.append(f"  ({hidden} ReLU layers not shown: no parameters, nothing counted; output shapes are "
+    graph = any(cell for _, cell in shown)
+    cells = [_layer_cells(row, report.totals) + ((cell,) if graph else ()) for row, cell in shown]
+    lines = render.table([header + (("input",) if graph else ()), *cells], "lll" + "r" * 5 + "l")
+    hidden = Counter(row.kind for row in rows) - Counter(row.kind for row, _ in shown)
+    hidden_count = sum(hidden.values())
+    if hidden_count:
+        what = ("ReLU layers" if set(hidden) == {"relu"} else
+                "activation layers (" + ", ".join(f"{kind} {n}" for kind, n in hidden.items()) + ")")
+        lines.append(f"  ({hidden_count} {what} not shown: no parameters, nothing counted; output shapes are "
                      "H x W x C, or features when flat)")
+    if graph:
+        lines.append("  (input: the layers a row reads, where that is not the row above; rows in the order "
+                     "they run)")
+    if any(row.shares for row in rows):
+        lines.append("  (shared: a layer applied again with the same weights: mults per call, parameters once, "
+                     "at its first call)")
     return lines
+
+
+def _uncounted_lines(report: ModelReport) -> list[str]:
+    rows = [row for row in report.network.rows if row.operation]
+    if not rows:
+        return []
+    by_operation: dict[str, list[str]] = {}
+    for row in rows:
+        by_operation.setdefault(row.operation, []).append(row.name)
+    listed = [(operation, f"{len(names)} call{'s' * (len(names) != 1)}", ", ".join(names[:4])
+               + (f", ... ({len(names) - 4} more)" if len(names) > 4 else ""))
+              for operation, names in by_operation.items()]
+    return [f"NOT COUNTED: {len(rows)} operation{'s' * (len(rows) != 1)} npconv cannot count, in no total above "
+            "(their shapes are taken from the trace):", *_table(listed, left=3)]
 
 
 def _totals_lines(report: ModelReport) -> list[str]:
     t = report.totals
     lines = [f"  parameters  {t.params:,}"]
+    if t.uncounted:
+        calls = sum(t.uncounted.values())
+        lines.insert(0, f"  (excluding {calls} uncounted operation{'s' * (calls != 1)}, listed below)")
     if t.buffers:
         lines.append(f"  buffers     {t.buffers:,}  (batch-norm running mean and variance: not parameters)")
     rows = [("", "dense", "effective")]
@@ -150,11 +227,13 @@ def render_text(report: ModelReport) -> str:
     """The per-layer table, the totals, the published numbers and the conventions."""
     net = report.network
     n, c, h, w = net.input_shape
-    lines = [f"npconv model {net.name}: {net.description}".rstrip(": "),
+    lines = [f"npconv model {net.name}: {net.description}".rstrip(": "), *report.notes,
              f"Input {shape_text(net.input_shape)} (N x C x H x W = {n}x{c}x{h}x{w}), "
-             f"output {shape_text(net.output_shape)}.", "",
-             *_layer_lines(report), "", "Totals", *_totals_lines(report)]
-    for section in (_published_lines(report), _savings_lines(report)):
+             f"output {shape_text(net.output_shape) or '-'}."]
+    if report.traced is not None:
+        lines += report.traced.notes()
+    lines += ["", *_layer_lines(report), "", "Totals", *_totals_lines(report)]
+    for section in (_uncounted_lines(report), _published_lines(report), _savings_lines(report)):
         if section:
             lines += ["", *section]
     lines += ["", "Conventions", *(f"  {text}" for text in CONVENTIONS_TEXT)]
@@ -197,6 +276,9 @@ def _row_dict(row: LayerCount, totals: NetworkTotals) -> dict[str, object]:
         "mults": _quantities(row, "mults"),
         "adds": _quantities(row, "adds"),
         "other": {op: q.to_dict() for op, q in row.other.items()},
+        "inputs": list(row.inputs),
+        "shares": row.shares or None,
+        "operation": row.operation or None,
         "share": {"params": row.value("params") / totals.params if totals.params else 0,
                   "mults_dense": row.value("mults") / totals.mults["dense"] if totals.mults["dense"] else 0},
     }
@@ -204,7 +286,8 @@ def _row_dict(row: LayerCount, totals: NetworkTotals) -> dict[str, object]:
 
 def _totals_dict(t: NetworkTotals) -> dict[str, object]:
     return {"params": t.params, "buffers": t.buffers, "mults": t.mults, "adds": t.adds, "flops": t.flops,
-            "mults_by_kind": t.mults_by_kind, "params_by_kind": t.params_by_kind, "other": t.other}
+            "mults_by_kind": t.mults_by_kind, "params_by_kind": t.params_by_kind, "other": t.other,
+            "uncounted": t.uncounted}
 
 
 def to_json_dict(report: ModelReport) -> dict[str, object]:
@@ -222,6 +305,8 @@ def to_json_dict(report: ModelReport) -> dict[str, object]:
     }
     if report.separable is not None:
         data["separable"] = {"network": report.separable.name, "totals": _totals_dict(report.separable_totals)}
+    if report.traced is not None:
+        data["traced"] = {**report.traced.to_dict(), "notes": report.traced.notes()}
     return data
 
 
@@ -243,7 +328,8 @@ def _list(as_json: bool) -> int:
         options = " ".join(f"{OPTION_FLAGS[k]} {v}" for k, v in built_in.options.items())
         rows.append((name, options, built_in.summary))
     lines = ["Built-in networks: npconv model NAME [options]", *_table(rows, left=3),
-             "Or a network file: npconv model FILE.toml (format: python -m pydoc npconv.network_toml)"]
+             "Or a network file: npconv model FILE.toml (format: python -m pydoc npconv.network_toml)",
+             "Or a PyTorch model of your own: npconv model --torch FILE.py:FACTORY [--input-shape NxCxHxW]"]
     print("\n".join(lines))
     return 0
 
@@ -276,27 +362,60 @@ def load_network(target: str | None, options: dict[str, object],
                             echo(target))
 
 
+def load_traced(spec: str, options: dict[str, object], network_argument: str | None,
+                input_shape: str | None) -> tuple[TracedModel, str]:
+    """``--torch FILE.py:FACTORY``: the model imported, called and traced on ``--input-shape``, and how
+    the shape was read."""
+    if network_argument is not None:
+        raise ConvArgumentError("--torch", "no NAME|FILE beside it (the model comes from FILE.py:FACTORY)",
+                                echo(network_argument))
+    if options:
+        flag = OPTION_FLAGS[next(iter(options))]
+        raise ConvArgumentError(flag, "a built-in network to apply it to (a --torch model takes --input-shape)",
+                                echo(spec))
+    shape, reading = parse_input(input_shape or DEFAULT_INPUT_SHAPE, "--input-shape")
+    if input_shape is None:
+        reading = reading.replace("Read --input-shape", "Read --input-shape (default)")
+    try:
+        from npconv import network_from_torch
+    except ImportError as error:
+        raise MissingDependencyError("--torch", "PyTorch installed (pip install 'npconv[compare]')",
+                                     str(error)) from None
+    module, _ = network_from_torch.load_factory(spec, "--torch")
+    traced = network_from_torch.trace(module, shape, spec, argument="--torch", shape_argument="--input-shape")
+    return traced, reading
+
+
 def _progress(index: int, total: int, row: LayerCount) -> None:
     print(f"\r  measuring {index + 1}/{total}: {row.name:<30}", end="", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``npconv model``: exit 0, or 1 when a measurement or a comparison disagrees with the formulas."""
+    """``npconv model``: exit 0; 1 when a measurement or a comparison disagrees with the formulas; 3 when
+    nothing disagrees but some operations are not counted."""
     if args.list:
         return _list(args.json)
     for flag in ("method", "convention", "workspace_limit"):
         if getattr(args, flag) is not None and not args.measure:
             name = "--" + flag.replace("_", "-")
             raise ConvArgumentError(name, "--measure beside it", f"{name} {getattr(args, flag)}")
+    if args.input_shape is not None and args.torch is None:
+        raise ConvArgumentError("--input-shape", "--torch beside it (a built-in network takes --resolution)",
+                                repr(args.input_shape))
     options = {k: getattr(args, k) for k in OPTION_FLAGS if getattr(args, k) is not None}
-    network, published = load_network(args.network, options, args.standard)
+    traced, notes = None, ()
+    if args.torch is not None:
+        traced, reading = load_traced(args.torch, options, args.network, args.input_shape)
+        network, published, notes = traced.network, {}, (reading,)
+    else:
+        network, published = load_network(args.network, options, args.standard)
     separable = None
     if args.standard:
         separable, network = network, to_standard(network)
         if network is separable:
             raise ConvArgumentError("--standard", "a network with separable layers (separable, or depthwise "
                                     "followed by pointwise)", f"{separable.name}, which has none")
-    report = model_report(network, published, separable)
+    report = model_report(network, published, separable, traced, notes)
 
     measurement = comparison = None
     if args.measure:
@@ -323,7 +442,11 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as error:
             raise MissingDependencyError("--compare", "PyTorch installed (pip install 'npconv[compare]')",
                                          str(error)) from None
-        comparison = network_torch.compare(network, "--compare")
+        if traced is not None and not args.standard:
+            comparison = network_torch.compare_module(traced.module, network.input_shape,
+                                                      f"the model itself ({args.torch})", "--compare")
+        else:
+            comparison = network_torch.compare(network, "--compare")
 
     agrees = (measurement is None or measurement.matches) and (
         comparison is None or network_torch.agrees(comparison, report.totals))
@@ -341,4 +464,6 @@ def run(args: argparse.Namespace) -> int:
         if comparison is not None:
             text += "\n\n" + "\n".join(network_torch.explain(comparison, report.totals, network.rows))
         print(text)
-    return 0 if agrees else 1
+    if not agrees:
+        return 1
+    return EXIT_UNCOUNTED if report.totals.uncounted else 0

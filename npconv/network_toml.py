@@ -28,6 +28,17 @@ per layer, ``kind`` naming the class and the other keys its arguments::
     [[layers]]                     # an empty shortcut is the identity
     kind = "relu"
 
+A graph names what a layer reads (see :mod:`npconv.network`): ``"input"`` or
+the name of an earlier layer::
+
+    [[layers]]
+    kind = "from"                  # the next layer reads block1's output, not the previous layer's
+    source = "block1"
+
+    [[layers]]
+    kind = "add"                   # also "concat" (with axis = 1), and "reuse" with source = "conv1"
+    inputs = ["block1", "conv3"]
+
 Errors name the file, the line and the key (``net.toml:12: layers[1].filters: expected ...``), as
 claims files' do (:mod:`npconv.toml_file`, which also bounds the file's size and nesting); residual
 blocks nest at most :data:`~npconv.limits.MAX_LAYER_NESTING` deep.

@@ -32,8 +32,15 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from npconv.errors import ConvArgumentError
-from npconv.geometry import ConvGeometry, SeparableGeometry
-from npconv.network import LayerCount, Network, NetworkTotals, ResolvedLayer, ResolvedResidual
+from npconv.geometry import ConvGeometry, SeparableGeometry, normalize_padding
+from npconv.network import (
+    LayerCount,
+    Network,
+    NetworkTotals,
+    ResolvedFrom,
+    ResolvedLayer,
+    ResolvedResidual,
+)
 
 
 class ResidualBlock(nn.Module):
@@ -65,7 +72,54 @@ def _conv(g: ConvGeometry) -> nn.Module:
         dilation=g.dilation, groups=g.groups, bias=g.bias))
 
 
+class PadModule(nn.Module):
+    """``torch.nn.functional.pad`` with npconv's per-side padding ``((top, bottom), (left, right))``."""
+
+    def __init__(self, padding: tuple[tuple[int, int], tuple[int, int]], mode: str, value: float):
+        super().__init__()
+        (top, bottom), (left, right) = padding
+        self.amounts, self.mode, self.value = (left, right, top, bottom), mode, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(x, self.amounts, self.mode, self.value if self.mode == "constant" else None)
+
+
+class ReshapeModule(nn.Module):
+    """``x.reshape(shape)``."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.shape)
+
+
+#: npconv's activation functions (:data:`npconv.network.ACTIVATION_FUNCTIONS`) as torch.nn modules.
+ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "relu6": nn.ReLU6, "hardtanh": nn.Hardtanh, "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU, "selu": nn.SELU, "celu": nn.CELU, "mish": nn.Mish, "softplus": nn.Softplus,
+    "softsign": nn.Softsign, "tanhshrink": nn.Tanhshrink, "softmax": lambda: nn.Softmax(dim=1),
+    "log_softmax": lambda: nn.LogSoftmax(dim=1),
+}
+
+
+def _graph_module(row: LayerCount) -> nn.Module:
+    """Modules of the kinds a graph adds (pad, dropout, reshape, the activations)."""
+    if row.kind == "pad":
+        layer = row.layer
+        return PadModule(normalize_padding(layer.padding), layer.mode, float(layer.value))
+    if row.kind == "dropout":
+        return nn.Dropout(row.layer.p)
+    if row.kind == "reshape":
+        return ReshapeModule(row.output_shape)
+    return ACTIVATION_MODULES[row.kind]()
+
+
 def _module(row: LayerCount) -> nn.Module:
+    if row.kind in ("pad", "dropout", "reshape", *ACTIVATION_MODULES):
+        return _graph_module(row)
     g = row.geometry
     if row.kind == "linear":
         return nn.Linear(g.in_channels, g.out_channels, bias=g.bias)
@@ -88,18 +142,102 @@ def _module(row: LayerCount) -> nn.Module:
     return simple[row.kind]()
 
 
-def _sequence(resolved: tuple[ResolvedLayer, ...]) -> nn.Sequential:
+class GraphBlock(nn.Module):
+    """Layers that read named outputs: each step computes one named output from the ones it names.
+
+    ``steps`` are ``(output name, input names, how, module index)``; ``how`` is
+    ``"module"`` (``modules[index]`` on the one input), ``"add"``, ``"concat:<axis>"``
+    or ``"from"`` (the input itself).  A module applied twice appears twice in
+    ``modules``: PyTorch counts its parameters once.
+    """
+
+    def __init__(self, input_name: str, steps: list[tuple[str, tuple[str, ...], str, int]],
+                 modules: list[nn.Module]):
+        super().__init__()
+        self.input_name, self.steps, self.layers = input_name, steps, nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = {self.input_name: x}
+        for output, inputs, how, index in self.steps:
+            values = [outputs[name] for name in inputs]
+            if how == "module":
+                x = self.layers[index](values[0])
+            elif how == "add":
+                x = values[0]
+                for value in values[1:]:
+                    x = x + value
+            elif how.startswith("concat:"):
+                x = torch.cat(values, dim=int(how.removeprefix("concat:")))
+            else:
+                x = values[0]
+            outputs[output] = x
+        return x
+
+
+def _is_chain(resolved: tuple[ResolvedLayer, ...], input_name: str) -> bool:
+    """Every item reads the previous one's output: an ``nn.Sequential`` will do."""
+    previous = input_name
+    for item in resolved:
+        if isinstance(item, ResolvedFrom):
+            return False
+        if isinstance(item, LayerCount):
+            if item.inputs not in ((), (previous,)) or item.shares or item.kind in ("add", "concat", "uncounted"):
+                return False
+            previous = item.name
+        else:
+            if item.input_name != previous:
+                return False
+            previous = item.add.name
+    return True
+
+
+def _graph(resolved: tuple[ResolvedLayer, ...], input_name: str) -> GraphBlock:
+    steps: list[tuple[str, tuple[str, ...], str, int]] = []
+    modules: list[nn.Module] = []
+    by_row: dict[str, nn.Module] = {}
+    current = input_name
+    for item in resolved:
+        if isinstance(item, ResolvedFrom):
+            steps.append((item.source, (item.source,), "from", -1))
+            current = item.source
+            continue
+        if isinstance(item, ResolvedResidual):
+            module, output, inputs = ResidualBlock(_sequence(item.main, item.input_name),
+                                                   _sequence(item.shortcut, item.input_name)), \
+                item.add.name, (item.input_name,)
+        elif item.kind == "uncounted":
+            raise ConvArgumentError("--compare", "a network without uncounted operations (PyTorch cannot "
+                                    "rebuild them from npconv's description)", f"{item.operation} ({item.name})")
+        elif item.kind in ("add", "concat"):
+            how = "add" if item.kind == "add" else f"concat:{item.layer.axis % len(item.output_shape)}"
+            steps.append((item.name, item.inputs, how, -1))
+            current = item.name
+            continue
+        else:
+            module = by_row[item.shares] if item.shares else _module(item)
+            by_row[item.name] = module
+            output, inputs = item.name, item.inputs or (current,)
+        steps.append((output, inputs, "module", len(modules)))
+        modules.append(module)
+        current = output
+    return GraphBlock(input_name, steps, modules)
+
+
+def _sequence(resolved: tuple[ResolvedLayer, ...], input_name: str = "input") -> nn.Module:
+    if not _is_chain(resolved, input_name):
+        return _graph(resolved, input_name)
     modules = []
     for item in resolved:
         if isinstance(item, ResolvedResidual):
-            modules.append(ResidualBlock(_sequence(item.main), _sequence(item.shortcut)))
+            modules.append(ResidualBlock(_sequence(item.main, item.input_name),
+                                         _sequence(item.shortcut, item.input_name)))
         else:
             modules.append(_module(item))
     return nn.Sequential(*modules)
 
 
 def build_module(network: Network) -> nn.Module:
-    """``network`` as ``torch.nn`` modules (an empty sequence is the identity)."""
+    """``network`` as ``torch.nn`` modules (an empty sequence is the identity; a graph, a :class:`GraphBlock`)."""
     return _sequence(network.resolved)
 
 
@@ -115,29 +253,16 @@ class TorchComparison:
     #: ``FlopCounterMode.get_total_flops()`` for one forward pass
     flops: int
     flops_by_operator: dict[str, int]
+    #: what was counted
+    subject: str = "the same layers as torch.nn modules (no torchvision)"
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
-def compare(network: Network, argument: str = "network") -> TorchComparison:
-    """Build ``network`` in PyTorch, count its parameters and its FlopCounterMode FLOPs.
-
-    A network PyTorch refuses to build or run (a size beyond what its kernels index, say) is a
-    :class:`~npconv.errors.ConvArgumentError` naming ``argument`` with PyTorch's reason.
-    """
-    try:
-        with torch.device("meta"):  # shapes only: no arithmetic, no memory, and all FlopCounterMode needs
-            module = build_module(network).eval()
-            x = torch.empty(network.input_shape)
-        buffers = dict(module.named_buffers())
-        counters = [name for name in buffers if name.endswith("num_batches_tracked")]
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(x)
-    except (RuntimeError, ValueError, TypeError, OverflowError, IndexError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ConvArgumentError(argument, f"a network PyTorch can build and run ({network.name} cannot)",
-                                f"{type(error).__name__}: {reason}") from None
+def _comparison(module: nn.Module, counter: FlopCounterMode, subject: str) -> TorchComparison:
+    buffers = dict(module.named_buffers())
+    counters = [name for name in buffers if name.endswith("num_batches_tracked")]
     by_operator = {str(op).removeprefix("aten."): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
     return TorchComparison(
         torch_version=torch.__version__,
@@ -146,13 +271,75 @@ def compare(network: Network, argument: str = "network") -> TorchComparison:
         batch_counters=len(counters),
         flops=int(counter.get_total_flops()),
         flops_by_operator=by_operator,
+        subject=subject,
     )
+
+
+#: What PyTorch raises for a network or an input it cannot build or run (a size beyond what its
+#: kernels index, a shape its layers refuse): caught where torch is called, and named.
+TORCH_ERRORS = (RuntimeError, ValueError, TypeError, OverflowError, IndexError)
+
+
+def _refused(error: Exception, argument: str, subject: str) -> ConvArgumentError:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return ConvArgumentError(argument, f"a network PyTorch can build and run ({subject} cannot)",
+                             f"{type(error).__name__}: {reason}")
+
+
+def compare(network: Network, argument: str = "network") -> TorchComparison:
+    """Build ``network`` in PyTorch, count its parameters and its FlopCounterMode FLOPs.
+
+    A network PyTorch refuses to build or run is a :class:`~npconv.errors.ConvArgumentError` naming
+    ``argument`` with PyTorch's reason.
+    """
+    try:
+        with torch.device("meta"):  # shapes only: no arithmetic, no memory, and all FlopCounterMode needs
+            module = build_module(network).eval()
+            x = torch.empty(network.input_shape)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(x)
+    except TORCH_ERRORS as error:
+        raise _refused(error, argument, network.name) from None
+    return _comparison(module, counter, TorchComparison.subject)
+
+
+def compare_module(module: nn.Module, input_shape: tuple[int, ...], subject: str,
+                   argument: str = "module") -> TorchComparison:
+    """A module of the user's own (in eval mode): its parameters and FlopCounterMode FLOPs on ``input_shape``.
+
+    On fake tensors (shapes only), or on random data where its control flow needs values; what
+    PyTorch raises on the real pass is a :class:`~npconv.errors.ConvArgumentError` naming ``argument``.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from npconv.torch_trace import model_device, random_input
+
+    device = model_device(module)
+    training = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        try:
+            with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
+                x = torch.empty(input_shape, device=device)
+                with FlopCounterMode(display=False) as counter:
+                    module(x)
+        except Exception:  # control flow on values: count a real forward pass
+            x = random_input(input_shape, device)
+            try:
+                with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                    module(x)
+            except TORCH_ERRORS as error:
+                raise _refused(error, argument, subject) from None
+    finally:
+        for m, mode in training.items():
+            m.training = mode
+    return _comparison(module, counter, subject)
 
 
 def explain(comparison: TorchComparison, totals: NetworkTotals, rows: tuple[LayerCount, ...]) -> list[str]:
     """Sentences setting torch's figures beside npconv's, each difference accounted for."""
     c, t = comparison, totals
-    lines = [f"PyTorch {c.torch_version}, the same layers as torch.nn modules (no torchvision):"]
+    lines = [f"PyTorch {c.torch_version}, {c.subject}:"]
     same = "equal" if c.params == t.params else f"DIFFERENT by {c.params - t.params:+,}"
     lines.append(f"  parameters      torch {c.params:,}   npconv {t.params:,}   ({same})")
     if c.buffers or t.buffers:
@@ -181,6 +368,9 @@ def explain(comparison: TorchComparison, totals: NetworkTotals, rows: tuple[Laye
                for kind, ops in t.other.items()]
     if ignored:
         lines.append(f"    in neither torch's figure nor npconv's mults: {'; '.join(ignored)}")
+    if t.uncounted:
+        lines.append(f"    npconv's counts leave out {sum(t.uncounted.values()):,} uncounted operations; torch's "
+                     "figure includes any convolution or matrix product among them")
     return lines
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from npconv import formulas as F
 from npconv._expr import Leaf
+from npconv.counts import ALGORITHM_CONVENTIONS
 from npconv.formulas import Quantity
 from npconv.geometry import ConvGeometry, SeparableGeometry
 
@@ -113,6 +114,23 @@ def ratio(layers: Layers, kind: str, convention: str = "dense", inverse: bool = 
 def counts(layer: Layer, convention: str) -> dict[str, int]:
     """The closed-form ``{"mults", "adds"}`` of ``layer`` under ``convention``: what a kernel's tally must equal."""
     return {kind: int(quantity(layer, kind, convention)) for kind in ("mults", "adds")}
+
+
+def counts_of_run(layer: Layer, run) -> dict[str, int]:
+    """The closed-form ``{"mults", "adds"}`` that a run's :class:`~npconv.counts.Counts` must equal.
+
+    A layer convention (``dense``, ``effective``) is the layer's count; a fast
+    algorithm's (``winograd``, ``fft``) is its own closed form
+    (:func:`npconv.formulas.algorithm_counts`, for the tile the run names).  A
+    separable layer's run sums its parts, each in the convention it ran in.
+    """
+    if isinstance(layer, SeparableGeometry):
+        parts = (counts_of_run(layer.depthwise, run.depthwise), counts_of_run(layer.pointwise, run.pointwise))
+        return {kind: parts[0][kind] + parts[1][kind] for kind in ("mults", "adds")}
+    if run.convention in ALGORITHM_CONVENTIONS:
+        closed = F.algorithm_counts(layer, run.method, run.algorithm)
+        return {"mults": int(closed.mults), "adds": int(closed.adds)}
+    return counts(layer, run.convention)
 
 
 # ---------------------------------------------------------------------- one training step

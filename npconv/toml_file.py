@@ -200,7 +200,10 @@ class KeyLines:
         while match := _PATH_PART.match(rest):
             table.append((match.group(1), int(match.group(2))))
             rest = rest[match.end():].lstrip(".")
-        return self.line(tuple(table), rest.split(" ")[0])
+        line = self.line(tuple(table), rest.split(" ")[0])
+        if line is None and table and not rest:  # inputs[1], an item of an array value: the line of the key
+            line = self.line(tuple(table[:-1]), table[-1][0])
+        return line
 
 
 def located(source: str, line: int | None) -> str:

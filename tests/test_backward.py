@@ -331,7 +331,7 @@ GY = np.ones((1, 4, 6, 6))
     ("padding", "full", "got 'full'", False),
     ("dilation", 1.5, "a positive int", True),
     ("groups", 2, "divisor of the 3 input channels", False),
-    ("method", "fft", "one of 'reference'", False),
+    ("method", "cuda", "one of 'reference'", False),
     ("count", "yes", "False, True, 'dense' or 'effective'", False),
     ("needs", ("input", "grad"), "a gradient name or a collection of them", False),
     ("needs", "weights", "got 'weights'", False),

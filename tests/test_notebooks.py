@@ -17,7 +17,7 @@ import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ("01_how_convolution_works", "02_separable_convolution_counted", "03_timing_cpu_kernels",
-         "04_the_assignments_implementation_part")
+         "04_the_assignments_implementation_part", "05_a_multiplication_count_belongs_to_the_algorithm")
 
 def _load(name: str) -> dict:
     return json.loads((NOTEBOOKS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))

@@ -20,7 +20,8 @@ from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.network import Conv2d, Flatten, GlobalAvgPool, Linear, Network, ReLU, Separable
 from npconv.networks import build
-from npconv.train import counting, layers as L
+from npconv.train import counting
+from npconv.train import layers as L
 from npconv.train.gradcheck import check_layer
 from npconv.train.layers import OpCounter
 from npconv.train.losses import softmax_cross_entropy
@@ -129,7 +130,7 @@ def test_a_models_training_step_counts_equal_the_formulas(method, which):
     model.attach_counter(counter)
     rng = np.random.default_rng(4)
     batch = 3
-    loss, grad = softmax_cross_entropy(model.forward(rng.standard_normal((batch, 1, 6, 6))),
+    _, grad = softmax_cross_entropy(model.forward(rng.standard_normal((batch, 1, 6, 6))),
                                        rng.integers(0, 3, batch))
     model.backward(grad)
     formula = counting.step_formula(model)

@@ -78,7 +78,7 @@ def test_bad_npz_files_are_refused_by_name(tmp_path, rng, change, message):
 def test_a_file_that_is_not_npz_is_refused(tmp_path):
     path = tmp_path / "not.npz"
     path.write_text("hello")
-    with pytest.raises(ConvArgumentError, match="--data: expected a readable .npz file"):
+    with pytest.raises(ConvArgumentError, match=r"--data: expected a readable \.npz file"):
         data.load_npz(str(path))
 
 
@@ -134,7 +134,7 @@ def test_load_refuses_a_file_without_the_network(tmp_path):
     separable, _ = adapt(build("small_separable"), 1, 8, 8, 10)
     path = str(tmp_path / "w.npz")
     checkpoint.save(path, [build_model(standard)])
-    with pytest.raises(ConvArgumentError, match="--load: expected weights for small_separable, got '.*', which holds small_standard"):
+    with pytest.raises(ConvArgumentError, match=r"--load: expected weights for small_separable, got '.*', which holds small_standard"):
         checkpoint.load(path, [build_model(separable)])
     bigger, _ = adapt(build("small_standard"), 3, 8, 8, 10)
     with pytest.raises(ConvArgumentError, match=r"small_standard: conv1.weight: expected shape \(16, 3, 3, 3\), got shape \(16, 1, 3, 3\)"):

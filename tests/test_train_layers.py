@@ -50,7 +50,7 @@ def test_gradient_check_catches_a_wrong_backward():
     assert check_layer(Wrong(), x).worst > 0.5
 
 
-@pytest.mark.parametrize("layer", [L.ReLU(), L.Flatten(), L.GlobalAvgPool()], ids=lambda l: l.kind)
+@pytest.mark.parametrize("layer", [L.ReLU(), L.Flatten(), L.GlobalAvgPool()], ids=lambda layer: layer.kind)
 def test_simple_layers_gradients(layer):
     x = _away_from_kinks(np.random.default_rng(1), (3, 4, 5, 6))
     assert check_layer(layer, x).worst < TOLERANCE

@@ -26,7 +26,9 @@ def _counts_cell(result: ContestantResult) -> str:
     if result.counts is None:
         return "-"
     if result.counts_match_formula:
-        return f"{result.counts.convention} = formula"
+        estimated = getattr(result.counts, "estimated_mults", 0)
+        extra = f" (+{estimated:,} mults estimated in the FFTs)" if estimated else ""
+        return f"{result.counts.convention} = formula{extra}"
     return (f"{result.counts.convention} {result.counts.mults:,} != formula {result.formula_mults:,} "
             "MISMATCH")
 
@@ -105,8 +107,9 @@ def render_separable(reports: Sequence[SeparableReport]) -> list[str]:
     """Do fewer multiplications mean faster?  One table per standard / separable pair."""
     lines = ["Does fewer multiplications mean faster?  Separable over standard, per contestant: mults "
              "(measured by",
-             "each npconv method in its own counting convention) and median time (fast path).  Lower is "
-             "fewer / faster."]
+             "each npconv method in its own counting convention -- winograd and fft count their own "
+             "algorithm's) and median time",
+             "(fast path).  Lower is fewer / faster."]
     for report in reports:
         lines += ["", f"{report.name}: standard {report.standard.describe()}",
                   f"  separable: {report.separable.describe()}"]
@@ -122,6 +125,7 @@ def render_separable(reports: Sequence[SeparableReport]) -> list[str]:
                 f"{_times(pair.time_ratio, 'faster', 'slower')}",
             ])
         lines += _table(["method", "standard", "separable", "mults sep/std", "time sep/std", "reading"], rows)
+        lines += [f"  ({n.contestant}: {n.reason})" for n in report.notes]
         lines += _skipped_lines(report.skipped)
     if any(not p.standard.measured for r in reports for p in r.pairs):
         lines += ["", "* PyTorch counts nothing: its mult ratio is the dense formula's."]

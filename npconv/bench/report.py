@@ -39,7 +39,7 @@ from npconv.bench.workloads import (
     output_arrays,
 )
 from npconv.counts import Counts, SeparableCounts
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 from npconv.memory import array_bytes, ensure_arrays_fit
@@ -73,8 +73,9 @@ def skip_reason(method: str, dense_mults: int) -> str | None:
 
 
 def select_methods(text: str | None, argument: str = "methods") -> tuple[str, ...]:
-    """npconv methods named in ``text`` (comma-separated), or every available one for None."""
-    available = npconv.available_methods()
+    """npconv methods named in ``text`` (comma-separated), or every one for None -- the fast
+    algorithms too, timed on the layers they run (:func:`npconv.kernels.all_methods`)."""
+    available = kernels.all_methods()
     if text is None:
         return available
     chosen = [token.strip().lower() for token in text.split(",") if token.strip()]
@@ -171,7 +172,7 @@ def measure_method(workload: Workload, method: str, repeats: int) -> ContestantR
     fast()  # warm-up: a Numba method compiles on its first call
     _, counts = counting()  # the measured counts (and the counting variant's warm-up)
     fast_timing, counting_timing = time_interleaved([fast, counting], repeats)
-    mults, adds = workload.formula_counts(counts.convention)
+    mults, adds = workload.formula_counts_of(counts)
     return ContestantResult(method, fast_timing, mults, adds, counts, counting_timing)
 
 
@@ -305,9 +306,11 @@ class SeparableReport:
     separable: SeparableWorkload
     pairs: tuple[SeparablePair, ...]
     skipped: tuple[Skipped, ...] = ()
+    #: contestants whose separable layer ran a part by another method, and why
+    notes: tuple[Skipped, ...] = ()
 
     def to_json_dict(self) -> dict[str, object]:
-        return {"name": self.name,
+        return {"name": self.name, "notes": [n.to_json_dict() for n in self.notes],
                 "standard": {"description": self.standard.describe(), "geometry": self.standard.geometry.to_dict()},
                 "separable": {"description": self.separable.describe(),
                               "geometry": self.separable.geometry.to_dict()},
@@ -372,18 +375,46 @@ class BenchReport:
 Progress = Callable[[str], None]
 
 
-def _contestants(workload: Workload, methods: Sequence[str], torch: ModuleType | None) -> tuple[
+def _contestants(workloads: Sequence[Workload], methods: Sequence[str], torch: ModuleType | None) -> tuple[
         list[str], list[Skipped]]:
-    """The contestants that run on ``workload`` (PyTorch first), and those skipped with the reason."""
+    """The contestants that run on every one of ``workloads`` (PyTorch first), and those skipped
+    with the reason (the interpreted ones sized by the largest workload)."""
     run = [TORCH] if torch is not None else []
     skipped = []
+    largest = max(workloads, key=lambda w: w.dense_mults)
     for method in methods:
-        reason = skip_reason(method, workload.dense_mults)
+        reason = skip_reason(method, largest.dense_mults) or next(
+            (r for r in (unsupported_reason(method, w) for w in workloads) if r is not None), None)
         if reason is None:
             run.append(method)
         else:
             skipped.append(Skipped(method, reason))
     return run, skipped
+
+
+def _layers_of(workload: Workload) -> tuple[ConvGeometry, ...]:
+    g = workload.geometry
+    return (g.depthwise, g.pointwise) if isinstance(g, SeparableGeometry) else (g,)
+
+
+def unsupported_reason(method: str, workload: Workload) -> str | None:
+    """Why a fast algorithm is not timed on ``workload`` (it runs no layer of it), or None."""
+    problems = [kernels.supports(method, layer) for layer in _layers_of(workload)]
+    if all(p is None for p in problems) or any(p is None for p in problems):
+        return None
+    return f"{method} runs {kernels.declaration(method).supported} only, not {problems[0]}"
+
+
+def part_notes(methods: Sequence[str], workload: SeparableWorkload) -> list[Skipped]:
+    """The contestants that run one part of ``workload`` by another method (see ``part_methods``)."""
+    notes = []
+    for method in methods:
+        parts = workload.part_methods(method)
+        for part, by in zip(("depthwise", "pointwise"), parts, strict=True):
+            if by != method:
+                problem = kernels.supports(method, getattr(workload.geometry, part))
+                notes.append(Skipped(method, f"its {part} part ran by {by}: {method} cannot run {problem}"))
+    return notes
 
 
 def _measure(workload: Workload, contestant: str, torch: ModuleType | None, repeats: int) -> ContestantResult:
@@ -441,7 +472,7 @@ def run_benchmark(
     dtype = check_dtype(dtype)
     repeats = check_repeats(repeats)
     threads = check_threads(max_threads() if threads is None else threads)
-    methods = tuple(npconv.available_methods() if methods is None else methods)
+    methods = tuple(kernels.all_methods() if methods is None else methods)
     for method in methods:
         kernels.load(method)  # an unknown name fails here, before any timing
     if separable is None and layers is None:
@@ -453,11 +484,10 @@ def run_benchmark(
     plans: list[tuple[str, list[Workload], list[str], list[Skipped]]] = []
     for name, geometry in (layers or {}).items():
         workload = ConvWorkload(geometry, dtype)
-        plans.append((name, [workload], *_contestants(workload, methods, torch)))
+        plans.append((name, [workload], *_contestants([workload], methods, torch)))
     for name, (standard, separable_geometry) in (separable or {}).items():
         pair = [ConvWorkload(standard, dtype), SeparableWorkload(separable_geometry, dtype)]
-        largest = max(pair, key=lambda w: w.dense_mults)
-        plans.append((name, pair, *_contestants(largest, methods, torch)))
+        plans.append((name, pair, *_contestants(pair, methods, torch)))
     steps = sum(len(workloads) * len(run) for _, workloads, run, _ in plans) + (separable is None)
 
     with thread_limits(threads, torch) as threads_in_force:
@@ -470,19 +500,28 @@ def run_benchmark(
             gemm = measure_gemm(dtype, repeats)
         layer_reports, separable_reports = [], []
         for name, workloads, run, skipped in plans:
-            results: list[list[ContestantResult]] = []
+            results: dict[str, list[ContestantResult]] = {}
+            refused: dict[str, str] = {}
             for workload in workloads:
-                results.append([])
                 for contestant in run:
                     step += 1
+                    if contestant in refused:
+                        continue
                     say(f"[{step}/{steps}] {name}{'' if len(workloads) == 1 else ' ' + workload.kind}: "
                         f"{contestant}")
-                    results[-1].append(_measure(workload, contestant, torch, repeats))
+                    try:
+                        results.setdefault(contestant, []).append(_measure(workload, contestant, torch, repeats))
+                    except ConvMemoryError as error:  # e.g. FFT's filter spectra over the workspace limit
+                        refused[contestant] = f"{contestant} refused the layer: {error}"
+            skipped += [Skipped(c, reason) for c, reason in refused.items()]
+            kept = [c for c in run if c not in refused]
             if len(workloads) == 1:
-                layer_reports.append(LayerReport(name, workloads[0], tuple(results[0]), tuple(skipped)))
+                layer_reports.append(LayerReport(name, workloads[0], tuple(results[c][0] for c in kept),
+                                                 tuple(skipped)))
             else:
-                pairs = tuple(SeparablePair(s, p) for s, p in zip(*results, strict=True))
-                separable_reports.append(SeparableReport(name, *workloads, pairs, tuple(skipped)))
+                pairs = tuple(SeparablePair(*results[c]) for c in kept)
+                notes = tuple(part_notes([c for c in kept if c != TORCH], workloads[1]))
+                separable_reports.append(SeparableReport(name, *workloads, pairs, tuple(skipped), notes))
 
     return BenchReport(environment, Settings(dtype.name, repeats, threads), torch_status, gemm,
                        tuple(layer_reports), tuple(separable_reports), time.perf_counter() - start, methods)

@@ -17,7 +17,8 @@ from types import ModuleType
 import numpy as np
 
 import npconv
-from npconv import quantities
+from npconv import kernels, quantities
+from npconv.counts import SeparableCounts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
@@ -133,6 +134,12 @@ class _Workload:
         counted = quantities.counts(self.geometry, convention)
         return counted["mults"], counted["adds"]
 
+    def formula_counts_of(self, counts) -> tuple[int, int]:
+        """Closed-form ``(mults, adds)`` a run's counts must equal, in the convention(s) it ran in
+        (a fast algorithm's own: :func:`npconv.quantities.counts_of_run`)."""
+        counted = quantities.counts_of_run(self.geometry, counts)
+        return counted["mults"], counted["adds"]
+
     @property
     def dense_mults(self) -> int:
         return self.formula_counts("dense")[0]
@@ -184,12 +191,32 @@ class SeparableWorkload(_Workload):
         self.depthwise_bias = _random(rng, dw.bias_shape, self.dtype)
         self.pointwise_bias = _random(rng, pw.bias_shape, self.dtype)
 
+    def part_methods(self, method: str) -> tuple[str, str]:
+        """The methods the depthwise and the pointwise part run by: ``method``, or for a part a fast
+        algorithm cannot run, :data:`FALLBACK_METHOD`."""
+        return tuple(method if kernels.supports(method, part) is None else FALLBACK_METHOD
+                     for part in (self.geometry.depthwise, self.geometry.pointwise))
+
     def npconv_call(self, method: str, count: bool = False) -> Callable[[], object]:
-        """``npconv.separable_conv2d`` on these operands."""
+        """``npconv.separable_conv2d`` on these operands -- or, when ``method`` cannot run one of
+        the parts (Winograd and a 1x1 pointwise part), its two parts each by :meth:`part_methods`."""
         dw = self.geometry.depthwise
-        return lambda: npconv.separable_conv2d(
-            self.x, self.depthwise_weight, self.pointwise_weight, self.depthwise_bias, self.pointwise_bias,
-            stride=dw.stride, padding=dw.padding, dilation=dw.dilation, method=method, count=count)
+        spatial = dict(stride=dw.stride, padding=dw.padding, dilation=dw.dilation)
+        dw_method, pw_method = self.part_methods(method)
+        if dw_method == pw_method:
+            return lambda: npconv.separable_conv2d(
+                self.x, self.depthwise_weight, self.pointwise_weight, self.depthwise_bias, self.pointwise_bias,
+                **spatial, method=method, count=count)
+
+        def by_parts():
+            hidden = npconv.depthwise_conv2d(self.x, self.depthwise_weight, self.depthwise_bias, **spatial,
+                                             method=dw_method, count=count)
+            hidden, dw_counts = hidden if count else (hidden, None)
+            y = npconv.pointwise_conv2d(hidden, self.pointwise_weight, self.pointwise_bias, method=pw_method,
+                                        count=count)
+            return (y[0], SeparableCounts(dw_counts, y[1])) if count else y
+
+        return by_parts
 
     def torch_call(self, torch: ModuleType) -> Callable[[], object]:
         """Two ``conv2d`` calls: depthwise (``groups = C_in``), then pointwise (1x1)."""
@@ -207,6 +234,9 @@ class SeparableWorkload(_Workload):
                 f"{pw.out_channels} (bias {'yes' if pw.bias else 'no'})")
 
 
+
+#: What runs the part of a separable layer that a fast algorithm cannot (a 1x1 layer is a GEMM as it is).
+FALLBACK_METHOD = "im2col"
 
 Workload = ConvWorkload | SeparableWorkload
 

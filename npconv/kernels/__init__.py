@@ -11,6 +11,13 @@ A kernel module declares, at its top, what it is:
     ``None`` for a compiled kernel; for an interpreted one, about how many
     multiplications it does a second -- what decides the layers it is too
     slow for (:func:`too_slow`);
+``SUPPORTED`` (optional)
+    for a kernel that runs only some layers (a fast algorithm: Winograd,
+    FFT), which, in words for error messages; such a kernel also defines
+    ``supports(geometry) -> str | None`` (why it cannot run ``geometry``, or
+    None), its ``CONVENTIONS`` are its own
+    (:data:`npconv.counts.ALGORITHM_CONVENTIONS`), and it need not define
+    ``conv2d_backward``;
 
 and defines
 
@@ -46,7 +53,8 @@ nothing until it is asked for; :func:`declaration` reads a module's
 declarations (literals) from its source without importing it, so that
 choosing methods, and ``npconv --help``, import neither NumPy nor Numba.
 
-Picking: :func:`load` (the module behind ``method=``), :func:`too_slow`
+Picking: :func:`load` (the module behind ``method=``), :func:`available_methods`
+(those that run every layer, or a given one: :func:`supports`), :func:`too_slow`
 (the interpreted methods' time estimate against a budget -- the one rule
 ``measure``, ``model --measure``, ``bench`` and the tests apply) and
 :func:`fastest_available` (the default of ``model --measure``).
@@ -70,12 +78,16 @@ METHODS: dict[str, str] = {
     "reference": "npconv.kernels.reference",
     "im2col": "npconv.kernels.im2col",
     "direct": "npconv.kernels.direct",
+    "winograd": "npconv.kernels.winograd",
+    "winograd2": "npconv.kernels.winograd2",
+    "winograd4": "npconv.kernels.winograd4",
+    "fft": "npconv.kernels.fft",
 }
 
 #: The compiled methods in order of preference where one must run a whole network: fastest first.
 FASTEST_FIRST = ("direct", "im2col")
 
-_DECLARED = ("NAME", "CONVENTIONS", "MULTS_PER_SECOND")
+_DECLARED = ("NAME", "CONVENTIONS", "MULTS_PER_SECOND", "SUPPORTED")
 
 
 @dataclass(frozen=True)
@@ -85,16 +97,42 @@ class Declaration:
     name: str
     conventions: tuple[str, ...]
     mults_per_second: int | None = None
+    supported: str | None = None
 
     @property
     def interpreted(self) -> bool:
         """Plain Python: slow enough that the layers it runs are limited (:func:`too_slow`)."""
         return self.mults_per_second is not None
 
+    @property
+    def restricted(self) -> bool:
+        """Runs only some layers (those its ``supports`` accepts)."""
+        return self.supported is not None
 
-def available_methods() -> tuple[str, ...]:
-    """Names accepted by ``method=``."""
+
+def available_methods(geometry=None) -> tuple[str, ...]:
+    """Names accepted by ``method=`` that run ``geometry`` -- without one, those that run every layer.
+
+    Without a geometry, the general methods: what a tool that sweeps
+    arbitrary layers iterates over.  With a
+    :class:`~npconv.geometry.ConvGeometry`, every method that can run it,
+    the fast algorithms whose :func:`supports` accepts it included.
+    """
+    if geometry is None:
+        return tuple(m for m in METHODS if not declaration(m).restricted)
+    return tuple(m for m in METHODS if not declaration(m).restricted or supports(m, geometry) is None)
+
+
+def all_methods() -> tuple[str, ...]:
+    """Every name ``method=`` accepts, the fast algorithms that run only some layers included."""
     return tuple(METHODS)
+
+
+def supports(method: object, geometry) -> str | None:
+    """Why ``method`` cannot run ``geometry`` (a validated layer), or None when it can."""
+    if not declaration(method).restricted:
+        return None
+    return load(method).supports(geometry)
 
 
 def _module_name(method: object) -> str:
@@ -130,7 +168,8 @@ def declaration(method: object) -> Declaration:
         declared = {name: getattr(sys.modules[module], name, None) for name in _DECLARED}
     else:
         declared = _declared_in_source(module)
-    return Declaration(declared["NAME"], tuple(declared["CONVENTIONS"]), declared.get("MULTS_PER_SECOND"))
+    return Declaration(declared["NAME"], tuple(declared["CONVENTIONS"]), declared.get("MULTS_PER_SECOND"),
+                       declared.get("SUPPORTED"))
 
 
 def estimated_seconds(method: object, mults: int) -> float | None:

@@ -19,7 +19,15 @@ import numpy as np
 
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, SeparableGeometry
-from npconv.network import LayerCount, Linear as LinearSpec, Network, ResolvedLayer, ResolvedResidual, Residual
+from npconv.network import (
+    LayerCount,
+    Network,
+    Residual,
+    ResolvedFrom,
+    ResolvedLayer,
+    ResolvedResidual,
+)
+from npconv.network import Linear as LinearSpec
 from npconv.train import layers as L
 from npconv.train.initialisation import bias_uniform, kaiming_uniform
 
@@ -143,6 +151,10 @@ def _sequence(resolved: tuple[ResolvedLayer, ...], rng: np.random.Generator, met
             items.append(L.Residual(_sequence(item.main, rng, method, dtype, f"{block}.main"),
                                     _sequence(item.shortcut, rng, method, dtype, f"{block}.shortcut"),
                                     name=block))
+        elif isinstance(item, ResolvedFrom) or item.shares:
+            what = f"from {item.source}" if isinstance(item, ResolvedFrom) else f"{item.name} reusing {item.shares}"
+            raise ConvArgumentError(name or "layers", "a chain of layers and residual blocks (the training stack "
+                                    "trains no graph: from, reuse)", what)
         else:
             items.append(_layer(item, rng, method, dtype))
     return L.Sequential(items, name=name)
