@@ -10,8 +10,8 @@ Pure Python; values are ints, or :class:`fractions.Fraction` for ratios.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 

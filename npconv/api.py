@@ -80,7 +80,6 @@ from npconv.gradients import (
 )
 from npconv.memory import ensure_arrays_fit, ensure_fits, ensure_workspace_fits, resolve_workspace_limit
 
-
 #: Operands that may be ``None`` (absent).
 _OPTIONAL_OPERANDS = frozenset({"bias", "depthwise_bias", "pointwise_bias"})
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
-import stat
-import sys
 import time
 import tracemalloc
 from fractions import Fraction
@@ -31,7 +28,6 @@ from npconv.errors import (
     EXIT_FILE,
     EXIT_MEMORY,
     EXIT_USAGE,
-    ConvArgumentError,
     ConvMemoryError,
     ConvTypeError,
     FileError,
@@ -185,7 +181,7 @@ def test_the_longest_expression_is_checked_within_seconds(capsys):
         assert len(expression) <= limits.MAX_EXPRESSION_LENGTH
         started = time.perf_counter()
         with within(15, "check"):
-            code, out, err = run(capsys, "check", "--claim", f"standard.mults={expression}=5")
+            code, _out, err = run(capsys, "check", "--claim", f"standard.mults={expression}=5")
         assert code == 1 and err == "" and time.perf_counter() - started < 15
 
 
@@ -265,7 +261,7 @@ def test_direct_checks_the_sum_of_its_copies():
     limit = x.nbytes + 1_000  # room for either copy, not for both
     with pytest.raises(ConvMemoryError, match=r"contiguous copies of x and the transposed weight"):
         npconv.conv2d(x, w, method="direct", workspace_limit=limit)
-    y, counts = npconv.conv2d(x, w, method="direct", count=True, workspace_limit=x.nbytes + w.nbytes)
+    _y, counts = npconv.conv2d(x, w, method="direct", count=True, workspace_limit=x.nbytes + w.nbytes)
     assert counts.workspace_bytes == x.nbytes + w.nbytes
 
 
