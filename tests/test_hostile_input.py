@@ -242,7 +242,7 @@ def test_bench_with_a_huge_ad_hoc_layer_is_refused_before_allocating(capsys):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert "layer 'ad-hoc': expected the random operands of every layer timed and one call's output" in line
+    assert "layer 'ad-hoc': expected the random float32 operands of every layer timed and one call's output" in line
     assert peak < 2**20
 
 

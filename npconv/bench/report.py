@@ -447,8 +447,8 @@ def _ensure_workloads_fit(layers: Mapping[str, ConvGeometry],
         return sum(array_bytes(shape, kind) for _, shape, kind in operand_arrays(named[1], dtype) if shape)
 
     largest = max(geometries, key=operand_bytes)[0]
-    ensure_arrays_fit([*arrays, *outputs], f"the random operands of every layer timed and one call's "
-                      f"output, in {dtype.name},", f"layer {largest!r}")
+    ensure_arrays_fit([*arrays, *outputs], f"the random {dtype.name} operands of every layer timed and one "
+                      "call's output", f"layer {largest!r}")
 
 
 def run_benchmark(
