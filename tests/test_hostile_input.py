@@ -236,6 +236,7 @@ def test_bench_with_a_huge_ad_hoc_layer_is_refused_before_allocating(capsys):
     from npconv.kernels import im2col  # noqa: F401
 
     npconv.bench.max_threads()
+    run(capsys, "bench", "--layers", "bogus")  # and the parsers
     tracemalloc.start()
     try:
         line = refused(capsys, "bench", "--input", "100000x100000x3", "--methods", "im2col", status=EXIT_MEMORY)
