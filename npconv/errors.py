@@ -26,8 +26,10 @@ EXIT_OK = 0
 EXIT_DISAGREES = 1
 #: a bad flag, a bad value in a claims or network file, input beyond a bound (argparse's own too)
 EXIT_USAGE = 2
-#: check only: no claim is wrong, but some hold only under another reading of the question
-EXIT_ONLY_UNDER_READINGS = 3
+#: nothing is wrong, but not everything is settled: check -- some claims hold only under another
+#: reading of the question; model -- some operations were not counted (they are listed by name)
+EXIT_UNSETTLED = 3
+EXIT_ONLY_UNDER_READINGS = EXIT_UNCOUNTED = EXIT_UNSETTLED
 #: refused for memory: the layer's arrays or a kernel's workspace would not fit (nothing allocated)
 EXIT_MEMORY = 4
 #: a file cannot be read or written: missing, not a regular file, too large, not UTF-8, or an
@@ -36,19 +38,24 @@ EXIT_FILE = 5
 #: an optional package a flag needs is not installed (PyTorch for --compare torch, matplotlib for
 #: --plot and animate)
 EXIT_MISSING_DEPENDENCY = 6
+#: interrupted with Ctrl-C (128 + SIGINT, as shells report it); train reports and saves what it trained
+EXIT_INTERRUPTED = 130
 
 #: status -> what it means, in order: the one list ``npconv --help`` and the README show.
 EXIT_STATUSES = {
     EXIT_OK: "success (check: every claim holds)",
-    EXIT_DISAGREES: "a result disagrees: a claim is wrong (check), a measured count differs from its "
-                    "formula (measure, model --measure), PyTorch disagrees (model --compare torch)",
-    EXIT_USAGE: "a bad flag or a bad value in a claims or network file, or input beyond a bound",
-    EXIT_ONLY_UNDER_READINGS: "check: no claim is wrong, but some hold only under another reading",
+    EXIT_DISAGREES: "a result disagrees: a claim is wrong or has a slip (check), a measured count differs "
+                    "from its formula (measure, model --measure), PyTorch disagrees (model --compare torch)",
+    EXIT_USAGE: "a bad flag or a bad value in a claims, network or data file, or input beyond a bound; "
+                "train: also a loss that stopped being finite (the last good weights are kept)",
+    EXIT_UNSETTLED: "nothing is wrong, but not everything is settled: some claims hold only under "
+                    "another reading (check), some operations were not counted (model)",
     EXIT_MEMORY: "refused before allocating: the layer's arrays or a kernel's workspace would not fit",
     EXIT_FILE: "a file cannot be read or written (missing, not a regular file, too large, not UTF-8, "
                "or an output folder that does not exist or cannot be written to)",
     EXIT_MISSING_DEPENDENCY: "an optional package is missing (PyTorch for --compare torch, matplotlib "
                              "for --plot and animate)",
+    EXIT_INTERRUPTED: "interrupted with Ctrl-C (train reports, and saves with --save, what it trained)",
 }
 
 

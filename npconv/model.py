@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from npconv import kernels, render
-from npconv.errors import ConvArgumentError, MissingDependencyError, echo
+from npconv.errors import EXIT_UNCOUNTED, ConvArgumentError, MissingDependencyError, echo
 from npconv.network import (
     ACTIVATION_FUNCTIONS,
     NETWORK_INPUT,
@@ -39,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from npconv.network_from_torch import TracedModel  # imports PyTorch
     from npconv.network_measure import Measurement  # imports NumPy
 
-#: Exit status when every count agrees but some operations are not counted (listed apart).
-EXIT_UNCOUNTED = 3
 
 #: ``--input-shape`` when not given.
 DEFAULT_INPUT_SHAPE = "1x3x224x224"

@@ -35,9 +35,10 @@ from npconv.claims.readings import (
 from npconv.claims.rules import Rules
 from npconv.claims.sheets import Sheet
 from npconv.claims.written import Written
+from npconv.errors import EXIT_DISAGREES, EXIT_OK, EXIT_ONLY_UNDER_READINGS, EXIT_USAGE
 
-#: Exit statuses of ``npconv check`` (2 is a usage or claims-file error, as for every command).
-EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR, EXIT_ONLY_UNDER_READINGS = 0, 1, 2, 3
+#: Exit statuses of ``npconv check`` (see :data:`npconv.errors.EXIT_STATUSES`).
+EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR = EXIT_OK, EXIT_DISAGREES, EXIT_USAGE
 
 _SHORT = {HOLDS: "holds", READING: "holds if", SLIP: "slip", WRONG: "wrong"}
 

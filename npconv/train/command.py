@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import EXIT_INTERRUPTED, ConvArgumentError
 from npconv.render import table
 
 #: The course problem's pair.
@@ -39,7 +39,6 @@ DEFAULTS = {"epochs": 40, "batch_size": 16, "lr": 0.01, "optimizer": "adam", "mo
 
 OPTIMIZER_NAMES = ("sgd", "adam")
 SCHEDULE_NAMES = ("cosine", "constant")
-EXIT_INTERRUPTED = 130
 #: BLAS threads while training (see :func:`_run`).
 BLAS_THREADS = 1
 
