@@ -60,6 +60,7 @@ import numpy as np
 from numba import njit, prange
 
 from npconv.counts import Counts
+from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
 from npconv.gradients import GradCounts, Grads
 from npconv.memory import ensure_workspace_fits
@@ -340,6 +341,340 @@ def _pixel_rows(x, w, bias, layer, columns, y, counting):
     return mults, adds
 
 
+# ---------------------------------------------------------------------- planes
+#
+# The third loop nest, for standard layers with rows to vectorise along: one parallel task per
+# (image, group, block of PLANE_BLOCK output channels, band of output rows).  For each input
+# channel of the group (outermost, so that its plane stays in L1 while the block's output
+# rows, in L2, pass by), for each output channel of the block, the output rows are taken two
+# at a time: at stride and row dilation 1, two neighbouring output rows read KH + 1 input
+# rows, so a block of 3 kernel rows x 3 tap columns makes 18 products per element from 12
+# input loads and one load and store of each output row -- which is what bounds a direct
+# kernel's speed.  Only the *interior* columns -- those that every tap column reaches on real
+# input -- run in that fused loop (contiguous, no branch: LLVM vectorises it with FMA); the
+# few border columns are summed apart over the taps that land on real input, and rows that
+# some kernel row misses (the border rows, and every row when the stride or the row dilation
+# is not 1) go through the row nest's passes (:func:`_pass`), which skip the padded columns
+# tap by tap.  No padded zero is ever multiplied: the nest executes the effective count,
+# tallied where its loops run.
+
+#: Output channels one "planes" task computes: their rows share each input plane while it is in L1.
+PLANE_BLOCK = 16
+
+#: Output elements of a task's channel block that a band of rows keeps within (about 256 KiB of
+#: float32, half an L2), so that the block's rows stay in L2 while the input channels pass.
+BAND_ELEMENTS = 65536
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pairs_33(y, ya, y_step, x, xa, x_step, row, w, wa, w_row, pairs, length, begin):
+    """``pairs`` pairs of consecutive output rows += 3 kernel rows x 3 tap columns.
+
+    Pair ``p``'s first row starts at ``ya + p * y_step`` (its second one row further on); it
+    reads input rows ``xa + p * x_step + k * row`` (k = 0..3; the second output row reads k =
+    1..3), tap columns adjacent; weights ``w[wa + kh * w_row + kw]``; ``length`` elements per
+    row.  ``begin``: the products start the outputs' sums (assignment) instead of adding to them.
+
+    The column step is the constant 1: LLVM then checks the output rows against 4 input ranges
+    (one per input row) for overlap before it takes the vector loop, within its limit of 8
+    checks; with a runtime step it had 12 and kept the loop scalar.  Each kernel row's three
+    products are summed apart before the rows' sums are added: three short chains of dependent
+    FMAs instead of one of nine, whose latency bounded the loop.  ``begin`` is tested outside
+    the loops: inside, LLVM turned it into masked stores, which are slow.  Not inlined (Numba's
+    inlining adds reference counting of the arrays to the caller's loops).
+    """
+    one, two = np.uint64(1), np.uint64(2)
+    m1, m2 = wa + w_row, wa + two * w_row
+    w0, w1, w2 = w[wa], w[wa + one], w[wa + two]
+    w3, w4, w5 = w[m1], w[m1 + one], w[m1 + two]
+    w6, w7, w8 = w[m2], w[m2 + one], w[m2 + two]
+    for p in range(pairs):
+        r0 = xa + p * x_step
+        r1 = r0 + row
+        r2 = r1 + row
+        r3 = r2 + row
+        y0 = ya + p * y_step
+        y1 = y0 + (y_step >> one)
+        if begin:
+            for i in range(length):
+                a0, a1, a2 = x[r0 + i], x[r0 + one + i], x[r0 + two + i]
+                b0, b1, b2 = x[r1 + i], x[r1 + one + i], x[r1 + two + i]
+                d0, d1, d2 = x[r2 + i], x[r2 + one + i], x[r2 + two + i]
+                e0, e1, e2 = x[r3 + i], x[r3 + one + i], x[r3 + two + i]
+                y[y0 + i] = (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
+                y[y1 + i] = (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
+        else:
+            for i in range(length):
+                a0, a1, a2 = x[r0 + i], x[r0 + one + i], x[r0 + two + i]
+                b0, b1, b2 = x[r1 + i], x[r1 + one + i], x[r1 + two + i]
+                d0, d1, d2 = x[r2 + i], x[r2 + one + i], x[r2 + two + i]
+                e0, e1, e2 = x[r3 + i], x[r3 + one + i], x[r3 + two + i]
+                y[y0 + i] += (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
+                y[y1 + i] += (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pairs_13(y, ya, y_step, x, xa, x_step, row, w, wa, pairs, length, begin):
+    """As :func:`_pairs_33` for 1 kernel row x 3 tap columns."""
+    one, two = np.uint64(1), np.uint64(2)
+    w0, w1, w2 = w[wa], w[wa + one], w[wa + two]
+    for p in range(pairs):
+        r0 = xa + p * x_step
+        r1 = r0 + row
+        y0 = ya + p * y_step
+        y1 = y0 + (y_step >> one)
+        if begin:
+            for i in range(length):
+                y[y0 + i] = w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i]
+                y[y1 + i] = w0 * x[r1 + i] + w1 * x[r1 + one + i] + w2 * x[r1 + two + i]
+        else:
+            for i in range(length):
+                y[y0 + i] += w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i]
+                y[y1 + i] += w0 * x[r1 + i] + w1 * x[r1 + one + i] + w2 * x[r1 + two + i]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pairs_31(y, ya, y_step, x, xa, x_step, row, w, wa, w_row, pairs, length, begin):
+    """As :func:`_pairs_33` for 3 kernel rows x 1 tap column."""
+    one, two = np.uint64(1), np.uint64(2)
+    w0, w1, w2 = w[wa], w[wa + w_row], w[wa + two * w_row]
+    for p in range(pairs):
+        r0 = xa + p * x_step
+        r1 = r0 + row
+        r2 = r1 + row
+        r3 = r2 + row
+        y0 = ya + p * y_step
+        y1 = y0 + (y_step >> one)
+        if begin:
+            for i in range(length):
+                b, d = x[r1 + i], x[r2 + i]
+                y[y0 + i] = w0 * x[r0 + i] + w1 * b + w2 * d
+                y[y1 + i] = w0 * b + w1 * d + w2 * x[r3 + i]
+        else:
+            for i in range(length):
+                b, d = x[r1 + i], x[r2 + i]
+                y[y0 + i] += w0 * x[r0 + i] + w1 * b + w2 * d
+                y[y1 + i] += w0 * b + w1 * d + w2 * x[r3 + i]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pairs_11(y, ya, y_step, x, xa, x_step, row, w, wa, pairs, length, begin):
+    """As :func:`_pairs_33` for a single tap."""
+    one = np.uint64(1)
+    w0 = w[wa]
+    for p in range(pairs):
+        r0 = xa + p * x_step
+        r1 = r0 + row
+        y0 = ya + p * y_step
+        y1 = y0 + (y_step >> one)
+        if begin:
+            for i in range(length):
+                y[y0 + i] = w0 * x[r0 + i]
+                y[y1 + i] = w0 * x[r1 + i]
+        else:
+            for i in range(length):
+                y[y0 + i] += w0 * x[r0 + i]
+                y[y1 + i] += w0 * x[r1 + i]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _border(y, y_row, y_gap, x, x_row, x_gap, w, w_row, kernel_w, kh_count, stride_w, columns, column_taps,
+            rows, c0, c1, starting, counting):
+    """Output columns ``[c0, c1)`` of ``rows`` rows from ``y_row`` (``y_gap`` apart) += their taps on
+    real input, column by column.
+
+    ``x_row``, ``w_row``: the first output row's input row and the weights of the first kernel row
+    that lands on real input, ``kh_count`` kernel rows, ``x_gap`` apart in ``x`` (so are the output
+    rows' input rows); ``column_taps[ow]``: the tap columns ``[first, end)`` whose input column for
+    output column ``ow`` is real.  (mults, adds) when counting.
+    """
+    mults = 0
+    adds = 0
+    for r in range(rows):
+        m, a = _border_row(y, y_row + r * y_gap, x, x_row + r * x_gap, x_gap, w, w_row, kernel_w, kh_count,
+                           stride_w, columns, column_taps, c0, c1, starting, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+@njit(cache=True, inline="always")
+def _border_row(y, y_row, x, x_row, x_gap, w, w_row, kernel_w, kh_count, stride_w, columns, column_taps,
+                c0, c1, starting, counting):
+    mults = 0
+    adds = 0
+    for ow in range(c0, c1):
+        kw0, kw1 = column_taps[ow, 0], column_taps[ow, 1]
+        if kw1 == kw0 or kh_count == 0:
+            continue  # no tap of this output lands on real input
+        x_col = x_row + ow * stride_w
+        total = w[w_row + kw0] * x[x_col + columns[kw0, 2]]  # the first product starts the sum
+        for kh in range(kh_count):
+            for kw in range(kw0 + 1 if kh == 0 else kw0, kw1):
+                total += w[w_row + kh * kernel_w + kw] * x[x_col + kh * x_gap + columns[kw, 2]]
+        if starting:
+            y[y_row + ow] = total
+        else:
+            y[y_row + ow] += total
+        if counting:
+            terms = kh_count * (kw1 - kw0)
+            mults += terms
+            adds += terms - 1 if starting else terms
+    return mults, adds
+
+
+@njit(cache=True, fastmath={"contract"})
+def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_taps, y, counting):
+    """One task of the planes nest: output channels ``block`` of ``group``, rows ``band``, image ``n``.
+
+    ``w`` is the flat weight in its own layout (C_out, C_in/g, KH, KW); ``layer``, ``columns`` as
+    in :func:`_row`; ``column_taps`` as in :func:`_border`; ``plan`` = (first interior column,
+    end of the interior columns, rows per band, bands, whether rows are fused in pairs: stride
+    and dilation 1).  (mults, adds) when
+    counting.
+    """
+    (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
+    inner_lo, inner_hi, band_rows, _, fused = plan
+    co_first = group * out_per_group + block * PLANE_BLOCK
+    co_end = min(co_first + PLANE_BLOCK, (group + 1) * out_per_group)
+    oh_first = band * band_rows
+    oh_end = min(oh_first + band_rows, out_height)
+    has_bias = bias.shape[0] > 0
+    for co in range(co_first, co_end):
+        start = bias[co] if has_bias else 0.0
+        y_at = np.uint64(((n * out_channels + co) * out_height + oh_first) * out_width)
+        for i in range(np.uint64((oh_end - oh_first) * out_width)):
+            y[y_at + i] = start  # unreached outputs keep this
+    inner = np.uint64(max(0, inner_hi - inner_lo))
+    left_end = inner_lo if inner > 0 else out_width  # border columns: [0, left_end) and [right, OW)
+    right = inner_hi if inner > 0 else out_width
+    has_border = left_end > 0 or right < out_width
+    row = np.uint64(width)
+    w_row = np.uint64(kernel_w)
+    x_step = np.uint64(stride_w)
+    row_gap = dilation_h * width
+    blocks = stride_w == 1  # blocks of kernel rows need contiguous input rows (see _streams)
+    # the fused rows: pairs of rows from the first whose kernel rows are all real
+    pair_first = max(oh_first, pad_top)
+    pair_end = min(oh_end, height - kernel_h + 1 + pad_top)
+    pairs = np.uint64(max(0, pair_end - pair_first) // 2 if fused else 0)
+    y_step = np.uint64(2 * out_width)
+    x_step2 = np.uint64(2 * width)
+    mults = 0
+    adds = 0
+    for ci in range(in_per_group):
+        starting = not has_bias and ci == 0  # the first term to reach an output starts its sum
+        x_channel = (n * in_channels + group * in_per_group + ci) * height
+        for co in range(co_first, co_end):
+            w_channel = (co * in_per_group + ci) * kernel_h * kernel_w
+            y_channel = (n * out_channels + co) * out_height
+            if pairs > 0:
+                # the fused rows, every kernel row of which is real: interior columns in pairs of rows
+                x_top = (x_channel + pair_first - pad_top) * width
+                y_top = (y_channel + pair_first) * out_width
+                one = np.uint64(1)
+                for p in range(pairs):
+                    # one pair per call: over several pairs LLVM checks the two rows' whole spans,
+                    # which interleave, for overlap and falls back to scalar code
+                    x_pair = x_top + 2 * p * width
+                    y_pair = np.uint64(y_top + 2 * p * out_width + inner_lo)
+                    first = starting
+                    kh = 0
+                    while kh < kernel_h and inner > 0:
+                        tall = kernel_h - kh >= 3
+                        kw = 0
+                        while kw < kernel_w:
+                            wide = kernel_w - kw >= 3
+                            xa = np.uint64(x_pair + kh * width + inner_lo + columns[kw, 2])
+                            wa = np.uint64(w_channel + kh * kernel_w + kw)
+                            if tall and wide:
+                                _pairs_33(y, y_pair, y_step, x, xa, x_step2, row, w, wa, w_row, one, inner, first)
+                            elif tall:
+                                _pairs_31(y, y_pair, y_step, x, xa, x_step2, row, w, wa, w_row, one, inner, first)
+                            elif wide:
+                                _pairs_13(y, y_pair, y_step, x, xa, x_step2, row, w, wa, one, inner, first)
+                            else:
+                                _pairs_11(y, y_pair, y_step, x, xa, x_step2, row, w, wa, one, inner, first)
+                            if counting:
+                                taps = (3 if tall else 1) * (3 if wide else 1)
+                                mults += 2 * taps * inner
+                                adds += 2 * (taps - 1 if first else taps) * inner
+                            first = False
+                            kw += 3 if wide else 1
+                        kh += 3 if tall else 1
+                if has_border:
+                    for c0, c1 in ((0, left_end), (right, out_width)):
+                        m, a = _border(y, y_top, out_width, x, x_top, width, w, w_channel, kernel_w, kernel_h, 1,
+                                       columns, column_taps, 2 * np.int64(pairs), c0, c1, starting, counting)
+                        mults += m
+                        adds += a
+            for oh in range(oh_first, oh_end):
+                if pair_first <= oh < pair_first + 2 * np.int64(pairs):
+                    continue
+                # one row, kernel rows of one channel in blocks of up to 3, padded columns
+                # skipped tap by tap
+                top = oh * stride_h - pad_top
+                y_row = (y_channel + oh) * out_width
+                kh = max(0, -(top // dilation_h))
+                kh_end = min(kernel_h, max(0, -((top - height) // dilation_h)))
+                first = starting
+                while kh < kh_end:
+                    streams = min(3, kh_end - kh) if blocks else 1
+                    x_row = (x_channel + top + kh * dilation_h) * width
+                    m, a = _pass(streams, y, np.uint64(y_row), x, x_row, np.uint64(row_gap), x_step, w,
+                                 w_channel + kh * kernel_w, 1, w_row, columns, first, counting)
+                    mults += m
+                    adds += a
+                    first = False
+                    kh += streams
+    return mults, adds
+
+
+@njit(parallel=True, cache=True)
+def _planes(x, w, bias, layer, plan, columns, column_taps, y, counting):
+    """All tasks of :func:`_plane_task` in parallel; (mults, adds) as :func:`_rows`."""
+    batch, out_channels, out_per_group = layer[0], layer[4], layer[14]
+    groups = out_channels // out_per_group
+    blocks = (out_per_group + PLANE_BLOCK - 1) // PLANE_BLOCK
+    bands = plan[3]
+    mults = 0
+    adds = 0
+    for task in prange(batch * groups * blocks * bands):
+        n, rest = divmod(np.int64(task), groups * blocks * bands)
+        group, rest = divmod(rest, blocks * bands)
+        block, band = divmod(rest, bands)
+        m, a = _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_taps, y, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+def _plane_plan(g: ConvGeometry, columns: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """The planes nest's ``plan`` tuple and ``column_taps`` table (see :func:`_plane_task`)."""
+    inner_lo = int(columns[:, 0].max())
+    inner_hi = int(columns[:, 1].min())
+    blocks = -(-g.out_channels_per_group // PLANE_BLOCK)
+    band_rows = max(2, BAND_ELEMENTS // (min(PLANE_BLOCK, g.out_channels_per_group) * max(1, g.out_width)))
+    band_rows += band_rows % 2  # pairs of rows stay within a band
+    bands = -(-g.out_height // band_rows)
+    # fewer tasks than four per thread: split the rows further so that every core has work
+    tasks = g.batch * g.groups * blocks
+    wanted = -(-4 * numba.get_num_threads() // tasks)
+    if bands < wanted:
+        band_rows = max(2, -(-g.out_height // wanted))
+        band_rows += band_rows % 2
+        bands = -(-g.out_height // band_rows)
+    fused = g.stride == (1, 1) and g.dilation == (1, 1)
+    plan = (inner_lo, inner_hi, band_rows, bands, fused)
+    taps = np.zeros((g.out_width, 2), dtype=np.int64)
+    for ow in range(g.out_width):
+        valid = [kw for kw in range(g.kernel_w) if columns[kw, 0] <= ow < columns[kw, 1]]
+        if valid:
+            taps[ow] = valid[0], valid[-1] + 1
+    return plan, taps
+
+
 def _column_ranges(g: ConvGeometry) -> np.ndarray:
     """(KW, 3) int64: for each tap column kw, the output columns [lo, hi) it reaches and its offset."""
     stride, dilation, pad_left = g.stride[1], g.dilation[1], g.padding[1][0]
@@ -359,20 +694,47 @@ def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(array), array.nbytes
 
 
-#: The two loop nests: "rows" vectorises along output rows, "pixels" along output channels.
-LOOPS = ("rows", "pixels")
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A flat read-only view of the C-contiguous ``array``.
+
+    The forward entry points always get their inputs as read-only views: Numba compiles a
+    separate variant for read-only and writable arrays, and a caller's read-only input would
+    otherwise cost a second compilation.
+    """
+    view = array.reshape(-1).view()
+    view.flags.writeable = False
+    return view
+
+
+#: The loop nests: "rows" vectorises along output rows, "pixels" along output channels, "planes"
+#: along output rows with a block of output channels per task and two rows fused per pass.
+LOOPS = ("rows", "pixels", "planes")
 
 
 def choose_loop(g: ConvGeometry) -> str:
-    """The loop nest that runs ``g`` faster.
+    """The loop nest that runs ``g`` fastest.
 
-    Rows vectorise well when they are long, read contiguously (stride 1) and
-    have 8 input channels to block; otherwise, when a group has at least 16
-    output channels, vectorising over them is faster (the seed and stem
-    layers).  Depthwise layers (one output channel per group) use rows.
+    When a group has at least 16 output channels and the rows are short or strided, or there
+    are few input channels to block (the seed and stem layers), vectorising over output
+    channels (pixels) is fastest.  Otherwise planes, whose fused pairs of rows make the most
+    products per load and store of an output row -- except for depthwise layers (one output
+    channel per group), which use rows.
     """
     short_or_strided = g.out_width < 32 or g.stride[1] > 1 or g.in_channels_per_group < CHANNEL_BLOCK
-    return "pixels" if g.out_channels_per_group >= 16 and short_or_strided else "rows"
+    if g.out_channels_per_group >= 16 and short_or_strided:
+        return "pixels"
+    return "rows" if g.in_channels_per_group == 1 else "planes"
+
+
+def _check_out(out: np.ndarray, g: ConvGeometry, dtype: np.dtype) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise ConvArgumentError("out", "a NumPy array", type(out).__name__)
+    if out.shape != g.output_shape or out.dtype != dtype:
+        raise ConvArgumentError("out", f"an array of shape {g.output_shape} and dtype {dtype}",
+                                f"shape {out.shape} and dtype {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ConvArgumentError("out", "a C-contiguous, writable array", "a non-contiguous or read-only one")
+    return out
 
 
 def conv2d(
@@ -385,6 +747,7 @@ def conv2d(
     count: bool = False,
     workspace_limit: int,
     loop: str | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer with the compiled loops.
 
@@ -397,23 +760,27 @@ def conv2d(
     convention : ``"effective"`` (padded taps are skipped, so that is what runs)
     count : run the counting variant and return its tallies
     workspace_limit : bytes that contiguous copies of the operands may take
-    loop : ``"rows"`` or ``"pixels"`` to force a loop nest (tests); default
-        :func:`choose_loop`
+    loop : one of :data:`LOOPS` to force a loop nest (tests); default :func:`choose_loop`
+    out : (N, C_out, OH, OW) C-contiguous writable array of ``x.dtype`` to write the result
+        into (it is returned); default a new array
 
     Returns
     -------
-    y : (N, C_out, OH, OW) array of ``x.dtype``
+    y : (N, C_out, OH, OW) array of ``x.dtype`` (``out`` when given)
     counts : :class:`~npconv.counts.Counts` (``padded_mults`` is 0), or None
     """
     g = geometry
     loop = choose_loop(g) if loop is None else loop
+    if loop not in LOOPS:
+        raise ConvArgumentError("loop", f"one of {', '.join(map(repr, LOOPS))}", repr(loop))
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else _check_out(out, g, x.dtype)
     if loop == "rows":
-        kernel = _rows
         w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)
-    else:
-        kernel = _pixel_rows
+    elif loop == "pixels":
         split = weight.reshape(g.groups, g.out_channels_per_group, *weight.shape[1:])
         w = np.moveaxis(split, 1, 4)  # (groups, C_in/g, KH, KW, C_out/g)
+    else:
+        w = weight  # (C_out, C_in/g, KH, KW): a (co, ci) pair's taps are adjacent
     # both copies are alive at once: the workspace limit bounds their sum, checked before either is made
     copies = {name: a.nbytes for name, a in (("x", x), ("the transposed weight", w)) if not a.flags.c_contiguous}
     if copies:
@@ -422,14 +789,20 @@ def conv2d(
     x, x_copied = _contiguous(x)
     w, w_copied = _contiguous(w)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
-    y = np.empty(g.output_shape, dtype=x.dtype)
     if y.size == 0:
         tallies = (0, 0)
     else:
         layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
                  g.in_channels_per_group, g.out_channels_per_group)
-        tallies = kernel(x.reshape(-1), w.reshape(-1), bias, layer, _column_ranges(g), y.reshape(-1), count)
+        columns = _column_ranges(g)
+        arrays = (_read_only(x), _read_only(w), _read_only(bias))
+        if loop == "planes":
+            plan, column_taps = _plane_plan(g, columns)
+            tallies = _planes(*arrays, layer, plan, columns, column_taps, y.reshape(-1), count)
+        else:
+            kernel = _rows if loop == "rows" else _pixel_rows
+            tallies = kernel(*arrays, layer, columns, y.reshape(-1), count)
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
