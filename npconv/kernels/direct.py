@@ -346,17 +346,16 @@ def _pixel_rows(x, w, bias, layer, columns, y, counting):
 # The third loop nest, for standard layers with rows to vectorise along: one parallel task per
 # (image, group, block of PLANE_BLOCK output channels, band of output rows).  For each input
 # channel of the group (outermost, so that its plane stays in L1 while the block's output
-# rows, in L2, pass by), for each output channel of the block, the output rows are taken two
-# at a time: at stride and row dilation 1, two neighbouring output rows read KH + 1 input
-# rows, so a block of 3 kernel rows x 3 tap columns makes 18 products per element from 12
-# input loads and one load and store of each output row -- which is what bounds a direct
-# kernel's speed.  Only the *interior* columns -- those that every tap column reaches on real
-# input -- run in that fused loop (contiguous, no branch: LLVM vectorises it with FMA); the
-# few border columns are summed apart over the taps that land on real input, and rows that
-# some kernel row misses (the border rows, and every row when the stride or the row dilation
-# is not 1) go through the row nest's passes (:func:`_pass`), which skip the padded columns
-# tap by tap.  No padded zero is ever multiplied: the nest executes the effective count,
-# tallied where its loops run.
+# rows, in L2, pass by), for each output channel of the block, the *interior* -- the output
+# rows all of whose kernel rows, and the columns all of whose tap columns, land on real input
+# -- is computed by blocks of taps (3 kernel rows x 3 tap columns, fewer at the kernel's edge):
+# one contiguous, branch-free loop along each interior row sums a block's 9 products per
+# element, so the output row is loaded and stored once per 9 products, which is what bounds a
+# direct kernel's speed (LLVM vectorises the loop with FMA; at column stride and dilation 1
+# only, other layers take the per-row path below).  The few border columns of those rows are
+# summed apart over the taps that land on real input, and the border rows go through the row
+# nest's passes (:func:`_pass`), which skip the padded columns tap by tap.  No padded zero is
+# ever multiplied: the nest executes the effective count, tallied where its loops run.
 
 #: Output channels one "planes" task computes: their rows share each input plane while it is in L1.
 PLANE_BLOCK = 16
@@ -367,160 +366,112 @@ BAND_ELEMENTS = 65536
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pairs_33(y, ya, y_step, x, xa, x_step, row, w, wa, w_row, pairs, length, begin):
-    """``pairs`` pairs of consecutive output rows += 3 kernel rows x 3 tap columns.
+def _block_33(y, ya, y_step, x, xa, x_step, k_step, w, wa, w_row, rows, length, begin):
+    """``rows`` output rows += a block of 3 kernel rows x 3 adjacent tap columns, row by row.
 
-    Pair ``p``'s first row starts at ``ya + p * y_step`` (its second one row further on); it
-    reads input rows ``xa + p * x_step + k * row`` (k = 0..3; the second output row reads k =
-    1..3), tap columns adjacent; weights ``w[wa + kh * w_row + kw]``; ``length`` elements per
-    row.  ``begin``: the products start the outputs' sums (assignment) instead of adding to them.
+    Output row ``r`` starts at ``ya + r * y_step`` and reads input rows ``xa + r * x_step + kh *
+    k_step`` (kh = 0, 1, 2) at columns ``+ 0, 1, 2``; weights ``w[wa + kh * w_row + kw]``;
+    ``length`` elements per row.  ``begin``: the products start the outputs' sums (assignment)
+    instead of adding to them.
 
-    The column step is the constant 1: LLVM then checks the output rows against 4 input ranges
-    (one per input row) for overlap before it takes the vector loop, within its limit of 8
-    checks; with a runtime step it had 12 and kept the loop scalar.  Each kernel row's three
-    products are summed apart before the rows' sums are added: three short chains of dependent
-    FMAs instead of one of nine, whose latency bounded the loop.  ``begin`` is tested outside
-    the loops: inside, LLVM turned it into masked stores, which are slow.  Not inlined (Numba's
-    inlining adds reference counting of the arrays to the caller's loops).
+    Written so that LLVM vectorises the inner loop: unsigned indices; the column step the
+    constant 1, so that the output row is checked for overlap against 3 input ranges (one per
+    input row) -- a runtime step made 9, and two output rows per loop 12 against 2, beyond
+    LLVM's limit of 8 checks (it kept the loop scalar); each kernel row's products summed
+    before the rows' sums are added (three short chains of dependent FMAs, not one of nine);
+    ``begin`` tested outside the loop (inside, LLVM made masked stores of it, which are slow).
+    The loop over rows is inside, so that a call costs little against its products.
     """
     one, two = np.uint64(1), np.uint64(2)
     m1, m2 = wa + w_row, wa + two * w_row
     w0, w1, w2 = w[wa], w[wa + one], w[wa + two]
     w3, w4, w5 = w[m1], w[m1 + one], w[m1 + two]
     w6, w7, w8 = w[m2], w[m2 + one], w[m2 + two]
-    for p in range(pairs):
-        r0 = xa + p * x_step
-        r1 = r0 + row
-        r2 = r1 + row
-        r3 = r2 + row
-        y0 = ya + p * y_step
-        y1 = y0 + (y_step >> one)
+    for r in range(rows):
+        r0 = xa + r * x_step
+        r1 = r0 + k_step
+        r2 = r1 + k_step
+        y0 = ya + r * y_step
         if begin:
             for i in range(length):
-                a0, a1, a2 = x[r0 + i], x[r0 + one + i], x[r0 + two + i]
-                b0, b1, b2 = x[r1 + i], x[r1 + one + i], x[r1 + two + i]
-                d0, d1, d2 = x[r2 + i], x[r2 + one + i], x[r2 + two + i]
-                e0, e1, e2 = x[r3 + i], x[r3 + one + i], x[r3 + two + i]
-                y[y0 + i] = (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
-                y[y1 + i] = (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
+                y[y0 + i] = ((w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i])
+                             + (w3 * x[r1 + i] + w4 * x[r1 + one + i] + w5 * x[r1 + two + i])
+                             + (w6 * x[r2 + i] + w7 * x[r2 + one + i] + w8 * x[r2 + two + i]))
         else:
             for i in range(length):
-                a0, a1, a2 = x[r0 + i], x[r0 + one + i], x[r0 + two + i]
-                b0, b1, b2 = x[r1 + i], x[r1 + one + i], x[r1 + two + i]
-                d0, d1, d2 = x[r2 + i], x[r2 + one + i], x[r2 + two + i]
-                e0, e1, e2 = x[r3 + i], x[r3 + one + i], x[r3 + two + i]
-                y[y0 + i] += (w0 * a0 + w1 * a1 + w2 * a2) + (w3 * b0 + w4 * b1 + w5 * b2) + (w6 * d0 + w7 * d1 + w8 * d2)
-                y[y1 + i] += (w0 * b0 + w1 * b1 + w2 * b2) + (w3 * d0 + w4 * d1 + w5 * d2) + (w6 * e0 + w7 * e1 + w8 * e2)
+                y[y0 + i] += ((w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i])
+                              + (w3 * x[r1 + i] + w4 * x[r1 + one + i] + w5 * x[r1 + two + i])
+                              + (w6 * x[r2 + i] + w7 * x[r2 + one + i] + w8 * x[r2 + two + i]))
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pairs_13(y, ya, y_step, x, xa, x_step, row, w, wa, pairs, length, begin):
-    """As :func:`_pairs_33` for 1 kernel row x 3 tap columns."""
+def _block_13(y, ya, y_step, x, xa, x_step, w, wa, rows, length, begin):
+    """As :func:`_block_33` for 1 kernel row x 3 tap columns."""
     one, two = np.uint64(1), np.uint64(2)
     w0, w1, w2 = w[wa], w[wa + one], w[wa + two]
-    for p in range(pairs):
-        r0 = xa + p * x_step
-        r1 = r0 + row
-        y0 = ya + p * y_step
-        y1 = y0 + (y_step >> one)
+    for r in range(rows):
+        r0 = xa + r * x_step
+        y0 = ya + r * y_step
         if begin:
             for i in range(length):
                 y[y0 + i] = w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i]
-                y[y1 + i] = w0 * x[r1 + i] + w1 * x[r1 + one + i] + w2 * x[r1 + two + i]
         else:
             for i in range(length):
                 y[y0 + i] += w0 * x[r0 + i] + w1 * x[r0 + one + i] + w2 * x[r0 + two + i]
-                y[y1 + i] += w0 * x[r1 + i] + w1 * x[r1 + one + i] + w2 * x[r1 + two + i]
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pairs_31(y, ya, y_step, x, xa, x_step, row, w, wa, w_row, pairs, length, begin):
-    """As :func:`_pairs_33` for 3 kernel rows x 1 tap column."""
-    one, two = np.uint64(1), np.uint64(2)
+def _block_31(y, ya, y_step, x, xa, x_step, k_step, w, wa, w_row, rows, length, begin):
+    """As :func:`_block_33` for 3 kernel rows x 1 tap column."""
+    two = np.uint64(2)
     w0, w1, w2 = w[wa], w[wa + w_row], w[wa + two * w_row]
-    for p in range(pairs):
-        r0 = xa + p * x_step
-        r1 = r0 + row
-        r2 = r1 + row
-        r3 = r2 + row
-        y0 = ya + p * y_step
-        y1 = y0 + (y_step >> one)
+    for r in range(rows):
+        r0 = xa + r * x_step
+        r1 = r0 + k_step
+        r2 = r1 + k_step
+        y0 = ya + r * y_step
         if begin:
             for i in range(length):
-                b, d = x[r1 + i], x[r2 + i]
-                y[y0 + i] = w0 * x[r0 + i] + w1 * b + w2 * d
-                y[y1 + i] = w0 * b + w1 * d + w2 * x[r3 + i]
+                y[y0 + i] = w0 * x[r0 + i] + w1 * x[r1 + i] + w2 * x[r2 + i]
         else:
             for i in range(length):
-                b, d = x[r1 + i], x[r2 + i]
-                y[y0 + i] += w0 * x[r0 + i] + w1 * b + w2 * d
-                y[y1 + i] += w0 * b + w1 * d + w2 * x[r3 + i]
+                y[y0 + i] += w0 * x[r0 + i] + w1 * x[r1 + i] + w2 * x[r2 + i]
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pairs_11(y, ya, y_step, x, xa, x_step, row, w, wa, pairs, length, begin):
-    """As :func:`_pairs_33` for a single tap."""
-    one = np.uint64(1)
+def _block_11(y, ya, y_step, x, xa, x_step, w, wa, rows, length, begin):
+    """As :func:`_block_33` for a single tap."""
     w0 = w[wa]
-    for p in range(pairs):
-        r0 = xa + p * x_step
-        r1 = r0 + row
-        y0 = ya + p * y_step
-        y1 = y0 + (y_step >> one)
+    for r in range(rows):
+        r0 = xa + r * x_step
+        y0 = ya + r * y_step
         if begin:
             for i in range(length):
                 y[y0 + i] = w0 * x[r0 + i]
-                y[y1 + i] = w0 * x[r1 + i]
         else:
             for i in range(length):
                 y[y0 + i] += w0 * x[r0 + i]
-                y[y1 + i] += w0 * x[r1 + i]
 
 
 @njit(cache=True, fastmath={"contract"})
-def _border(y, y_row, y_gap, x, x_row, x_gap, w, w_row, kernel_w, kh_count, stride_w, columns, column_taps,
-            rows, c0, c1, starting, counting):
-    """Output columns ``[c0, c1)`` of ``rows`` rows from ``y_row`` (``y_gap`` apart) += their taps on
-    real input, column by column.
+def _border_column(y, ya, y_step, x, xa, x_rows, k_step, w, wa, w_row, kernel_h, kw0, kw1, rows, begin):
+    """One border column of ``rows`` interior rows += its taps on real input, the tap columns
+    ``[kw0, kw1)`` (of every kernel row), one tap at a time down the column.
 
-    ``x_row``, ``w_row``: the first output row's input row and the weights of the first kernel row
-    that lands on real input, ``kh_count`` kernel rows, ``x_gap`` apart in ``x`` (so are the output
-    rows' input rows); ``column_taps[ow]``: the tap columns ``[first, end)`` whose input column for
-    output column ``ow`` is real.  (mults, adds) when counting.
+    Output row ``r``'s element is ``y[ya + r * y_step]``; tap ``(kh, kw)`` reads
+    ``x[xa + r * x_rows + kh * k_step + kw - kw0]`` and ``w[wa + kh * w_row + kw - kw0]``.
+    ``begin``: the first tap starts the sums.
     """
-    mults = 0
-    adds = 0
-    for r in range(rows):
-        m, a = _border_row(y, y_row + r * y_gap, x, x_row + r * x_gap, x_gap, w, w_row, kernel_w, kh_count,
-                           stride_w, columns, column_taps, c0, c1, starting, counting)
-        mults += m
-        adds += a
-    return mults, adds
-
-
-@njit(cache=True, inline="always")
-def _border_row(y, y_row, x, x_row, x_gap, w, w_row, kernel_w, kh_count, stride_w, columns, column_taps,
-                c0, c1, starting, counting):
-    mults = 0
-    adds = 0
-    for ow in range(c0, c1):
-        kw0, kw1 = column_taps[ow, 0], column_taps[ow, 1]
-        if kw1 == kw0 or kh_count == 0:
-            continue  # no tap of this output lands on real input
-        x_col = x_row + ow * stride_w
-        total = w[w_row + kw0] * x[x_col + columns[kw0, 2]]  # the first product starts the sum
-        for kh in range(kh_count):
-            for kw in range(kw0 + 1 if kh == 0 else kw0, kw1):
-                total += w[w_row + kh * kernel_w + kw] * x[x_col + kh * x_gap + columns[kw, 2]]
-        if starting:
-            y[y_row + ow] = total
-        else:
-            y[y_row + ow] += total
-        if counting:
-            terms = kh_count * (kw1 - kw0)
-            mults += terms
-            adds += terms - 1 if starting else terms
-    return mults, adds
+    for kh in range(kernel_h):
+        for kw in range(kw1 - kw0):
+            wt = w[wa + kh * w_row + kw]
+            x0 = xa + kh * k_step + kw
+            if begin and kh == 0 and kw == 0:
+                for r in range(rows):
+                    y[ya + r * y_step] = wt * x[x0 + r * x_rows]
+            else:
+                for r in range(rows):
+                    y[ya + r * y_step] += wt * x[x0 + r * x_rows]
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -528,14 +479,14 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     """One task of the planes nest: output channels ``block`` of ``group``, rows ``band``, image ``n``.
 
     ``w`` is the flat weight in its own layout (C_out, C_in/g, KH, KW); ``layer``, ``columns`` as
-    in :func:`_row`; ``column_taps`` as in :func:`_border`; ``plan`` = (first interior column,
-    end of the interior columns, rows per band, bands, whether rows are fused in pairs: stride
-    and dilation 1).  (mults, adds) when
-    counting.
+    in :func:`_row`; ``column_taps[ow]``: the tap columns ``[first, end)`` whose input column for output column ``ow`` is real; ``plan`` = (first interior column,
+    end of the interior columns, first interior row, end of the interior rows, rows per band,
+    bands, whether interior rows run by tap blocks: stride and dilation 1 along columns).
+    (mults, adds) when counting.
     """
     (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
-    inner_lo, inner_hi, band_rows, _, fused = plan
+    inner_lo, inner_hi, rows_lo, rows_hi, band_rows, _, fused = plan
     co_first = group * out_per_group + block * PLANE_BLOCK
     co_end = min(co_first + PLANE_BLOCK, (group + 1) * out_per_group)
     oh_first = band * band_rows
@@ -549,18 +500,16 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     inner = np.uint64(max(0, inner_hi - inner_lo))
     left_end = inner_lo if inner > 0 else out_width  # border columns: [0, left_end) and [right, OW)
     right = inner_hi if inner > 0 else out_width
-    has_border = left_end > 0 or right < out_width
-    row = np.uint64(width)
     w_row = np.uint64(kernel_w)
     x_step = np.uint64(stride_w)
     row_gap = dilation_h * width
     blocks = stride_w == 1  # blocks of kernel rows need contiguous input rows (see _streams)
-    # the fused rows: pairs of rows from the first whose kernel rows are all real
-    pair_first = max(oh_first, pad_top)
-    pair_end = min(oh_end, height - kernel_h + 1 + pad_top)
-    pairs = np.uint64(max(0, pair_end - pair_first) // 2 if fused else 0)
-    y_step = np.uint64(2 * out_width)
-    x_step2 = np.uint64(2 * width)
+    # the fused rows: those all of whose kernel rows are real, a range (see _plane_plan)
+    fused_first = max(oh_first, rows_lo)
+    fused_rows = np.uint64(max(0, min(oh_end, rows_hi) - fused_first) if fused else 0)
+    y_step = np.uint64(out_width)
+    x_rows = np.uint64(stride_h * width)
+    k_step = np.uint64(row_gap)
     mults = 0
     adds = 0
     for ci in range(in_per_group):
@@ -569,48 +518,55 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
         for co in range(co_first, co_end):
             w_channel = (co * in_per_group + ci) * kernel_h * kernel_w
             y_channel = (n * out_channels + co) * out_height
-            if pairs > 0:
-                # the fused rows, every kernel row of which is real: interior columns in pairs of rows
-                x_top = (x_channel + pair_first - pad_top) * width
-                y_top = (y_channel + pair_first) * out_width
-                one = np.uint64(1)
-                for p in range(pairs):
-                    # one pair per call: over several pairs LLVM checks the two rows' whole spans,
-                    # which interleave, for overlap and falls back to scalar code
-                    x_pair = x_top + 2 * p * width
-                    y_pair = np.uint64(y_top + 2 * p * out_width + inner_lo)
-                    first = starting
-                    kh = 0
-                    while kh < kernel_h and inner > 0:
-                        tall = kernel_h - kh >= 3
-                        kw = 0
-                        while kw < kernel_w:
-                            wide = kernel_w - kw >= 3
-                            xa = np.uint64(x_pair + kh * width + inner_lo + columns[kw, 2])
-                            wa = np.uint64(w_channel + kh * kernel_w + kw)
-                            if tall and wide:
-                                _pairs_33(y, y_pair, y_step, x, xa, x_step2, row, w, wa, w_row, one, inner, first)
-                            elif tall:
-                                _pairs_31(y, y_pair, y_step, x, xa, x_step2, row, w, wa, w_row, one, inner, first)
-                            elif wide:
-                                _pairs_13(y, y_pair, y_step, x, xa, x_step2, row, w, wa, one, inner, first)
-                            else:
-                                _pairs_11(y, y_pair, y_step, x, xa, x_step2, row, w, wa, one, inner, first)
-                            if counting:
-                                taps = (3 if tall else 1) * (3 if wide else 1)
-                                mults += 2 * taps * inner
-                                adds += 2 * (taps - 1 if first else taps) * inner
-                            first = False
-                            kw += 3 if wide else 1
-                        kh += 3 if tall else 1
-                if has_border:
-                    for c0, c1 in ((0, left_end), (right, out_width)):
-                        m, a = _border(y, y_top, out_width, x, x_top, width, w, w_channel, kernel_w, kernel_h, 1,
-                                       columns, column_taps, 2 * np.int64(pairs), c0, c1, starting, counting)
-                        mults += m
-                        adds += a
+            if fused_rows > 0:
+                # the rows every kernel row of which is real: interior columns by tap blocks
+                x_top = (x_channel + fused_first * stride_h - pad_top) * width
+                y_top = (y_channel + fused_first) * out_width
+                first = starting
+                kh = 0
+                while kh < kernel_h and inner > 0:
+                    tall = kernel_h - kh >= 3
+                    kw = 0
+                    while kw < kernel_w:
+                        wide = kernel_w - kw >= 3
+                        xa = np.uint64(x_top + kh * row_gap + inner_lo + columns[kw, 2])
+                        wa = np.uint64(w_channel + kh * kernel_w + kw)
+                        ya = np.uint64(y_top + inner_lo)
+                        if tall and wide:
+                            _block_33(y, ya, y_step, x, xa, x_rows, k_step, w, wa, w_row, fused_rows, inner, first)
+                        elif tall:
+                            _block_31(y, ya, y_step, x, xa, x_rows, k_step, w, wa, w_row, fused_rows, inner, first)
+                        elif wide:
+                            _block_13(y, ya, y_step, x, xa, x_rows, w, wa, fused_rows, inner, first)
+                        else:
+                            _block_11(y, ya, y_step, x, xa, x_rows, w, wa, fused_rows, inner, first)
+                        if counting:
+                            taps = (3 if tall else 1) * (3 if wide else 1)
+                            mults += np.int64(fused_rows) * taps * inner
+                            adds += np.int64(fused_rows) * (taps - 1 if first else taps) * inner
+                        first = False
+                        kw += 3 if wide else 1
+                    kh += 3 if tall else 1
+                ow = 0
+                while ow < out_width:  # the border columns: [0, left_end) and [right, OW)
+                    if ow == left_end:
+                        ow = right
+                        if ow >= out_width:
+                            break
+                    kw0, kw1 = column_taps[ow, 0], column_taps[ow, 1]
+                    ow += 1
+                    if kw1 == kw0:
+                        continue  # no tap of this column lands on real input
+                    xa = np.uint64(x_top + ow - 1 + columns[kw0, 2])
+                    wa = np.uint64(w_channel + kw0)
+                    _border_column(y, np.uint64(y_top + ow - 1), y_step, x, xa, x_rows, k_step, w, wa, w_row,
+                                   np.uint64(kernel_h), np.uint64(kw0), np.uint64(kw1), fused_rows, starting)
+                    if counting:
+                        terms = kernel_h * (kw1 - kw0)
+                        mults += np.int64(fused_rows) * terms
+                        adds += np.int64(fused_rows) * (terms - 1 if starting else terms)
             for oh in range(oh_first, oh_end):
-                if pair_first <= oh < pair_first + 2 * np.int64(pairs):
+                if fused_first <= oh < fused_first + np.int64(fused_rows):
                     continue
                 # one row, kernel rows of one channel in blocks of up to 3, padded columns
                 # skipped tap by tap
@@ -637,7 +593,7 @@ def _planes(x, w, bias, layer, plan, columns, column_taps, y, counting):
     batch, out_channels, out_per_group = layer[0], layer[4], layer[14]
     groups = out_channels // out_per_group
     blocks = (out_per_group + PLANE_BLOCK - 1) // PLANE_BLOCK
-    bands = plan[3]
+    bands = plan[5]
     mults = 0
     adds = 0
     for task in prange(batch * groups * blocks * bands):
@@ -656,17 +612,16 @@ def _plane_plan(g: ConvGeometry, columns: np.ndarray) -> tuple[tuple[int, ...], 
     inner_hi = int(columns[:, 1].min())
     blocks = -(-g.out_channels_per_group // PLANE_BLOCK)
     band_rows = max(2, BAND_ELEMENTS // (min(PLANE_BLOCK, g.out_channels_per_group) * max(1, g.out_width)))
-    band_rows += band_rows % 2  # pairs of rows stay within a band
     bands = -(-g.out_height // band_rows)
     # fewer tasks than four per thread: split the rows further so that every core has work
     tasks = g.batch * g.groups * blocks
     wanted = -(-4 * numba.get_num_threads() // tasks)
     if bands < wanted:
         band_rows = max(2, -(-g.out_height // wanted))
-        band_rows += band_rows % 2
         bands = -(-g.out_height // band_rows)
-    fused = g.stride == (1, 1) and g.dilation == (1, 1)
-    plan = (inner_lo, inner_hi, band_rows, bands, fused)
+    rows = _axis_ranges(g, 0)
+    fused = g.stride[1] == 1 and g.dilation[1] == 1
+    plan = (inner_lo, inner_hi, int(rows[:, 0].max()), int(rows[:, 1].min()), band_rows, bands, fused)
     taps = np.zeros((g.out_width, 2), dtype=np.int64)
     for ow in range(g.out_width):
         valid = [kw for kw in range(g.kernel_w) if columns[kw, 0] <= ow < columns[kw, 1]]
