@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 import npconv
 from npconv.errors import ConvMemoryError
+from npconv.geometry import ConvGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 
 from oracles import assert_conv_close, assert_counts_equal_formulas
@@ -78,11 +80,11 @@ def test_any_memory_layout_gives_the_same_result(layout):
         x2.flags.writeable = w2.flags.writeable = False
     y, counts = npconv.conv2d(x2, w2, padding=1, method=METHOD, count=True)
     np.testing.assert_array_equal(y, expected)
-    copied = 0 if x2.flags.c_contiguous else x.nbytes
-    assert counts.workspace_bytes == copied + w.nbytes  # the transposed weight is always a copy
+    copied = (0 if x2.flags.c_contiguous else x.nbytes) + (0 if w2.flags.c_contiguous else w.nbytes)
+    assert counts.workspace_bytes == copied  # the planes nest reads the weight in its own layout
 
 
-@pytest.mark.parametrize("loop", ["rows", "pixels"])
+@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
 @given(layer=layers(max_group_channels=10), dtype=st.sampled_from(DTYPES))
 def test_both_loop_nests_match_scipy_and_count_exactly(loop, layer, dtype):
     """Each loop nest on every layer, whichever one choose_loop would pick."""
@@ -102,8 +104,100 @@ def test_the_loop_nest_is_chosen_by_row_length_stride_and_channels():
     from npconv.kernels.direct import choose_loop
 
     chosen = {name: choose_loop(g) for name, g in BENCHMARK_LAYERS.items()}
-    assert chosen == {"seed 5x5": "pixels", "seed 5x5 p1": "pixels", "resnet 3x3": "rows", "stem s2": "pixels",
-                      "depthwise 3x3": "rows", "pointwise 1x1": "rows", "large 7x7": "rows"}
+    assert chosen == {"seed 5x5": "pixels", "seed 5x5 p1": "pixels", "resnet 3x3": "planes", "stem s2": "pixels",
+                      "depthwise 3x3": "rows", "pointwise 1x1": "pixels", "large 7x7": "planes"}
+
+
+@st.composite
+def plane_layers(draw):
+    """Standard and grouped (not depthwise) layers that run the planes nest's every path: more than
+    one block of 16 output channels, kernels up to 7 (3 x 3 tap blocks and their remainders),
+    interior rows and columns beside border ones, any stride, dilation and padding."""
+    return draw(layers(max_batch=2, max_groups=2, max_group_channels=20, max_kernel=7, max_stride=2,
+                       max_dilation=2, max_pad=3, max_extra=12))
+
+
+@given(layer=plane_layers(), dtype=st.sampled_from(DTYPES))
+def test_planes_match_scipy_and_count_exactly_on_larger_layers(layer, dtype, thread_count):
+    from npconv.kernels import direct
+
+    x, w, b = layer.arrays(dtype)
+    g = layer.geometry
+    runs = {}
+    for threads in (1, 2):  # the rows are split into more bands on more threads
+        with thread_count(threads):
+            runs[threads] = direct.conv2d(x, w, b, g, count=True, workspace_limit=2**30, loop="planes")
+    (y, counts), (y2, counts2) = runs[1], runs[2]
+    fast, _ = direct.conv2d(x, w, b, g, count=False, workspace_limit=2**30, loop="planes")
+    assert_conv_close(y, x, w, b, g)
+    np.testing.assert_array_equal(y, fast)
+    np.testing.assert_array_equal(y, y2)
+    assert counts == counts2
+    assert_counts_equal_formulas(counts, g, METHOD, "effective")
+
+
+@pytest.fixture(scope="module")
+def thread_count():
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+
+    @contextmanager
+    def limit(threads: int):
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            with controller.limit(limits=threads):
+                yield
+        finally:
+            numba.set_num_threads(before)
+
+    return limit
+
+
+@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
+def test_out_receives_the_result(loop):
+    from npconv.kernels import direct
+
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 9, 7, 8)), rng.standard_normal((20, 9, 3, 3)), rng.standard_normal(20)
+    g = ConvGeometry.from_shapes(x.shape, w.shape, b.shape, padding=1)
+    out = np.full(g.output_shape, np.nan)
+    y, counts = direct.conv2d(x, w, b, g, count=True, workspace_limit=2**30, loop=loop, out=out)
+    expected, expected_counts = direct.conv2d(x, w, b, g, count=True, workspace_limit=2**30, loop=loop)
+    assert y is out
+    np.testing.assert_array_equal(out, expected)
+    assert counts == expected_counts
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "strided", "read-only", "list"])
+def test_a_bad_out_is_refused_naming_it(bad):
+    from npconv.errors import ConvArgumentError
+    from npconv.kernels import direct
+
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    g = ConvGeometry.from_shapes(x.shape, w.shape, None)
+    out = {"shape": np.empty((1, 3, 4, 3)), "dtype": np.empty((1, 3, 3, 3), np.float32),
+           "strided": np.empty((1, 3, 3, 6))[..., ::2], "read-only": np.empty((1, 3, 3, 3)),
+           "list": [[0.0]]}[bad]
+    if bad == "read-only":
+        out.flags.writeable = False
+    with pytest.raises(ConvArgumentError, match=r"^out: expected"):
+        direct.conv2d(x, w, None, g, workspace_limit=2**30, out=out)
+
+
+@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
+def test_writable_and_read_only_inputs_share_one_compiled_variant(loop):
+    from npconv.kernels import direct
+
+    kernel = {"rows": direct._rows, "pixels": direct._pixel_rows, "planes": direct._planes}[loop]
+    x, w = np.ones((1, 16, 6, 6), np.float32), np.ones((16, 16, 3, 3), np.float32)
+    g = ConvGeometry.from_shapes(x.shape, w.shape, None, padding=1)
+    direct.conv2d(x, w, None, g, workspace_limit=2**30, loop=loop)
+    before = len(kernel.signatures)
+    x.flags.writeable = w.flags.writeable = False
+    direct.conv2d(x, w, None, g, workspace_limit=2**30, loop=loop)
+    assert len(kernel.signatures) == before
 
 
 # ---------------------------------------------------------------------- counts
