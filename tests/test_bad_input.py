@@ -256,6 +256,8 @@ CLI_CASES = [
     ("check", "--tolerance", ["--tolerance", "loose"], "--tolerance: expected 'exact', 'digits'"),
     ("check", "--readings", ["--readings", "stride"], "--readings: expected reading names among"),
     ("check", "--require-working", ["--require-working=1"], "argument --require-working: ignored explicit"),
+    ("check", "--exercise", ["--exercise", "/no/such/sheet.toml"], "FILE: expected a claims file with --exercise"),
+    ("check", "--answers", ["--answers=1"], "argument --answers: ignored explicit argument '1'"),
     ("check", "--json", ["--json=1"], "argument --json: ignored explicit argument '1'"),
     ("measure", "--methods", ["--methods", "fastest"], "--methods: expected comma-separated methods among"),
     ("measure", "--methods", ["--methods", ""], "--methods: expected comma-separated methods among"),

@@ -36,7 +36,9 @@ Where to look: :mod:`~npconv.claims.answers` (the quantities and their
 right answers), :mod:`~npconv.claims.written` (written values and
 arithmetic), :mod:`~npconv.claims.sheets` (claims files and inline
 claims), :mod:`~npconv.claims.readings` (the search and the verdict),
-:mod:`~npconv.claims.report` (the report, its score, its text and JSON).
+:mod:`~npconv.claims.report` (the report, its score, its text and JSON),
+:mod:`~npconv.claims.exercises` (exercise sheets: questions without values, a
+student's answers graded against the teacher's sheet, the model answers).
 """
 
 from npconv.claims.answers import (
@@ -57,6 +59,7 @@ from npconv.claims.readings import (
     COSTS,
     HOLDS,
     MAX_CHANGES,
+    NOT_ANSWERED,
     READING,
     SLIP,
     VERDICTS,
@@ -101,6 +104,7 @@ __all__ = [
     "HOLDS",
     "LENGTH_KINDS",
     "MAX_CHANGES",
+    "NOT_ANSWERED",
 
     "PARTS",
     "PART_KINDS",

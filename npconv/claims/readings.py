@@ -66,6 +66,8 @@ from npconv.question import Question
 
 HOLDS, READING, SLIP, WRONG = "holds", "holds under another reading", "slip", "wrong"
 VERDICTS = (HOLDS, READING, SLIP, WRONG)
+#: The verdict of a question of an exercise sheet left unanswered (no value written): no search, no credit.
+NOT_ANSWERED = "not answered"
 
 #: What each kind of change costs an explanation; the cheapest explanation is the verdict.
 COSTS = {"reading": 1.0, "carried": 1.5, "slip": 2.0, "misconception": 3.0, "wrong value": 3.0,
@@ -596,7 +598,7 @@ def carried_values(claims: Sequence[Claim]) -> dict[Fraction | int, Claim]:
     """The numeric values written for claims -> the first claim that wrote each."""
     values: dict[Fraction | int, Claim] = {}
     for c in claims:
-        if not isinstance(c.written.value, tuple) and c.written.tolerance == 0:
+        if c.written is not None and not isinstance(c.written.value, tuple) and c.written.tolerance == 0:
             values.setdefault(c.written.value, c)
     return values
 
@@ -605,6 +607,7 @@ __all__ = [
     "COSTS",
     "HOLDS",
     "MAX_CHANGES",
+    "NOT_ANSWERED",
     "READING",
     "SEVERITY",
     "SLIP",
