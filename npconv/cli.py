@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import NoReturn
 
 from npconv import __version__
-from npconv.errors import EXIT_STATUSES, ConvArgumentError
+from npconv.errors import EXIT_STATUSES, ConvArgumentError, cut
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
 from npconv.question import QUESTION_KEYS, Question, flag_name, parse_input, parse_padding, parse_pair
 
@@ -157,8 +159,20 @@ and nesting): see npconv.limits.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose one-line errors stay one line: what was typed is echoed with its
+    control characters escaped (a carriage return or an escape sequence in an argument would otherwise
+    break the line or reach the terminal) and cut to a line's length."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(cut(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message), 400))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="npconv",
         description="Convolution from scratch, with kernels that count their own arithmetic.",
         epilog=_EPILOG,
