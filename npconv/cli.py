@@ -81,15 +81,12 @@ def _explain(args: argparse.Namespace) -> int:
 def _fast_methods(text: str | None, argument: str = "--method") -> tuple[str, ...]:
     """The fast algorithms named in ``text`` (comma-separated), for ``explain --method``."""
     from npconv.formulas import ALGORITHM_METHODS
+    from npconv.kernels import choose_methods
 
     if text is None:
         return ()
-    chosen = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    if not chosen or any(m not in ALGORITHM_METHODS for m in chosen):
-        raise ConvArgumentError(argument, f"comma-separated fast methods among {', '.join(ALGORITHM_METHODS)} "
-                                "(the others count the layer's own dense and effective numbers, shown anyway)",
-                                repr(text))
-    return chosen
+    return choose_methods(text, tuple(ALGORITHM_METHODS), argument, "comma-separated fast methods among",
+                          "the others count the layer's own dense and effective numbers, shown anyway")
 
 
 def _layer_defaults() -> argparse.Namespace:
