@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from npconv import __version__
-from npconv.errors import EXIT_STATUSES, ConvArgumentError, cut
+from npconv.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_STATUSES, ConvArgumentError, cut
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
 from npconv.question import QUESTION_KEYS, Question, flag_name, parse_input, parse_padding, parse_pair
 
@@ -541,12 +542,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit where Python can only complain
+        return status
     except ConvArgumentError as error:
         # A bad flag, file or value: say which and why, as argparse does, without a traceback, and exit
         # with the status of its kind (2 a bad value, 4 too large for memory, 5 a file, 6 a package).
         print(f"npconv {args.command}: error: {error}", file=sys.stderr)
         return error.exit_status
+    except KeyboardInterrupt:  # train reports its own interruption; elsewhere there is nothing to keep
+        print(f"npconv {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whatever is still buffered goes nowhere: the reader is gone, and Python would otherwise
+        # report the failed flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -596,3 +596,17 @@ def test_argparse_errors_stay_one_short_line_whatever_was_typed(capsys, typed):
     usage, message = err.strip().splitlines()
     assert usage.startswith("usage: npconv") and message.startswith("npconv: error: unrecognized arguments: ")
     assert message.isprintable() and len(message) < 500
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """``npconv ... | head``: the reader is gone before anything is written; the command stops with
+    status 141 (128 + SIGPIPE, as shells report it) and no traceback or complaint at exit."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "npconv", "model", "vgg16", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the interpreter has even started: every write fails
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, err
+    assert err == ""
