@@ -386,7 +386,8 @@ answers, with working: npconv check --answers SHEET.
 verdicts: holds; holds if (only under a reading of the question the rules allow, named: another
 padding, the bias convention); slip (a number copied wrong, arithmetic that does not give the value
 written, a value rounded, working missing where required); wrong (a classic misconception, named,
-or no explanation). The right value, with its working, is always shown. Written working is
+or no explanation); not answered (a question of an exercise sheet without a value). The right
+value, with its working, is shown for every answered claim. Written working is
 evaluated first and compared with the formula by algebra: a reading the working contradicts is
 never the verdict. Score: 1 per claim that holds, reading_credit (1) under an allowed reading,
 slip_credit (0.5) per slip, 0 when wrong.

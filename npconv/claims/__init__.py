@@ -19,12 +19,15 @@ what it writes (:mod:`~npconv.claims.readings`):
 ``wrong``
     a classic misconception (:mod:`~npconv.claims.misconceptions`, named and
     explained), a wrong value in the working, a reading the rules do not
-    allow, or nothing explains it.
+    allow, or nothing explains it;
+``not answered``
+    a question of an exercise sheet with no value written: no credit, and
+    its right value is not shown (:mod:`~npconv.claims.exercises`).
 
 Written working comes first: it is evaluated, and read by algebra as the
 formula's symbols (:mod:`~npconv.claims.algebra`), so a reading it
 contradicts is never the verdict.  The right value as asked, with its
-working, is always given.  The teacher's rules (:mod:`~npconv.claims.rules`)
+working, is always given (to the grader; not in the report of a question not answered).  The teacher's rules (:mod:`~npconv.claims.rules`)
 set the tolerance, the readings allowed, whether working is required and what
 each verdict earns in the score (:mod:`~npconv.claims.report`).
 
