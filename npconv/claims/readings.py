@@ -30,6 +30,9 @@ The search is bounded by construction: candidate paddings are the plausible ones
 those the claim writes or one keystroke away, at most two changes at once, and at most
 :attr:`Rules.budget <npconv.claims.rules.Rules>` candidate settings evaluated per claim; a verdict
 says when the budget stopped its search.
+
+Size: the search (candidate changes, their combinations, the evaluation and the verdict)
+is one algorithm whose steps share the cost order; its sections follow those steps.
 """
 
 from __future__ import annotations
