@@ -162,7 +162,7 @@ def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, 
         _streams_1(y, y_at, x, x_at, x_step, w, w_at, length, begin)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath={"contract"})
 def _pass(streams, y, y_row, x, x_row, x_gap, x_step, w, w_tap, w_kw, w_step, columns, starting, counting):
     """Add one stream block's products for every tap column kw to an output row.
 
