@@ -38,10 +38,13 @@ no addition), and the kernel executes exactly that.  The tallies are
 per-task partial sums that Numba's ``prange`` reduction combines, so they
 do not depend on the thread count.
 
-Two loop nests.  The row loop above vectorises along output rows; when rows
-are short or strided and a group has at least 16 output channels (the seed
-and stem layers), :func:`_pixels` vectorises along output channels instead
-(:func:`choose_loop`).
+Three loop nests (:func:`choose_loop`).  The row loop above vectorises along
+output rows one row per task (depthwise layers); when rows are short or
+strided, or the kernel is 1x1, and a group has at least 16 output channels
+(the seed, stem and pointwise layers), :func:`_pixels` vectorises along
+output channels instead; the others run the planes nest (see its section),
+a block of output channels per task whose interior is summed by blocks of
+3 x 3 taps.
 
 Compilation happens on first use of ``method="direct"`` (this module is
 imported only then) and is cached on disk (``cache=True``), per dtype;
@@ -738,7 +741,8 @@ def conv2d(
     else:
         w = weight  # (C_out, C_in/g, KH, KW): a (co, ci) pair's taps are adjacent
     # both copies are alive at once: the workspace limit bounds their sum, checked before either is made
-    copies = {name: a.nbytes for name, a in (("x", x), ("the transposed weight", w)) if not a.flags.c_contiguous}
+    weight_name = "the weight" if loop == "planes" else "the transposed weight"
+    copies = {name: a.nbytes for name, a in (("x", x), (weight_name, w)) if not a.flags.c_contiguous}
     if copies:
         ensure_workspace_fits(sum(copies.values()), workspace_limit,
                               f"contiguous copies of {' and '.join(copies)} ({sum(copies.values()):,} bytes)")
