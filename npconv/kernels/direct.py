@@ -457,6 +457,26 @@ def _block_11(y, ya, y_step, x, xa, x_step, w, wa, rows, length, begin):
 
 
 @njit(cache=True, fastmath={"contract"})
+def _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, wa, rows, length, begin):
+    """As :func:`_block_11` for 4 input channels at once (a 1x1 kernel): input channel ``k``'s row
+    ``r`` starts at ``xa + k * c_gap + r * x_rows``, its weight is ``w[wa + k]``."""
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
+    w0, w1, w2, w3 = w[wa], w[wa + one], w[wa + two], w[wa + three]
+    for r in range(rows):
+        r0 = xa + r * x_rows
+        r1 = r0 + c_gap
+        r2 = r1 + c_gap
+        r3 = r2 + c_gap
+        y0 = ya + r * y_step
+        if begin:
+            for i in range(length):
+                y[y0 + i] = (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+        else:
+            for i in range(length):
+                y[y0 + i] += (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+
+
+@njit(cache=True, fastmath={"contract"})
 def _border_column(y, ya, y_step, x, xa, x_rows, k_step, w, wa, w_row, kernel_h, kw0, kw1, rows, begin):
     """One border column of ``rows`` interior rows += its taps on real input, the tap columns
     ``[kw0, kw1)`` (of every kernel row), one tap at a time down the column.
@@ -515,11 +535,29 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     k_step = np.uint64(row_gap)
     mults = 0
     adds = 0
-    for ci in range(in_per_group):
+    # a 1x1 kernel has one tap: blocks of 4 input channels make the products per output row
+    channel_blocks = kernel_h == 1 and kernel_w == 1 and fused
+    c_gap = np.uint64(height * width)
+    ci = 0
+    while ci < in_per_group:
         starting = not has_bias and ci == 0  # the first term to reach an output starts its sum
         x_channel = (n * in_channels + group * in_per_group + ci) * height
+        if channel_blocks and in_per_group - ci >= 4:
+            # only the interior of a 1x1 kernel's output reads real input
+            for co in range(co_first, co_end):
+                if fused_rows > 0 and inner > 0:
+                    xa = np.uint64((x_channel + fused_first * stride_h - pad_top) * width + inner_lo + columns[0, 2])
+                    ya = np.uint64(((n * out_channels + co) * out_height + fused_first) * out_width + inner_lo)
+                    _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, np.uint64(co * in_per_group + ci),
+                                    fused_rows, inner, starting)
+                    if counting:
+                        mults += 4 * np.int64(fused_rows) * inner
+                        adds += (3 if starting else 4) * np.int64(fused_rows) * inner
+            ci += 4
+            continue
+        ci += 1
         for co in range(co_first, co_end):
-            w_channel = (co * in_per_group + ci) * kernel_h * kernel_w
+            w_channel = (co * in_per_group + ci - 1) * kernel_h * kernel_w
             y_channel = (n * out_channels + co) * out_height
             if fused_rows > 0:
                 # the rows every kernel row of which is real: interior columns by tap blocks
@@ -672,15 +710,14 @@ LOOPS = ("rows", "pixels", "planes")
 def choose_loop(g: ConvGeometry) -> str:
     """The loop nest that runs ``g`` fastest (measured on the benchmark layers, float32).
 
-    When a group has at least 16 output channels and the rows are short or strided, there are
-    few input channels, or the kernel is 1x1 (the seed, stem and pointwise layers), vectorising
-    over output channels (pixels) is fastest.  Otherwise planes, whose tap blocks make the most
-    products per load and store of an output row (resnet 3x3, large 7x7) -- except for
-    depthwise layers (one input channel per group), which use rows.
+    When a group has at least 16 output channels and the rows are short or strided, or there
+    are few input channels (the seed and stem layers), vectorising over output channels
+    (pixels) is fastest.  Otherwise planes, whose blocks of taps (of input channels, for a 1x1
+    kernel) make the most products per load and store of an output row (resnet 3x3, large 7x7,
+    pointwise 1x1) -- except for depthwise layers (one input channel per group), which use rows.
     """
     short_or_strided = g.out_width < 32 or g.stride[1] > 1 or g.in_channels_per_group < CHANNEL_BLOCK
-    pointwise = (g.kernel_h, g.kernel_w) == (1, 1)
-    if g.out_channels_per_group >= 16 and (short_or_strided or pointwise):
+    if g.out_channels_per_group >= 16 and short_or_strided:
         return "pixels"
     return "rows" if g.in_channels_per_group == 1 else "planes"
 
