@@ -62,6 +62,7 @@ from numba import njit, prange
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
 from npconv.gradients import GradCounts, Grads
+from npconv.kernels import direct_depthwise
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -359,8 +360,9 @@ def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(array), array.nbytes
 
 
-#: The two loop nests: "rows" vectorises along output rows, "pixels" along output channels.
-LOOPS = ("rows", "pixels")
+#: The loop nests: "rows" vectorises along output rows, "pixels" along output channels, and
+#: "depthwise" (groups == C_in only) runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
+LOOPS = ("rows", "pixels", "depthwise")
 
 
 def choose_loop(g: ConvGeometry) -> str:
@@ -369,8 +371,11 @@ def choose_loop(g: ConvGeometry) -> str:
     Rows vectorise well when they are long, read contiguously (stride 1) and
     have 8 input channels to block; otherwise, when a group has at least 16
     output channels, vectorising over them is faster (the seed and stem
-    layers).  Depthwise layers (one output channel per group) use rows.
+    layers).  Depthwise layers (groups == C_in, any depth multiplier) have
+    their own loops.
     """
+    if g.groups == g.in_channels:
+        return "depthwise"
     short_or_strided = g.out_width < 32 or g.stride[1] > 1 or g.in_channels_per_group < CHANNEL_BLOCK
     return "pixels" if g.out_channels_per_group >= 16 and short_or_strided else "rows"
 
@@ -385,6 +390,7 @@ def conv2d(
     count: bool = False,
     workspace_limit: int,
     loop: str | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer with the compiled loops.
 
@@ -397,16 +403,21 @@ def conv2d(
     convention : ``"effective"`` (padded taps are skipped, so that is what runs)
     count : run the counting variant and return its tallies
     workspace_limit : bytes that contiguous copies of the operands may take
-    loop : ``"rows"`` or ``"pixels"`` to force a loop nest (tests); default
-        :func:`choose_loop`
+    loop : one of :data:`LOOPS` to force a loop nest (tests; ``"depthwise"`` needs
+        groups == C_in); default :func:`choose_loop`
+    out : optional C-contiguous, writable array of the output's shape and ``x.dtype`` to write into
 
     Returns
     -------
-    y : (N, C_out, OH, OW) array of ``x.dtype``
+    y : ``out``, or a new (N, C_out, OH, OW) array of ``x.dtype``
     counts : :class:`~npconv.counts.Counts` (``padded_mults`` is 0), or None
     """
     g = geometry
     loop = choose_loop(g) if loop is None else loop
+    if loop not in LOOPS or (loop == "depthwise" and g.groups != g.in_channels):
+        raise ValueError(f"loop: expected one of {LOOPS} (depthwise only where groups == in_channels), got {loop!r}")
+    if loop == "depthwise":
+        return direct_depthwise.conv2d(x, weight, bias, g, count=count, workspace_limit=workspace_limit, out=out)
     if loop == "rows":
         kernel = _rows
         w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)
@@ -422,7 +433,7 @@ def conv2d(
     x, x_copied = _contiguous(x)
     w, w_copied = _contiguous(w)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
-    y = np.empty(g.output_shape, dtype=x.dtype)
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else direct_depthwise.check_out(out, g, x.dtype)
     if y.size == 0:
         tallies = (0, 0)
     else:

@@ -1,0 +1,297 @@
+"""The direct kernel's depthwise path: ``groups == C_in``, any depth multiplier, built for bandwidth.
+
+A depthwise layer (``groups == C_in``, ``C_out = m * C_in``) computes each
+output plane ``y[n, co]`` from one input plane ``x[n, co // m]`` and one
+``KH x KW`` filter ``w[co, 0]``: a few multiplications per value read, so its
+speed is that of reading the input and writing the output.  So one parallel
+task computes one whole ``(image, output channel)`` plane, whose input and
+output planes stay in L1/L2 while it runs, and it writes each output once:
+
+* **interior** -- the output columns ``[ow_lo, ow_hi)`` whose taps all land on
+  real input (the same for every row) -- are computed along the row by a
+  branch-free loop that reads contiguous input at stride 1 and that LLVM
+  vectorises (with FMA: ``fastmath`` is limited to contraction, so NaN and inf
+  propagate).  For a 3x3 filter on a row whose three kernel rows are real, the
+  nine weights sit in local scalars and each output is stored once with its
+  nine products (:func:`_fused_3x3`); otherwise (other kernel sizes, or rows
+  where kernel rows fall on the padding) the row segment is built one tap
+  at a time (:func:`_tap`), its first tap assigning;
+* **border** outputs -- the columns left and right of the interior, and every
+  column of a row none of whose kernel rows is real -- are summed one output
+  at a time over exactly their real taps (:func:`_border`).
+
+Taps on the padding are skipped, never multiplied: this executes the
+**effective** count.  Index arithmetic in the loops is unsigned (np.uint64):
+Numba checks a signed index for wraparound, and that check kept LLVM off the
+vector path (4x slower).
+
+Counting.  One compiled entry point, :func:`_planes`, with a ``counting``
+flag tested once per row segment or border output, never per product: with
+it on, each loop's trip count is tallied where the loop runs (products per
+element times elements); off, the tallies are skipped, and the two modes
+compute the same outputs because they are the same code.  Summing ``T``
+terms takes ``T - 1`` additions: without a bias the first product assigns
+the sum, with one the bias is a term (``T`` products, ``T`` additions); an
+output no tap reaches is the bias or 0 and costs nothing.  The tallies are
+per-task sums combined by ``prange``'s reduction, so they do not depend on
+the thread count.
+
+The operands reach the compiled code always as read-only views and the
+output always as a writable C-contiguous array, so the entry point compiles
+once per dtype (float32, float64), cached on disk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from npconv.counts import Counts
+from npconv.geometry import ConvGeometry
+from npconv.memory import ensure_workspace_fits
+
+NAME = "direct"
+
+
+@njit(cache=True, inline="always")
+def _tap(y, y_at, x, x_at, x_step, t, length, begin):
+    """``y[y_at + i] (=|+=) t * x[x_at + i * x_step]`` for ``i < length`` (all np.uint64)."""
+    if x_step == 1:
+        if begin:
+            for i in range(length):
+                y[y_at + i] = t * x[x_at + i]
+        else:
+            for i in range(length):
+                y[y_at + i] += t * x[x_at + i]
+    elif begin:
+        for i in range(length):
+            y[y_at + i] = t * x[x_at + i * x_step]
+    else:
+        for i in range(length):
+            y[y_at + i] += t * x[x_at + i * x_step]
+
+
+@njit(cache=True, inline="always")
+def _fused_3x3(y, y_at, x, r0, r1, r2, d, x_step, t, start, has_bias, length):
+    """One row segment of a 3x3 filter, each output stored once with its nine products.
+
+    ``r0, r1, r2``: the input positions of the first output's three kernel rows (column tap 0);
+    ``d``: the column dilation; ``t``: the nine weights, row-major, as a tuple of locals;
+    ``start``: the bias, added when ``has_bias``.  All positions np.uint64.
+    """
+    t0, t1, t2, t3, t4, t5, t6, t7, t8 = t
+    a1, a2 = r0 + d, r0 + 2 * d
+    b1, b2 = r1 + d, r1 + 2 * d
+    c1, c2 = r2 + d, r2 + 2 * d
+    if x_step == 1:
+        for i in range(length):
+            total = (t0 * x[r0 + i] + t1 * x[a1 + i] + t2 * x[a2 + i]
+                     + t3 * x[r1 + i] + t4 * x[b1 + i] + t5 * x[b2 + i]
+                     + t6 * x[r2 + i] + t7 * x[c1 + i] + t8 * x[c2 + i])
+            y[y_at + i] = total + start if has_bias else total
+    else:
+        for i in range(length):
+            j = i * x_step
+            total = (t0 * x[r0 + j] + t1 * x[a1 + j] + t2 * x[a2 + j]
+                     + t3 * x[r1 + j] + t4 * x[b1 + j] + t5 * x[b2 + j]
+                     + t6 * x[r2 + j] + t7 * x[c1 + j] + t8 * x[c2 + j])
+            y[y_at + i] = total + start if has_bias else total
+
+
+@njit(cache=True, inline="always")
+def _border(x, x_plane, w, w_at, top, left, kh_lo, kh_hi, kw_lo, kw_hi, layer, start, has_bias):
+    """One output summed over its real taps ``kh in [kh_lo, kh_hi)``, ``kw in [kw_lo, kw_hi)``.
+
+    ``top``, ``left``: the input row and column of tap (0, 0) (may be negative: padding).
+    Returns the output's value; no tap reached gives the bias or 0.
+    """
+    width, kernel_w, dilation_h, dilation_w = layer[3], layer[8], layer[13], layer[14]
+    total = start
+    first = not has_bias
+    for kh in range(kh_lo, kh_hi):
+        x_row = (top + kh * dilation_h) * width + left  # signed: left may be negative
+        w_row = w_at + np.uint64(kh * kernel_w)
+        for kw in range(kw_lo, kw_hi):
+            product = w[w_row + np.uint64(kw)] * x[x_plane + np.uint64(x_row + kw * dilation_w)]
+            if first:
+                total = product
+                first = False
+            else:
+                total += product
+    return total
+
+
+@njit(cache=True, fastmath={"contract"})
+def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
+    """Compute the output plane ``y[n, co]`` (flat arrays); return its (mults, adds) when counting.
+
+    ``x``: the flat (N, C_in, H, W) input; ``w``: the flat (C_out, KH, KW) filters; ``bias``: the
+    flat (C_out,) bias (zeros when the layer has none); ``y``: the flat (N, C_out, OH, OW)
+    output.  ``layer`` = (N, C_in, H, W, C_out, OH, OW, KH, KW, stride_h, stride_w, pad_top,
+    pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi, has_bias); ``[ow_lo, ow_hi)``:
+    the output columns all of whose tap columns are real.  ``rows[oh]`` = (kh_lo, kh_hi): the
+    real kernel rows of output row ``oh``; ``cols[ow]`` = (kw_lo, kw_hi), likewise.
+    """
+    (_, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+     stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi,
+     has_bias) = layer
+    x_plane = np.uint64((n * channels + co // multiplier) * height * width)
+    y_plane = np.uint64((n * out_channels + co) * out_height * out_width)
+    w_at = np.uint64(co * kernel_h * kernel_w)
+    start = bias[co]
+    x_step = np.uint64(stride_w)
+    u_width = np.uint64(width)
+    row_step = np.uint64(dilation_h * width)
+    fused = kernel_h == 3 and kernel_w == 3
+    taps = (w[w_at], w[w_at + 1], w[w_at + 2], w[w_at + 3], w[w_at + 4], w[w_at + 5],
+            w[w_at + 6], w[w_at + 7], w[w_at + 8]) if fused else \
+        (start, start, start, start, start, start, start, start, start)  # unused
+    # the first interior column's input column for tap column 0 (>= 0 by construction)
+    x_left = np.uint64(max(ow_lo * stride_w - pad_left, 0))
+    length = np.uint64(ow_hi - ow_lo)
+    mults = 0
+    adds = 0
+    for oh in range(out_height):
+        y_row = y_plane + np.uint64(oh * out_width)
+        kh_lo, kh_hi = rows[oh, 0], rows[oh, 1]
+        top = oh * stride_h - pad_top
+        interior = kh_hi > kh_lo and ow_hi > ow_lo
+        if interior:
+            y_at = y_row + np.uint64(ow_lo)
+            if fused and kh_hi - kh_lo == 3:
+                r0 = x_plane + np.uint64(top) * u_width + x_left
+                _fused_3x3(y, y_at, x, r0, r0 + row_step, r0 + 2 * row_step, np.uint64(dilation_w), x_step,
+                           taps, start, has_bias, length)
+                if counting:
+                    mults += 9 * (ow_hi - ow_lo)
+                    adds += (9 if has_bias else 8) * (ow_hi - ow_lo)
+            else:
+                begin = not has_bias
+                if has_bias:
+                    for i in range(length):
+                        y[y_at + i] = start
+                for kh in range(kh_lo, kh_hi):
+                    x_row = x_plane + np.uint64(top + kh * dilation_h) * u_width + x_left
+                    w_row = w_at + np.uint64(kh * kernel_w)
+                    for kw in range(kernel_w):
+                        _tap(y, y_at, x, x_row + np.uint64(kw * dilation_w), x_step, w[w_row + np.uint64(kw)],
+                             length, begin)
+                        begin = False
+                if counting:
+                    products = (kh_hi - kh_lo) * kernel_w
+                    mults += products * (ow_hi - ow_lo)
+                    adds += (products if has_bias else products - 1) * (ow_hi - ow_lo)
+        # the border: left and right of the interior, or the whole row when it has none
+        for side in range(2):
+            if side == 0:
+                first, end = 0, ow_lo if interior else out_width
+            else:
+                first, end = ow_hi if interior else out_width, out_width
+            for ow in range(first, end):
+                kw_lo, kw_hi = cols[ow, 0], cols[ow, 1]
+                y[y_row + np.uint64(ow)] = _border(x, x_plane, w, w_at, top, ow * stride_w - pad_left,
+                                                   kh_lo, kh_hi, kw_lo, kw_hi, layer, start, has_bias)
+                if counting:
+                    products = (kh_hi - kh_lo) * (kw_hi - kw_lo)
+                    mults += products
+                    adds += products if has_bias else max(products - 1, 0)
+    return mults, adds
+
+
+@njit(parallel=True, cache=True)
+def _planes(x, w, bias, layer, rows, cols, y, counting):
+    """Every (image, output channel) plane in parallel; their summed (mults, adds) when counting."""
+    batch, out_channels = layer[0], layer[4]
+    mults = 0
+    adds = 0
+    for task in prange(batch * out_channels):
+        n, co = divmod(np.int64(task), out_channels)
+        m, a = _plane(x, w, bias, n, co, layer, rows, cols, y, counting)
+        mults += m
+        adds += a
+    return mults, adds
+
+
+def _tap_ranges(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out: int) -> np.ndarray:
+    """(out, 2) int64: for each output along an axis, its real taps ``[k_lo, k_hi)`` (``k_lo == k_hi``: none).
+
+    Output ``o`` reads input ``o * stride - pad_before + k * dilation``, real for ``0 <= ... < size``.
+    """
+    first = np.arange(out, dtype=np.int64) * stride - pad_before
+    lo = np.clip(-(first // dilation), 0, kernel)  # ceil(-first / dilation)
+    hi = np.clip((size - 1 - first) // dilation + 1, 0, kernel)
+    return np.stack([lo, np.maximum(lo, hi)], axis=1)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only flat view: operands always reach the compiled code as one Numba type."""
+    view = array.reshape(-1).view()
+    view.flags.writeable = False
+    return view
+
+
+def check_out(out: object, geometry: ConvGeometry, dtype: np.dtype) -> np.ndarray:
+    """``out`` if it is a C-contiguous, writable ndarray of the layer's output shape and ``dtype``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != geometry.output_shape or out.dtype != dtype:
+        raise ValueError(f"out: expected shape {geometry.output_shape} and dtype {np.dtype(dtype)}, "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out: expected a C-contiguous, writable array")
+    return out
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    geometry: ConvGeometry,
+    *,
+    count: bool = False,
+    workspace_limit: int,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, Counts | None]:
+    """A depthwise layer (``groups == C_in``) with the compiled plane loops; see the module docstring.
+
+    Parameters
+    ----------
+    x : (N, C_in, H, W) float32 or float64 array, any memory layout
+    weight : (m * C_in, 1, KH, KW) array of ``x.dtype``, m the depth multiplier
+    bias : (m * C_in,) array or None
+    geometry : the layer, validated against these shapes (``groups == in_channels``)
+    count : run with the counting flag on and return its tallies
+    workspace_limit : bytes that contiguous copies of the operands may take
+    out : optional C-contiguous, writable (N, m * C_in, OH, OW) array of ``x.dtype`` to write into
+
+    Returns
+    -------
+    y : ``out``, or a new (N, m * C_in, OH, OW) array of ``x.dtype``
+    counts : :class:`~npconv.counts.Counts` (effective convention), or None
+    """
+    g = geometry
+    if g.groups != g.in_channels:
+        raise ValueError(f"geometry: expected a depthwise layer (groups == in_channels), got groups {g.groups} "
+                         f"and {g.in_channels} input channels")
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else check_out(out, g, x.dtype)
+    copied = sum(a.nbytes for a in (x, weight) if not a.flags.c_contiguous)
+    if copied:
+        ensure_workspace_fits(copied, workspace_limit, f"contiguous copies of the operands ({copied:,} bytes)")
+    xs, ws = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    has_bias = bias is not None
+    b = np.ascontiguousarray(bias) if has_bias else np.zeros(g.out_channels, dtype=x.dtype)
+    tallies = (0, 0)
+    if y.size:
+        (pad_top, _), (pad_left, _) = g.padding
+        rows = _tap_ranges(g.height, g.kernel_h, g.stride[0], pad_top, g.dilation[0], g.out_height)
+        cols = _tap_ranges(g.width, g.kernel_w, g.stride[1], pad_left, g.dilation[1], g.out_width)
+        full = np.flatnonzero((cols[:, 0] == 0) & (cols[:, 1] == g.kernel_w))
+        ow_lo, ow_hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
+        layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
+                 g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
+                 g.out_channels // g.in_channels, ow_lo, ow_hi, int(has_bias))
+        tallies = _planes(_read_only(xs), _read_only(ws), _read_only(b), layer, rows, cols, y.reshape(-1),
+                          bool(count))
+    if not count:
+        return y, None
+    return y, Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, copied)
