@@ -54,48 +54,72 @@ NAME = "direct"
 
 
 @njit(cache=True, inline="always")
-def _tap(y, y_at, x, x_at, x_step, t, length, begin):
-    """``y[y_at + i] (=|+=) t * x[x_at + i * x_step]`` for ``i < length`` (all np.uint64)."""
+def _tap(y_row, x_row, x_step, t, begin):
+    """``y_row[i] (=|+=) t * x_row[i * x_step]`` along the row segment ``y_row`` (1-D views)."""
     if x_step == 1:
         if begin:
+            for i in range(y_row.shape[0]):
+                y_row[i] = t * x_row[i]
+        else:
+            for i in range(y_row.shape[0]):
+                y_row[i] += t * x_row[i]
+    elif begin:
+        for i in range(y_row.shape[0]):
+            y_row[i] = t * x_row[i * x_step]
+    else:
+        for i in range(y_row.shape[0]):
+            y_row[i] += t * x_row[i * x_step]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _fused_3x3(y, y_at, y_step, x, x_at, x_gap, x_down, x_step, rows, length, t, start, has_bias):
+    """``rows`` row segments of ``length`` outputs of a 3x3 filter, each output stored once.
+
+    The segments start at ``y[y_at + r * y_step]``; their kernel rows' input at
+    ``x[x_at + r * x_down + k * x_gap]``, ``k = 0, 1, 2`` (tap column 0, dilation 1 along the
+    row); ``x_step``: the stride along the row, 1 or 2 (a literal in the loop, so LLVM sees
+    which elements are read); ``t``: the nine weights, row-major; ``start``: the bias, added
+    when ``has_bias``.  Positions np.uint64.  A function of its own (not inlined), so that the
+    nine weights stay in registers; one loop per case, so that none tests anything per element.
+    """
+    t0, t1, t2, t3, t4, t5, t6, t7, t8 = t
+    span = (length - np.uint64(1)) * x_step + np.uint64(3)  # input elements a segment reads per kernel row
+    for r in range(rows):
+        y_row = y[y_at + r * y_step:y_at + r * y_step + length]
+        at = x_at + r * x_down
+        x0 = x[at:at + span]
+        x1 = x[at + x_gap:at + x_gap + span]
+        x2 = x[at + 2 * x_gap:at + 2 * x_gap + span]
+        if x_step == 1 and has_bias:
             for i in range(length):
-                y[y_at + i] = t * x[x_at + i]
+                y_row[i] = (t0 * x0[i] + t1 * x0[i + 1] + t2 * x0[i + 2] + t3 * x1[i] + t4 * x1[i + 1]
+                            + t5 * x1[i + 2] + t6 * x2[i] + t7 * x2[i + 1] + t8 * x2[i + 2]) + start
+        elif x_step == 1:
+            for i in range(length):
+                y_row[i] = (t0 * x0[i] + t1 * x0[i + 1] + t2 * x0[i + 2] + t3 * x1[i] + t4 * x1[i + 1]
+                            + t5 * x1[i + 2] + t6 * x2[i] + t7 * x2[i + 1] + t8 * x2[i + 2])
+        elif has_bias:
+            for i in range(length):
+                j = 2 * i
+                y_row[i] = (t0 * x0[j] + t1 * x0[j + 1] + t2 * x0[j + 2] + t3 * x1[j] + t4 * x1[j + 1]
+                            + t5 * x1[j + 2] + t6 * x2[j] + t7 * x2[j + 1] + t8 * x2[j + 2]) + start
         else:
             for i in range(length):
-                y[y_at + i] += t * x[x_at + i]
-    elif begin:
-        for i in range(length):
-            y[y_at + i] = t * x[x_at + i * x_step]
-    else:
-        for i in range(length):
-            y[y_at + i] += t * x[x_at + i * x_step]
+                j = 2 * i
+                y_row[i] = (t0 * x0[j] + t1 * x0[j + 1] + t2 * x0[j + 2] + t3 * x1[j] + t4 * x1[j + 1]
+                            + t5 * x1[j + 2] + t6 * x2[j] + t7 * x2[j + 1] + t8 * x2[j + 2])
 
 
 @njit(cache=True, inline="always")
-def _fused_3x3(y, y_at, x, r0, r1, r2, d, x_step, t, start, has_bias, length):
-    """One row segment of a 3x3 filter, each output stored once with its nine products.
-
-    ``r0, r1, r2``: the input positions of the first output's three kernel rows (column tap 0);
-    ``d``: the column dilation; ``t``: the nine weights, row-major, as a tuple of locals;
-    ``start``: the bias, added when ``has_bias``.  All positions np.uint64.
-    """
-    t0, t1, t2, t3, t4, t5, t6, t7, t8 = t
-    a1, a2 = r0 + d, r0 + 2 * d
-    b1, b2 = r1 + d, r1 + 2 * d
-    c1, c2 = r2 + d, r2 + 2 * d
-    if x_step == 1:
+def _column_tap(y, y_at, y_step, x, x_at, x_step, t, length, begin):
+    """``y[y_at + i * y_step] (=|+=) t * x[x_at + i * x_step]`` for ``i < length`` (flat, np.uint64):
+    one tap down a border column, whose outputs are independent sums (no latency chain)."""
+    if begin:
         for i in range(length):
-            total = (t0 * x[r0 + i] + t1 * x[a1 + i] + t2 * x[a2 + i]
-                     + t3 * x[r1 + i] + t4 * x[b1 + i] + t5 * x[b2 + i]
-                     + t6 * x[r2 + i] + t7 * x[c1 + i] + t8 * x[c2 + i])
-            y[y_at + i] = total + start if has_bias else total
+            y[y_at + i * y_step] = t * x[x_at + i * x_step]
     else:
         for i in range(length):
-            j = i * x_step
-            total = (t0 * x[r0 + j] + t1 * x[a1 + j] + t2 * x[a2 + j]
-                     + t3 * x[r1 + j] + t4 * x[b1 + j] + t5 * x[b2 + j]
-                     + t6 * x[r2 + j] + t7 * x[c1 + j] + t8 * x[c2 + j])
-            y[y_at + i] = total + start if has_bias else total
+            y[y_at + i * y_step] += t * x[x_at + i * x_step]
 
 
 @njit(cache=True, inline="always")
@@ -128,13 +152,18 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
     ``x``: the flat (N, C_in, H, W) input; ``w``: the flat (C_out, KH, KW) filters; ``bias``: the
     flat (C_out,) bias (zeros when the layer has none); ``y``: the flat (N, C_out, OH, OW)
     output.  ``layer`` = (N, C_in, H, W, C_out, OH, OW, KH, KW, stride_h, stride_w, pad_top,
-    pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi, has_bias); ``[ow_lo, ow_hi)``:
-    the output columns all of whose tap columns are real.  ``rows[oh]`` = (kh_lo, kh_hi): the
-    real kernel rows of output row ``oh``; ``cols[ow]`` = (kw_lo, kw_hi), likewise.
+    pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi, oh_lo, oh_hi, has_bias);
+    ``[ow_lo, ow_hi)``: the output columns all of whose tap columns are real, ``[oh_lo, oh_hi)``
+    the rows all of whose kernel rows are.  ``rows[oh]`` = (kh_lo, kh_hi): the real kernel rows
+    of output row ``oh``; ``cols[ow]`` = (kw_lo, kw_hi), likewise.
+
+    Border columns of the rows ``[oh_lo, oh_hi)`` are computed down the column, one tap per
+    pass (:func:`_column_tap`); one output at a time, their sums were a chain of dependent
+    multiply-adds that cost as much as the whole interior.
     """
     (_, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi,
-     has_bias) = layer
+     oh_lo, oh_hi, has_bias) = layer
     x_plane = np.uint64((n * channels + co // multiplier) * height * width)
     y_plane = np.uint64((n * out_channels + co) * out_height * out_width)
     w_at = np.uint64(co * kernel_h * kernel_w)
@@ -142,47 +171,48 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
     x_step = np.uint64(stride_w)
     u_width = np.uint64(width)
     row_step = np.uint64(dilation_h * width)
-    fused = kernel_h == 3 and kernel_w == 3
+    fused = kernel_h == 3 and kernel_w == 3 and dilation_w == 1 and stride_w <= 2
     taps = (w[w_at], w[w_at + 1], w[w_at + 2], w[w_at + 3], w[w_at + 4], w[w_at + 5],
             w[w_at + 6], w[w_at + 7], w[w_at + 8]) if fused else \
         (start, start, start, start, start, start, start, start, start)  # unused
     # the first interior column's input column for tap column 0 (>= 0 by construction)
     x_left = np.uint64(max(ow_lo * stride_w - pad_left, 0))
-    length = np.uint64(ow_hi - ow_lo)
+    # input elements a row segment reads for one tap column
+    step_span = np.uint64(max(ow_hi - ow_lo - 1, 0) * stride_w + 1)
     mults = 0
     adds = 0
+    fused_rows = fused and oh_hi > oh_lo and ow_hi > ow_lo
+    if fused_rows:  # the interior of the rows whose three kernel rows are real
+        _fused_3x3(y, y_plane + np.uint64(oh_lo * out_width + ow_lo), np.uint64(out_width), x,
+                   x_plane + np.uint64(oh_lo * stride_h - pad_top) * u_width + x_left, row_step,
+                   np.uint64(stride_h) * u_width, x_step, np.uint64(oh_hi - oh_lo), np.uint64(ow_hi - ow_lo),
+                   taps, start, has_bias)
+        if counting:
+            mults += 9 * (oh_hi - oh_lo) * (ow_hi - ow_lo)
+            adds += (9 if has_bias else 8) * (oh_hi - oh_lo) * (ow_hi - ow_lo)
     for oh in range(out_height):
         y_row = y_plane + np.uint64(oh * out_width)
         kh_lo, kh_hi = rows[oh, 0], rows[oh, 1]
         top = oh * stride_h - pad_top
         interior = kh_hi > kh_lo and ow_hi > ow_lo
-        if interior:
-            y_at = y_row + np.uint64(ow_lo)
-            if fused and kh_hi - kh_lo == 3:
-                r0 = x_plane + np.uint64(top) * u_width + x_left
-                _fused_3x3(y, y_at, x, r0, r0 + row_step, r0 + 2 * row_step, np.uint64(dilation_w), x_step,
-                           taps, start, has_bias, length)
-                if counting:
-                    mults += 9 * (ow_hi - ow_lo)
-                    adds += (9 if has_bias else 8) * (ow_hi - ow_lo)
-            else:
-                begin = not has_bias
-                if has_bias:
-                    for i in range(length):
-                        y[y_at + i] = start
-                for kh in range(kh_lo, kh_hi):
-                    x_row = x_plane + np.uint64(top + kh * dilation_h) * u_width + x_left
-                    w_row = w_at + np.uint64(kh * kernel_w)
-                    for kw in range(kernel_w):
-                        _tap(y, y_at, x, x_row + np.uint64(kw * dilation_w), x_step, w[w_row + np.uint64(kw)],
-                             length, begin)
-                        begin = False
-                if counting:
-                    products = (kh_hi - kh_lo) * kernel_w
-                    mults += products * (ow_hi - ow_lo)
-                    adds += (products if has_bias else products - 1) * (ow_hi - ow_lo)
+        if interior and not (fused_rows and oh_lo <= oh < oh_hi):  # one tap at a time
+            y_seg = y[y_row + np.uint64(ow_lo):y_row + np.uint64(ow_hi)]
+            begin = not has_bias
+            if has_bias:
+                y_seg[:] = start
+            for kh in range(kh_lo, kh_hi):
+                x_row = x_plane + np.uint64(top + kh * dilation_h) * u_width + x_left
+                w_row = w_at + np.uint64(kh * kernel_w)
+                for kw in range(kernel_w):
+                    at = x_row + np.uint64(kw * dilation_w)
+                    _tap(y_seg, x[at:at + step_span], x_step, w[w_row + np.uint64(kw)], begin)
+                    begin = False
+            if counting:
+                products = (kh_hi - kh_lo) * kernel_w
+                mults += products * (ow_hi - ow_lo)
+                adds += (products if has_bias else products - 1) * (ow_hi - ow_lo)
         # the border: left and right of the interior, or the whole row when it has none
-        for side in range(2):
+        for side in range(0 if oh_lo <= oh < oh_hi else 2):
             if side == 0:
                 first, end = 0, ow_lo if interior else out_width
             else:
@@ -195,6 +225,32 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
                     products = (kh_hi - kh_lo) * (kw_hi - kw_lo)
                     mults += products
                     adds += products if has_bias else max(products - 1, 0)
+    # the border columns of the rows whose kernel rows are all real, down the columns
+    length = np.uint64(max(oh_hi - oh_lo, 0))
+    y_step = np.uint64(out_width)
+    x_down = np.uint64(stride_h) * u_width
+    for side in range(2 if length > 0 else 0):
+        if side == 0:
+            first, end = 0, ow_lo if ow_hi > ow_lo else out_width
+        else:
+            first, end = ow_hi if ow_hi > ow_lo else out_width, out_width
+        for ow in range(first, end):
+            kw_lo, kw_hi = cols[ow, 0], cols[ow, 1]
+            y_at = y_plane + np.uint64(oh_lo * out_width + ow)
+            begin = not has_bias
+            if has_bias or kw_hi == kw_lo:
+                for i in range(length):
+                    y[y_at + i * y_step] = start
+            for kh in range(kernel_h):
+                x_row = (oh_lo * stride_h - pad_top + kh * dilation_h) * width + ow * stride_w - pad_left
+                for kw in range(kw_lo, kw_hi):
+                    _column_tap(y, y_at, y_step, x, x_plane + np.uint64(x_row + kw * dilation_w), x_down,
+                                w[w_at + np.uint64(kh * kernel_w + kw)], length, begin)
+                    begin = False
+            if counting:
+                products = kernel_h * (kw_hi - kw_lo)
+                mults += products * (oh_hi - oh_lo)
+                adds += (products if has_bias else max(products - 1, 0)) * (oh_hi - oh_lo)
     return mults, adds
 
 
@@ -221,6 +277,12 @@ def _tap_ranges(size: int, kernel: int, stride: int, pad_before: int, dilation: 
     lo = np.clip(-(first // dilation), 0, kernel)  # ceil(-first / dilation)
     hi = np.clip((size - 1 - first) // dilation + 1, 0, kernel)
     return np.stack([lo, np.maximum(lo, hi)], axis=1)
+
+
+def _full_range(ranges: np.ndarray, kernel: int) -> tuple[int, int]:
+    """The outputs ``[lo, hi)`` all of whose ``kernel`` taps are real, from :func:`_tap_ranges` (an interval)."""
+    full = np.flatnonzero((ranges[:, 0] == 0) & (ranges[:, 1] == kernel))
+    return (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -285,11 +347,11 @@ def conv2d(
         (pad_top, _), (pad_left, _) = g.padding
         rows = _tap_ranges(g.height, g.kernel_h, g.stride[0], pad_top, g.dilation[0], g.out_height)
         cols = _tap_ranges(g.width, g.kernel_w, g.stride[1], pad_left, g.dilation[1], g.out_width)
-        full = np.flatnonzero((cols[:, 0] == 0) & (cols[:, 1] == g.kernel_w))
-        ow_lo, ow_hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
+        ow_lo, ow_hi = _full_range(cols, g.kernel_w)
+        oh_lo, oh_hi = _full_range(rows, g.kernel_h)
         layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
-                 g.out_channels // g.in_channels, ow_lo, ow_hi, int(has_bias))
+                 g.out_channels // g.in_channels, ow_lo, ow_hi, oh_lo, oh_hi, int(has_bias))
         tallies = _planes(_read_only(xs), _read_only(ws), _read_only(b), layer, rows, cols, y.reshape(-1),
                           bool(count))
     if not count:
