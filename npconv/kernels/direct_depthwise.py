@@ -111,15 +111,27 @@ def _fused_3x3(y, y_at, y_step, x, x_at, x_gap, x_down, x_step, rows, length, t,
 
 
 @njit(cache=True, inline="always")
-def _column_tap(y, y_at, y_step, x, x_at, x_step, t, length, begin):
-    """``y[y_at + i * y_step] (=|+=) t * x[x_at + i * x_step]`` for ``i < length`` (flat, np.uint64):
-    one tap down a border column, whose outputs are independent sums (no latency chain)."""
-    if begin:
+def _column_taps(y, y_at, y_step, x, x_at, x_gap, x_step, t0, t1, t2, streams, length, begin):
+    """Down a border column: ``y[y_at + i * y_step] (=|+=) sum_k t_k * x[x_at + k * x_gap + i * x_step]``
+    over ``streams`` (1 or 3) kernel rows ``k``, for ``i < length`` (flat, np.uint64).  The
+    outputs are independent sums, so the loop runs at the multiply-adds' throughput, not
+    their latency."""
+    if streams == 3:
+        x1, x2 = x_at + x_gap, x_at + 2 * x_gap
+        if begin:
+            for i in range(length):
+                j = i * x_step
+                y[y_at + i * y_step] = t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j]
+        else:
+            for i in range(length):
+                j = i * x_step
+                y[y_at + i * y_step] += t0 * x[x_at + j] + t1 * x[x1 + j] + t2 * x[x2 + j]
+    elif begin:
         for i in range(length):
-            y[y_at + i * y_step] = t * x[x_at + i * x_step]
+            y[y_at + i * y_step] = t0 * x[x_at + i * x_step]
     else:
         for i in range(length):
-            y[y_at + i * y_step] += t * x[x_at + i * x_step]
+            y[y_at + i * y_step] += t0 * x[x_at + i * x_step]
 
 
 @njit(cache=True, inline="always")
@@ -157,9 +169,9 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
     the rows all of whose kernel rows are.  ``rows[oh]`` = (kh_lo, kh_hi): the real kernel rows
     of output row ``oh``; ``cols[ow]`` = (kw_lo, kw_hi), likewise.
 
-    Border columns of the rows ``[oh_lo, oh_hi)`` are computed down the column, one tap per
-    pass (:func:`_column_tap`); one output at a time, their sums were a chain of dependent
-    multiply-adds that cost as much as the whole interior.
+    Border columns of the rows ``[oh_lo, oh_hi)`` are computed down the column, three kernel
+    rows of one tap column per pass (:func:`_column_taps`); one output at a time, their sums
+    were a chain of dependent multiply-adds that cost as much as the whole interior.
     """
     (_, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi,
@@ -241,12 +253,19 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
             if has_bias or kw_hi == kw_lo:
                 for i in range(length):
                     y[y_at + i * y_step] = start
-            for kh in range(kernel_h):
+            kh = 0
+            while kh < kernel_h:  # kernel rows three at a time, then one at a time
+                streams = 3 if kernel_h - kh >= 3 else 1
                 x_row = (oh_lo * stride_h - pad_top + kh * dilation_h) * width + ow * stride_w - pad_left
                 for kw in range(kw_lo, kw_hi):
-                    _column_tap(y, y_at, y_step, x, x_plane + np.uint64(x_row + kw * dilation_w), x_down,
-                                w[w_at + np.uint64(kh * kernel_w + kw)], length, begin)
+                    w_tap = w_at + np.uint64(kh * kernel_w + kw)
+                    t0 = w[w_tap]
+                    t1 = w[w_tap + np.uint64(kernel_w)] if streams == 3 else t0
+                    t2 = w[w_tap + np.uint64(2 * kernel_w)] if streams == 3 else t0
+                    _column_taps(y, y_at, y_step, x, x_plane + np.uint64(x_row + kw * dilation_w), row_step,
+                                 x_down, t0, t1, t2, streams, length, begin)
                     begin = False
+                kh += streams
             if counting:
                 products = kernel_h * (kw_hi - kw_lo)
                 mults += products * (oh_hi - oh_lo)
