@@ -13,7 +13,13 @@ import npconv
 from npconv.geometry import ConvGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 
-from oracles import assert_conv_close, assert_counts_equal_formulas, numpy_conv2d, reference_conv2d, torch_conv2d
+from oracles import (
+    assert_conv_close,
+    assert_counts_equal_formulas,
+    numpy_conv2d,
+    reference_conv2d,
+    torch_conv2d,
+)
 from strategies import layers, memory_layouts
 
 numba = pytest.importorskip("numba")
@@ -66,7 +72,7 @@ def test_the_depthwise_loops_refuse_a_standard_layer():
 
     g = ConvGeometry.from_shapes((1, 4, 5, 5), (4, 2, 3, 3), None, groups=2)
     x, w = np.ones(g.input_shape), np.ones(g.weight_shape)
-    with pytest.raises(ValueError, match="^loop: "):
+    with pytest.raises(ValueError, match=r"^loop: "):
         direct.conv2d(x, w, None, g, workspace_limit=LIMIT, loop="depthwise")
 
 
@@ -167,7 +173,7 @@ def test_out_is_written_into_and_checked(dtype):
     np.testing.assert_array_equal(out, npconv.conv2d(x, w, padding=1, groups=3, method="direct"))
     for bad, message in [(np.empty((2, 6, 7, 6), dtype), "shape"), (np.empty(g.output_shape, np.float16), "dtype"),
                          (np.empty((2, 6, 7, 14), dtype)[..., ::2], "C-contiguous")]:
-        with pytest.raises(ValueError, match=f"^out: .*{message}"):
+        with pytest.raises(ValueError, match=rf"^out: .*{message}"):
             direct.conv2d(x, w, None, g, workspace_limit=LIMIT, out=bad)
 
 
