@@ -3,33 +3,40 @@
 A depthwise layer (``groups == C_in``, ``C_out = m * C_in``) computes each
 output plane ``y[n, co]`` from one input plane ``x[n, co // m]`` and one
 ``KH x KW`` filter ``w[co, 0]``: a few multiplications per value read, so its
-speed is that of reading the input and writing the output.  So one parallel
-task computes one whole ``(image, output channel)`` plane, whose input and
-output planes stay in L1/L2 while it runs, and it writes each output once:
+speed is that of reading the input and writing the output.  So one task
+computes one whole ``(image, output channel)`` plane, whose input and output
+planes stay in L1/L2 while it runs (the planes are split between threads,
+:func:`_run`), in three parts:
 
-* **interior** -- the output columns ``[ow_lo, ow_hi)`` whose taps all land on
-  real input (the same for every row) -- are computed along the row by a
-  branch-free loop that reads contiguous input at stride 1 and that LLVM
-  vectorises (with FMA: ``fastmath`` is limited to contraction, so NaN and inf
-  propagate).  For a 3x3 filter on a row whose three kernel rows are real, the
-  nine weights sit in local scalars and each output is stored once with its
-  nine products (:func:`_fused_3x3`); otherwise (other kernel sizes, or rows
-  where kernel rows fall on the padding) the row segment is built one tap
-  at a time (:func:`_tap`), its first tap assigning;
-* **border** outputs -- the columns left and right of the interior, and every
-  column of a row none of whose kernel rows is real -- are summed one output
-  at a time over exactly their real taps (:func:`_border`).
+* **interior** -- the output rows ``[oh_lo, oh_hi)`` and columns
+  ``[ow_lo, ow_hi)`` all of whose taps land on real input.  For a 3x3 filter
+  (dilation 1 and stride 1 or 2 along the row) the nine weights sit in
+  registers and each output is stored once with its nine products
+  (:func:`_fused_3x3`); otherwise the row segment is built one tap at a time
+  (:func:`_tap`), its first tap assigning.  Either way the loop runs along the
+  row, without branches, and LLVM vectorises it at stride 1 (with FMA:
+  ``fastmath`` is limited to contraction, so NaN and inf propagate);
+* **border rows** -- rows some of whose kernel rows fall on the padding: their
+  interior columns one real tap at a time along the row (:func:`_tap`), their
+  border columns one output at a time over exactly its real taps
+  (:func:`_border`);
+* **border columns** of the interior rows, computed down the column, three
+  kernel rows of one tap column per pass (:func:`_column_taps`): summed one
+  output at a time, their products were a chain of dependent multiply-adds
+  that cost as much as the whole interior.
 
 Taps on the padding are skipped, never multiplied: this executes the
-**effective** count.  Index arithmetic in the loops is unsigned (np.uint64):
-Numba checks a signed index for wraparound, and that check kept LLVM off the
-vector path (4x slower).
+**effective** count.  The vector loops index 1-D row views: with signed
+offsets into a flat array Numba checks each index for wraparound, which kept
+LLVM off the vector path, and with unsigned (np.uint64) flat offsets the 3x3
+loop still ran 5x slower than on row views (measured).  The scalar loops
+(border columns and outputs) use unsigned flat offsets.
 
 Counting.  One compiled entry point, :func:`_planes`, with a ``counting``
-flag tested once per row segment or border output, never per product: with
-it on, each loop's trip count is tallied where the loop runs (products per
-element times elements); off, the tallies are skipped, and the two modes
-compute the same outputs because they are the same code.  Summing ``T``
+flag tested once per row segment, column pass or border output, never per
+product: with it on, each loop's trip count is tallied where the loop runs
+(products per element times elements); off, the tallies are skipped, and the
+two modes compute the same outputs because they are the same code.  Summing ``T``
 terms takes ``T - 1`` additions: without a bias the first product assigns
 the sum, with one the bias is a term (``T`` products, ``T`` additions); an
 output no tap reaches is the bias or 0 and costs nothing.  The tallies are
@@ -174,9 +181,8 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
     the rows all of whose kernel rows are.  ``rows[oh]`` = (kh_lo, kh_hi): the real kernel rows
     of output row ``oh``; ``cols[ow]`` = (kw_lo, kw_hi), likewise.
 
-    Border columns of the rows ``[oh_lo, oh_hi)`` are computed down the column, three kernel
-    rows of one tap column per pass (:func:`_column_taps`); one output at a time, their sums
-    were a chain of dependent multiply-adds that cost as much as the whole interior.
+    The three parts of the module docstring: the interior, the border rows, the border
+    columns of the interior rows.
     """
     (_, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, multiplier, ow_lo, ow_hi,
