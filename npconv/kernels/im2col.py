@@ -54,7 +54,9 @@ the weight when it was not contiguous).
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -62,7 +64,8 @@ from numpy.lib.stride_tricks import as_strided
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry, first_touch_starts
 from npconv.gradients import GradCounts, Grads
-from npconv.memory import ensure_workspace_fits, format_bytes
+from npconv.kernels._threads import blas_threads, in_parallel, shares
+from npconv.memory import ensure_workspace_fits, format_bytes, get_workspace_limit
 
 NAME = "im2col"
 #: Conventions this kernel can execute: a GEMM multiplies the padded zeros too.
@@ -74,6 +77,69 @@ MULTS_PER_SECOND = None
 #: a chunk this size is still in the 32 MiB L3 cache (and mostly in the L2) when
 #: the GEMM packs it.  Chosen by timing the benchmark layers (see bench/im2col_split.py).
 CHUNK_TARGET_BYTES = 4 * 2**20
+
+#: Most bytes of idle workspace kept for reuse (and never more than the process-wide workspace limit).
+POOL_MAX_BYTES = 64 * 2**20
+
+#: A lowering copy smaller than this runs on one thread: below it, handing half to another
+#: thread costs more than it saves.
+PARALLEL_MIN_BYTES = 256 * 2**10
+
+
+class WorkspacePool:
+    """Idle work buffers kept between calls, keyed by ``(shape, dtype)``.
+
+    A fresh multi-megabyte buffer costs page faults on first touch (up to
+    milliseconds on a virtual machine); a call that finds a buffer of its
+    shape here reuses it.  :meth:`take` removes the buffer from the pool, so
+    concurrent calls never share one (thread-safe); :meth:`give` puts it back,
+    evicting the least recently returned buffers so that the idle bytes stay
+    within ``min(POOL_MAX_BYTES, process-wide workspace limit)``.  Buffers are
+    the kernel's own: never returned to a caller, never holding results.
+    """
+
+    def __init__(self, max_bytes: int = POOL_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.idle_bytes = 0
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A buffer of ``shape`` and ``dtype`` (contents undefined): a pooled one, else a new one."""
+        key = (tuple(shape), np.dtype(dtype))
+        with self._lock:
+            buffers = self._idle.get(key)
+            if buffers:
+                buffer = buffers.pop()
+                if not buffers:
+                    del self._idle[key]
+                self.idle_bytes -= buffer.nbytes
+                return buffer
+        return np.empty(shape, dtype)
+
+    def give(self, buffer: np.ndarray) -> None:
+        """Return ``buffer`` (from :meth:`take`) for reuse, unless it alone exceeds the bound."""
+        bound = min(self.max_bytes, get_workspace_limit())
+        if buffer.nbytes > bound:
+            return
+        key = (buffer.shape, buffer.dtype)
+        with self._lock:
+            while self._idle and self.idle_bytes + buffer.nbytes > bound:
+                _, oldest = self._idle.popitem(last=False)
+                self.idle_bytes -= sum(b.nbytes for b in oldest)
+            self._idle.setdefault(key, []).append(buffer)
+            self._idle.move_to_end(key)
+            self.idle_bytes += buffer.nbytes
+
+    def clear(self) -> None:
+        """Drop every idle buffer."""
+        with self._lock:
+            self._idle.clear()
+            self.idle_bytes = 0
+
+
+#: The kernel's buffers (column matrix chunks, padded copies), reused across calls.
+workspace_pool = WorkspacePool()
 
 
 class Plan:
@@ -209,20 +275,40 @@ class _Lowering:
         (sh, sw), (dh, dw) = g.stride, g.dilation
         # window view strides, in units of the source's (image, channel, row, column) strides
         self.step = (dh, dw, sh, sw)
-        self.cols = np.empty(plan.col_bytes // x.itemsize, dtype=x.dtype)
+        self.cols = workspace_pool.take((plan.col_bytes // x.itemsize,), x.dtype)
+        self.buffers = [self.cols]
+        # the copies are split between this many threads, along images or else channels
+        self.threads = blas_threads()
         if plan.gathered:
             self.column_ranges = [_valid_range(kw * dw - g.padding[1][0], sw, g.width, 0, g.out_width)
                                   for kw in range(g.kernel_w)]
         elif plan.padded:
-            self.padded_input = np.empty(
+            self.padded_input = workspace_pool.take(
                 (plan.images_per_chunk, g.in_channels, _input_rows(g, plan.rows_per_chunk), _padded_width(g)),
-                dtype=x.dtype,
+                x.dtype,
             )
+            self.buffers.append(self.padded_input)
             if count:
                 # which padded-input columns hold input, seen through the lowering's window view
                 real = np.zeros(_padded_width(g), dtype=np.uint8)
                 real[g.padding[1][0]: g.padding[1][0] + g.width] = 1
                 self.real_taps_w = int(_windows(real, g.kernel_w, g.out_width, dw, sw).sum())
+
+    def release(self) -> None:
+        """Return the buffers to the pool (the column matrices returned are then invalid)."""
+        if self.plan.lowered:
+            for buffer in self.buffers:
+                workspace_pool.give(buffer)
+            self.buffers = []
+
+    def _parts(self, images: int, nbytes: int) -> tuple[int, list[tuple[int, int]]]:
+        """How a chunk's copies are split between threads: ``(axis, [(lo, hi), ...])``, axis 0
+        (images) when the chunk has as many images as threads, else 1 (channels)."""
+        if self.threads < 2 or nbytes < PARALLEL_MIN_BYTES:
+            return 0, [(0, images)]
+        if images >= self.threads:
+            return 0, shares(images, self.threads)
+        return 1, shares(self.g.in_channels, self.threads)
 
     def __call__(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """The column matrices of images ``n0:n1``, output rows ``r0:r1``.
@@ -234,36 +320,46 @@ class _Lowering:
         images, rows = n1 - n0, r1 - r0
         if not self.plan.lowered:
             return self.x[n0:n1].reshape(images, *self.stack)
-        dh, dw, sh, sw = self.step
         shape = (images, *self.taps, rows, self.out_width)
         if self.plan.gathered:
             cols = self._gather(self.cols[: math.prod(shape)].reshape(shape), n0, n1, r0, r1)
             return cols.reshape(images, *self.stack, rows * self.out_width)
-        if self.plan.padded:
-            source = self._fill_padded(n0, n1, r0, r1)
-            s0, s1, s2, s3 = source.strides
-            windows = np.ndarray(shape, source.dtype, source, 0, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
-        else:
-            source = self.x[n0:n1, :, r0 * sh:]
-            s0, s1, s2, s3 = source.strides
-            windows = as_strided(source, shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
-        cols = self.cols[: windows.size].reshape(shape)
-        np.copyto(cols, windows)
+        cols = self.cols[: math.prod(shape)].reshape(shape)
+        axis, parts = self._parts(images, cols.nbytes)
+        # each thread pads and lowers its own images (channels): no thread waits on another's rows
+        in_parallel(self._lower_part, cols, n0, n1, r0, r1, axis, parts=parts)
+        if self.count and self.plan.padded:
+            self._count_padded(n0, n1, r0, r1)
         return cols.reshape(images, *self.stack, rows * self.out_width)
 
-    def _fill_padded(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
-        """Copy the input rows that output rows ``r0:r1`` read into the zero-bordered buffer."""
+    def _lower_part(self, cols: np.ndarray, n0: int, n1: int, r0: int, r1: int, axis: int,
+                    lo: int, hi: int) -> None:
+        """Fill ``cols`` (images, C_in, KH, KW, rows, OW) at images (axis 0) or channels (axis 1) ``lo:hi``."""
+        dh, dw, sh, sw = self.step
+        part = (slice(lo, hi),) if axis == 0 else (slice(None), slice(lo, hi))
+        channels = part[1] if axis else slice(None)
+        images = (n0 + lo, n0 + hi) if axis == 0 else (n0, n1)
+        target = cols[part]
+        if self.plan.padded:
+            source = self._fill_padded(*images, r0, r1, channels, lo if axis == 0 else 0)
+        else:
+            source = self.x[images[0]: images[1], channels, r0 * sh:]
+        s0, s1, s2, s3 = source.strides
+        windows = as_strided(source, target.shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
+        np.copyto(target, windows)
+
+    def _fill_padded(self, n0: int, n1: int, r0: int, r1: int, channels: slice, slot: int) -> np.ndarray:
+        """Copy the input rows that output rows ``r0:r1`` read (of images ``n0:n1``, ``channels``)
+        into the zero-bordered buffer, from its image ``slot`` on; returns that part of the buffer."""
         g = self.g
         (top, _), (left, _) = g.padding
-        height, width = g.height, g.width
+        width = g.width
         rows_in = _input_rows(g, r1 - r0)
-        buffer = self.padded_input[: n1 - n0]
-        first = r0 * g.stride[0]  # first padded-input row read
-        # buffer rows [a, b) hold input rows [first + a - top, first + b - top); the rest is zero
-        a = min(max(top - first, 0), rows_in)
-        b = max(min(top + height - first, rows_in), a)
+        buffer = self.padded_input[slot: slot + n1 - n0, channels]
+        a, b = self._input_span(r0, r1)
+        first = r0 * g.stride[0]
         if a < b:
-            buffer[:, :, a:b, left: left + width] = self.x[n0:n1, :, first + a - top: first + b - top]
+            buffer[:, :, a:b, left: left + width] = self.x[n0:n1, channels, first + a - top: first + b - top]
             if left:
                 buffer[:, :, a:b, :left] = 0
             if left + width < buffer.shape[3]:
@@ -272,14 +368,28 @@ class _Lowering:
             buffer[:, :, :a] = 0
         if b < rows_in:
             buffer[:, :, b:rows_in] = 0
-        if self.count:
-            real = np.zeros(rows_in, dtype=np.uint8)
-            real[a:b] = 1
-            real_taps_h = int(_windows(real, g.kernel_h, r1 - r0, g.dilation[0], g.stride[0]).sum())
-            taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
-            self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
-        return buffer
+        return buffer[:, :, :rows_in]
 
+    def _input_span(self, r0: int, r1: int) -> tuple[int, int]:
+        """Rows ``[a, b)`` of the padded buffer that hold input rows (the rest is zero) for output rows ``r0:r1``."""
+        g = self.g
+        top = g.padding[0][0]
+        rows_in = _input_rows(g, r1 - r0)
+        first = r0 * g.stride[0]  # first padded-input row read
+        # buffer rows [a, b) hold input rows [first + a - top, first + b - top)
+        a = min(max(top - first, 0), rows_in)
+        return a, max(min(top + g.height - first, rows_in), a)
+
+    def _count_padded(self, n0: int, n1: int, r0: int, r1: int) -> None:
+        """Tally the column-matrix entries of this chunk copied from the zero border."""
+        g = self.g
+        rows_in = _input_rows(g, r1 - r0)
+        a, b = self._input_span(r0, r1)
+        real = np.zeros(rows_in, dtype=np.uint8)
+        real[a:b] = 1
+        real_taps_h = int(_windows(real, g.kernel_h, r1 - r0, g.dilation[0], g.stride[0]).sum())
+        taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
+        self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
 
     def _gather(self, cols: np.ndarray, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """Fill ``cols`` (images, C_in, KH, KW, rows, OW) for output rows ``r0:r1`` from the input itself:
@@ -328,8 +438,8 @@ def _windows(mask: np.ndarray, kernel: int, outputs: int, dilation: int, stride:
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, *,
-              count: bool, stage_times: dict[str, float] | None = None):
-    """Run ``plan``: returns ``y`` and the tallies ``(mults, adds, padded_mults)``.
+              count: bool, stage_times: dict[str, float] | None = None, out: np.ndarray | None = None):
+    """Run ``plan``: returns ``y`` (``out`` when given) and the tallies ``(mults, adds, padded_mults)``.
 
     ``stage_times``, when a dict, accumulates seconds spent in ``"lower"``,
     ``"gemm"`` and ``"bias"`` (for ``bench/im2col_split.py``).
@@ -337,13 +447,25 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     g = plan.g
     batch, groups, out_per_group = g.batch, g.groups, g.out_channels_per_group
     out_height, out_width = g.out_height, g.out_width
-    images_per_chunk, rows_per_chunk = plan.images_per_chunk, plan.rows_per_chunk
     weights = np.ascontiguousarray(weight).reshape(groups, out_per_group, -1)
-    y = np.empty((batch, g.out_channels, out_height, out_width), dtype=x.dtype)
+    y = np.empty((batch, g.out_channels, out_height, out_width), dtype=x.dtype) if out is None else out
     # y[n] as (groups, C_out/g, OH, OW): a row chunk of it is the GEMM output as it is
     y_groups = y.reshape(batch, groups, out_per_group, out_height, out_width)
     bias_column = None if bias is None else bias.reshape(groups, out_per_group, 1)
     lower = _Lowering(x, plan, count)
+    try:
+        mults, adds = _multiply_chunks(lower, weights, bias_column, y_groups, stage_times)
+    finally:
+        lower.release()
+    return y, (mults, adds, lower.padded_entries * weights.shape[1])
+
+
+def _multiply_chunks(lower: _Lowering, weights: np.ndarray, bias_column: np.ndarray | None,
+                     y_groups: np.ndarray, stage_times: dict[str, float] | None) -> tuple[int, int]:
+    """Lower, multiply and add the bias chunk by chunk into ``y_groups``; returns ``(mults, adds)``."""
+    plan = lower.plan
+    batch, groups, out_per_group, out_height, _ = y_groups.shape
+    images_per_chunk, rows_per_chunk = plan.images_per_chunk, plan.rows_per_chunk
     timed = stage_times is not None
     mults = adds = 0
     for n0 in range(0, batch, images_per_chunk):
@@ -371,7 +493,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
                 stage_times["lower"] = stage_times.get("lower", 0.0) + lowered - started
                 stage_times["gemm"] = stage_times.get("gemm", 0.0) + multiplied - lowered
                 stage_times["bias"] = stage_times.get("bias", 0.0) + finished - multiplied
-    return y, (mults, adds, lower.padded_entries * weights.shape[1])
+    return mults, adds
 
 
 def conv2d(
@@ -383,6 +505,7 @@ def conv2d(
     convention: str = "dense",
     count: bool = True,
     workspace_limit: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer by im2col + GEMM.
 
@@ -396,10 +519,13 @@ def conv2d(
     count : return the counts tallied from the GEMMs made
     workspace_limit : bytes the column matrix chunk, padded copy and weight
         copy may take together
+    out : None, or a C-contiguous, writeable (N, C_out, OH, OW) array of
+        ``x.dtype`` not overlapping the operands (checked by the caller): the
+        GEMMs write into it
 
     Returns
     -------
-    y : (N, C_out, OH, OW) C-contiguous array of ``x.dtype``
+    y : (N, C_out, OH, OW) C-contiguous array of ``x.dtype`` (``out`` when given)
     counts : :class:`~npconv.counts.Counts`, or None when ``count`` is false
 
     Raises
@@ -409,9 +535,10 @@ def conv2d(
         do not fit, before anything is allocated.
     """
     if geometry.batch == 0:  # an empty batch: no chunk to plan, nothing to lower or multiply
-        return np.empty(geometry.output_shape, dtype=x.dtype), (Counts(0, 0, convention, NAME) if count else None)
+        y = np.empty(geometry.output_shape, dtype=x.dtype) if out is None else out
+        return y, (Counts(0, 0, convention, NAME) if count else None)
     plan = Plan(geometry, x, weight, workspace_limit)
-    y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count)
+    y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count, out=out)
     if not count:
         return y, None
     return y, Counts(mults, adds, convention, NAME, padded_mults, plan.workspace_bytes)
@@ -653,6 +780,20 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
     if plan.transposed_bytes:
         transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype=dtype)
     lower = _Lowering(x, plan, count)
+    try:
+        mults, adds = _weight_gradient_chunks(lower, dy, grad_w, chunk_sum, transposed if plan.transposed_bytes
+                                              else None)
+    finally:
+        lower.release()
+    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+
+
+def _weight_gradient_chunks(lower: _Lowering, dy: np.ndarray, grad_w: np.ndarray, chunk_sum: np.ndarray,
+                            transposed: np.ndarray | None) -> tuple[int, int]:
+    """Sum the chunks' products into ``grad_w``; returns ``(mults, adds)``."""
+    plan, g = lower.plan, lower.g
+    groups, out_per_group, out_height = g.groups, g.out_channels_per_group, g.out_height
+    reduction = grad_w.shape[-1]
     mults = adds = 0
     first = True
     for n0 in range(0, g.batch, plan.images_per_chunk):
@@ -685,7 +826,7 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
                 np.add(grad_w, chunk_sum, out=grad_w)
                 adds += grad_w.size
             first = False
-    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+    return mults, adds
 
 
 def conv2d_backward(
