@@ -64,7 +64,7 @@ from numpy.lib.stride_tricks import as_strided
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry, first_touch_starts
 from npconv.gradients import GradCounts, Grads
-from npconv.kernels._threads import blas_threads, in_parallel, shares
+from npconv.kernels._threads import blas_single_threaded, blas_threads, in_parallel, shares
 from npconv.memory import ensure_workspace_fits, format_bytes, get_workspace_limit
 
 NAME = "im2col"
@@ -81,9 +81,9 @@ CHUNK_TARGET_BYTES = 4 * 2**20
 #: Most bytes of idle workspace kept for reuse (and never more than the process-wide workspace limit).
 POOL_MAX_BYTES = 64 * 2**20
 
-#: A lowering copy smaller than this runs on one thread: below it, handing half to another
-#: thread costs more than it saves.
-PARALLEL_MIN_BYTES = 256 * 2**10
+#: A layer whose GEMMs make fewer multiplications than this runs on one worker thread: below
+#: it, sharing the chunks out costs more than it saves.
+PARALLEL_MIN_MULTS = 2**24
 
 
 class WorkspacePool:
@@ -162,10 +162,10 @@ class Plan:
     """
 
     __slots__ = ("col_bytes", "g", "gathered", "images_per_chunk", "lowered", "pad_bytes", "padded",
-                 "rows_per_chunk", "weight_copy_bytes", "workspace_bytes")
+                 "rows_per_chunk", "weight_copy_bytes", "workers", "workspace_bytes")
 
     def __init__(self, g: ConvGeometry, x: np.ndarray, weight: np.ndarray, workspace_limit: int,
-                 target_bytes: int = CHUNK_TARGET_BYTES):
+                 target_bytes: int = CHUNK_TARGET_BYTES, workers: int = 1):
         self.g = g
         itemsize = x.dtype.itemsize
         self.weight_copy_bytes = 0 if weight.flags.c_contiguous else weight.nbytes
@@ -175,23 +175,29 @@ class Plan:
         batch, out_height = g.batch, g.out_height
         if not self.lowered:
             # no workspace; chunk only so that the bias is added while the output is in cache
+            # (and so that every worker has a chunk)
             output_image_bytes = g.out_channels * out_height * g.out_width * itemsize
-            self.images_per_chunk = _even_chunks(batch, target_bytes // output_image_bytes)
+            largest = min(target_bytes // output_image_bytes, math.ceil(batch / max(1, workers)))
+            self.images_per_chunk = _even_chunks(batch, largest)
             self.rows_per_chunk = out_height
             self.col_bytes = self.pad_bytes = 0
         else:
             row_bytes = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
             padded_row_bytes = g.in_channels * _padded_width(g) * itemsize if self.padded else 0
-            budget = min(workspace_limit, target_bytes) - self.weight_copy_bytes
+            room = workspace_limit - self.weight_copy_bytes
             # where the padded copy of one output row's input would not fit in the limit, gather instead
             # (only then: the padded copy and one strided copy are faster where both fit)
-            room = workspace_limit - self.weight_copy_bytes
             if self.padded and room < row_bytes + _input_rows(g, 1) * padded_row_bytes:
                 self.gathered, padded_row_bytes = True, 0  # no padded copy: see _Lowering._gather
 
             def chunk_bytes(images: int, rows: int) -> int:
                 return images * (rows * row_bytes + _input_rows(g, rows) * padded_row_bytes)
 
+            # as many workers as the limit holds a smallest chunk for, each with its own buffers,
+            # and chunks small enough that every worker has one
+            workers = max(1, min(workers, room // max(1, chunk_bytes(1, 1))))
+            budget = min(room // workers, target_bytes,
+                         math.ceil(chunk_bytes(batch, out_height) / workers) if workers > 1 else target_bytes)
             image_bytes = chunk_bytes(1, out_height)
             if image_bytes <= budget:
                 images, rows = _even_chunks(batch, budget // image_bytes), out_height
@@ -213,12 +219,13 @@ class Plan:
             self.images_per_chunk, self.rows_per_chunk = images, rows
             self.col_bytes = images * rows * row_bytes
             self.pad_bytes = images * _input_rows(g, rows) * padded_row_bytes
-        self.workspace_bytes = self.col_bytes + self.pad_bytes + self.weight_copy_bytes
+        self.workers = max(1, min(workers, self.chunks))
+        self.workspace_bytes = self.workers * (self.col_bytes + self.pad_bytes) + self.weight_copy_bytes
         ensure_workspace_fits(
             self.workspace_bytes, workspace_limit,
             f"the im2col workspace ({self.workspace_bytes:,} bytes: a column matrix of "
             f"{format_bytes(self.col_bytes)} for {self.images_per_chunk} image(s) x "
-            f"{self.rows_per_chunk} output row(s))",
+            f"{self.rows_per_chunk} output row(s){f', for each of {self.workers} workers' if self.workers > 1 else ''})",
         )
 
     @property
@@ -277,8 +284,6 @@ class _Lowering:
         self.step = (dh, dw, sh, sw)
         self.cols = workspace_pool.take((plan.col_bytes // x.itemsize,), x.dtype)
         self.buffers = [self.cols]
-        # the copies are split between this many threads, along images or else channels
-        self.threads = blas_threads()
         if plan.gathered:
             self.column_ranges = [_valid_range(kw * dw - g.padding[1][0], sw, g.width, 0, g.out_width)
                                   for kw in range(g.kernel_w)]
@@ -301,15 +306,6 @@ class _Lowering:
                 workspace_pool.give(buffer)
             self.buffers = []
 
-    def _parts(self, images: int, nbytes: int) -> tuple[int, list[tuple[int, int]]]:
-        """How a chunk's copies are split between threads: ``(axis, [(lo, hi), ...])``, axis 0
-        (images) when the chunk has as many images as threads, else 1 (channels)."""
-        if self.threads < 2 or nbytes < PARALLEL_MIN_BYTES:
-            return 0, [(0, images)]
-        if images >= self.threads:
-            return 0, shares(images, self.threads)
-        return 1, shares(self.g.in_channels, self.threads)
-
     def __call__(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """The column matrices of images ``n0:n1``, output rows ``r0:r1``.
 
@@ -325,41 +321,30 @@ class _Lowering:
             cols = self._gather(self.cols[: math.prod(shape)].reshape(shape), n0, n1, r0, r1)
             return cols.reshape(images, *self.stack, rows * self.out_width)
         cols = self.cols[: math.prod(shape)].reshape(shape)
-        axis, parts = self._parts(images, cols.nbytes)
-        # each thread pads and lowers its own images (channels): no thread waits on another's rows
-        in_parallel(self._lower_part, cols, n0, n1, r0, r1, axis, parts=parts)
-        if self.count and self.plan.padded:
-            self._count_padded(n0, n1, r0, r1)
+        dh, dw, sh, sw = self.step
+        if self.plan.padded:
+            source = self._fill_padded(n0, n1, r0, r1)
+            if self.count:
+                self._count_padded(n0, n1, r0, r1)
+        else:
+            source = self.x[n0:n1, :, r0 * sh:]
+        s0, s1, s2, s3 = source.strides
+        windows = as_strided(source, shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
+        np.copyto(cols, windows)
         return cols.reshape(images, *self.stack, rows * self.out_width)
 
-    def _lower_part(self, cols: np.ndarray, n0: int, n1: int, r0: int, r1: int, axis: int,
-                    lo: int, hi: int) -> None:
-        """Fill ``cols`` (images, C_in, KH, KW, rows, OW) at images (axis 0) or channels (axis 1) ``lo:hi``."""
-        dh, dw, sh, sw = self.step
-        part = (slice(lo, hi),) if axis == 0 else (slice(None), slice(lo, hi))
-        channels = part[1] if axis else slice(None)
-        images = (n0 + lo, n0 + hi) if axis == 0 else (n0, n1)
-        target = cols[part]
-        if self.plan.padded:
-            source = self._fill_padded(*images, r0, r1, channels, lo if axis == 0 else 0)
-        else:
-            source = self.x[images[0]: images[1], channels, r0 * sh:]
-        s0, s1, s2, s3 = source.strides
-        windows = as_strided(source, target.shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
-        np.copyto(target, windows)
-
-    def _fill_padded(self, n0: int, n1: int, r0: int, r1: int, channels: slice, slot: int) -> np.ndarray:
-        """Copy the input rows that output rows ``r0:r1`` read (of images ``n0:n1``, ``channels``)
-        into the zero-bordered buffer, from its image ``slot`` on; returns that part of the buffer."""
+    def _fill_padded(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
+        """Copy the input rows that output rows ``r0:r1`` of images ``n0:n1`` read into the
+        zero-bordered buffer; returns the part of the buffer filled."""
         g = self.g
         (top, _), (left, _) = g.padding
         width = g.width
         rows_in = _input_rows(g, r1 - r0)
-        buffer = self.padded_input[slot: slot + n1 - n0, channels]
+        buffer = self.padded_input[: n1 - n0]
         a, b = self._input_span(r0, r1)
         first = r0 * g.stride[0]
         if a < b:
-            buffer[:, :, a:b, left: left + width] = self.x[n0:n1, channels, first + a - top: first + b - top]
+            buffer[:, :, a:b, left: left + width] = self.x[n0:n1, :, first + a - top: first + b - top]
             if left:
                 buffer[:, :, a:b, :left] = 0
             if left + width < buffer.shape[3]:
@@ -452,26 +437,40 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     # y[n] as (groups, C_out/g, OH, OW): a row chunk of it is the GEMM output as it is
     y_groups = y.reshape(batch, groups, out_per_group, out_height, out_width)
     bias_column = None if bias is None else bias.reshape(groups, out_per_group, 1)
+    chunks = [(n0, min(n0 + plan.images_per_chunk, batch), r0, min(r0 + plan.rows_per_chunk, out_height))
+              for n0 in range(0, batch, plan.images_per_chunk)
+              for r0 in range(0, out_height, plan.rows_per_chunk)]
+    timed = stage_times is not None
+    if plan.workers == 1:
+        results = [_multiply_chunks(x, plan, count, weights, bias_column, y_groups, chunks, timed)]
+    else:
+        parts = [(chunks[lo:hi], timed) for lo, hi in shares(len(chunks), plan.workers)]
+        with blas_single_threaded():
+            results = in_parallel(_multiply_chunks, x, plan, count, weights, bias_column, y_groups, parts=parts)
+    mults = adds = padded_entries = 0
+    for worker_mults, worker_adds, worker_padded, times in results:
+        mults, adds, padded_entries = mults + worker_mults, adds + worker_adds, padded_entries + worker_padded
+        for stage, seconds in times.items():
+            stage_times[stage] = stage_times.get(stage, 0.0) + seconds
+    return y, (mults, adds, padded_entries * weights.shape[1])
+
+
+def workers_for(g: ConvGeometry) -> int:
+    """Worker threads for a layer: the BLAS's thread count, or 1 for a layer too small to share out."""
+    mults = g.batch * g.out_channels * g.out_height * g.out_width * g.in_channels_per_group * g.kernel_h * g.kernel_w
+    return blas_threads() if mults >= PARALLEL_MIN_MULTS else 1
+
+
+def _multiply_chunks(x: np.ndarray, plan: Plan, count: bool, weights: np.ndarray, bias_column: np.ndarray | None,
+                     y_groups: np.ndarray, chunks: list[tuple[int, int, int, int]], timed: bool):
+    """Lower, multiply and add the bias into ``y_groups`` for each ``(n0, n1, r0, r1)`` of ``chunks``,
+    with buffers of this worker's own; returns ``(mults, adds, padded column entries, stage seconds)``."""
+    _, groups, out_per_group, _, _ = y_groups.shape
+    stage_times: dict[str, float] = {}
+    mults = adds = 0
     lower = _Lowering(x, plan, count)
     try:
-        mults, adds = _multiply_chunks(lower, weights, bias_column, y_groups, stage_times)
-    finally:
-        lower.release()
-    return y, (mults, adds, lower.padded_entries * weights.shape[1])
-
-
-def _multiply_chunks(lower: _Lowering, weights: np.ndarray, bias_column: np.ndarray | None,
-                     y_groups: np.ndarray, stage_times: dict[str, float] | None) -> tuple[int, int]:
-    """Lower, multiply and add the bias chunk by chunk into ``y_groups``; returns ``(mults, adds)``."""
-    plan = lower.plan
-    batch, groups, out_per_group, out_height, _ = y_groups.shape
-    images_per_chunk, rows_per_chunk = plan.images_per_chunk, plan.rows_per_chunk
-    timed = stage_times is not None
-    mults = adds = 0
-    for n0 in range(0, batch, images_per_chunk):
-        n1 = min(n0 + images_per_chunk, batch)
-        for r0 in range(0, out_height, rows_per_chunk):
-            r1 = min(r0 + rows_per_chunk, out_height)
+        for n0, n1, r0, r1 in chunks:
             started = time.perf_counter() if timed else 0.0
             cols = lower(n0, n1, r0, r1)
             out = y_groups[n0:n1, :, :, r0:r1].reshape(n1 - n0, groups, out_per_group, -1)
@@ -493,7 +492,9 @@ def _multiply_chunks(lower: _Lowering, weights: np.ndarray, bias_column: np.ndar
                 stage_times["lower"] = stage_times.get("lower", 0.0) + lowered - started
                 stage_times["gemm"] = stage_times.get("gemm", 0.0) + multiplied - lowered
                 stage_times["bias"] = stage_times.get("bias", 0.0) + finished - multiplied
-    return mults, adds
+    finally:
+        lower.release()
+    return mults, adds, lower.padded_entries, stage_times
 
 
 def conv2d(
@@ -537,7 +538,7 @@ def conv2d(
     if geometry.batch == 0:  # an empty batch: no chunk to plan, nothing to lower or multiply
         y = np.empty(geometry.output_shape, dtype=x.dtype) if out is None else out
         return y, (Counts(0, 0, convention, NAME) if count else None)
-    plan = Plan(geometry, x, weight, workspace_limit)
+    plan = Plan(geometry, x, weight, workspace_limit, workers=workers_for(geometry))
     y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count, out=out)
     if not count:
         return y, None
