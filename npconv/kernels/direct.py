@@ -385,6 +385,7 @@ def conv2d(
     count: bool = False,
     workspace_limit: int,
     loop: str | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer with the compiled loops.
 
@@ -422,7 +423,7 @@ def conv2d(
     x, x_copied = _contiguous(x)
     w, w_copied = _contiguous(w)
     bias = np.zeros(0, dtype=x.dtype) if bias is None else np.ascontiguousarray(bias)
-    y = np.empty(g.output_shape, dtype=x.dtype)
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else out
     if y.size == 0:
         tallies = (0, 0)
     else:
