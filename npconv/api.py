@@ -69,6 +69,7 @@ not False.  What is computed and counted: :mod:`npconv.gradients`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import sys
 from typing import Any
@@ -215,6 +216,14 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
         return True
 
 
+def _takes_out(kernel) -> bool:
+    """Whether ``kernel.conv2d`` writes into an ``out=`` array (every built-in kernel does)."""
+    try:
+        return "out" in inspect.signature(kernel.conv2d).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_output_fits(geometry: ConvGeometry, dtype: np.dtype) -> None:
     shape = geometry.output_shape
     ensure_fits(math.prod(shape) * dtype.itemsize, f"the output, shape {shape} of {dtype.name},")
@@ -264,8 +273,17 @@ def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, 
             f"({', '.join(map(repr, kernel.CONVENTIONS))})",
             repr(count),
         )
-    y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
-                              workspace_limit=limit, out=out)
+    if out is None:
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit)
+    elif _takes_out(kernel):
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit, out=out)
+    else:  # a kernel registered without out=: its result is copied
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit)
+        np.copyto(out, y)
+        y = out
     if counts is not None and copied:
         counts = dataclasses.replace(counts, workspace_bytes=counts.workspace_bytes + copied)
     return y, counts
