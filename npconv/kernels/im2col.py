@@ -24,10 +24,39 @@ image x channel x kernel row, contiguous row copies), on the chunks this
 kernel uses (float32, 2-core machine, idle): resnet 3x3 0.15 ms vs 0.29 ms
 on one thread and 0.23 ms on two; large 7x7 0.14 vs 0.26 / 0.23 ms; stem s2
 0.27 vs 0.53 / 0.37 ms; the seed layer 12 vs 14 us.  NumPy's strided copy
-wins everywhere, needs no compilation and no thread pool (which, on a shared
-machine, stalled for milliseconds), so there is no Numba here.  Splitting
-the copy between two Python threads (NumPy releases the GIL) gained nothing
-at these chunk sizes either.
+wins everywhere and needs no compilation, so there is no Numba here.
+
+Threads.  Splitting each chunk's copy between two Python threads (NumPy
+releases the GIL) was slower than one thread (resnet 3x3: 0.40 vs 0.31 ms
+per chunk): the hand-off costs more than half a copy saves, and after each
+GEMM the BLAS's own worker threads are still spinning on the other core.
+What pays is sharing out whole chunks: on a layer of at least
+:data:`PARALLEL_MIN_MULTS` multiplications, each of the BLAS's thread count
+of workers (this thread and the pool of :mod:`npconv.kernels._threads`)
+lowers, multiplies and adds the bias for its own contiguous run of chunks,
+with buffers of its own, its GEMMs on one BLAS thread
+(:class:`~npconv.kernels._threads.blas_single_threaded`).  The workers meet
+once, at the end; the lowering runs on both cores, and a thin GEMM (64 rows
+for resnet 3x3) no longer splits across threads.  Measured against the
+chunks run one after the other with a two-thread BLAS (float32, 2 threads,
+time over PyTorch's): resnet 3x3 1.49 vs 3.23, large 7x7 2.30 vs 4.03, stem
+s2 2.36 vs 3.54, pointwise 1x1 0.92 vs 1.26 (a loaded machine; the ratios
+move together).
+
+Reused buffers.  The column and padded buffers come from
+:data:`workspace_pool` (keyed by shape and dtype, thread-safe, at most
+:data:`POOL_MAX_BYTES` idle and never more than the process-wide workspace
+limit) and go back to it at the end of the call: a fresh buffer of a few
+megabytes costs up to milliseconds of page faults on these virtual
+machines.  The padded copy's borders are rewritten for every chunk, so a
+reused buffer's old contents are never read.
+
+The bias.  Each chunk's bias is added right after its GEMM, while the
+chunk's output is still in cache (about 5% of the time of resnet 3x3).
+NumPy's ``matmul`` has no ``beta``, so the bias cannot initialise the
+output; appending a row of ones to the column matrix would put it inside
+the GEMM but would execute (and so count) one multiplication by 1 per
+output, and break the column matrix's layout per group.
 
 Bounded workspace.  The column matrix is ``KH x KW`` times the input
 (``formulas.im2col_workspace_bytes``).  The batch is processed in chunks of
@@ -47,8 +76,9 @@ matrix that was copied from the zero border is multiplied by the ``C_out/g``
 weights of its group; the number of such entries is read off the lowering
 itself, by applying the same window view to masks of the rows and columns
 that were filled from the input.  ``workspace_bytes`` is the size of the
-buffers allocated (column matrix and padded copy, plus a contiguous copy of
-the weight when it was not contiguous).
+buffers used (column matrix and padded copy, once per worker, plus a
+contiguous copy of the weight when it was not contiguous), whether fresh or
+taken from the pool.  The counts do not depend on the number of workers.
 """
 
 from __future__ import annotations
