@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import NoReturn
 
 from npconv import __version__
-from npconv.errors import EXIT_STATUSES, ConvArgumentError
+from npconv.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_STATUSES, ConvArgumentError, cut
 from npconv.geometry import BIAS_CONVENTIONS, DEFAULT_BIAS_CONVENTION, ConvGeometry, SeparableGeometry
 from npconv.question import QUESTION_KEYS, Question, flag_name, parse_input, parse_padding, parse_pair
 
@@ -79,15 +82,12 @@ def _explain(args: argparse.Namespace) -> int:
 def _fast_methods(text: str | None, argument: str = "--method") -> tuple[str, ...]:
     """The fast algorithms named in ``text`` (comma-separated), for ``explain --method``."""
     from npconv.formulas import ALGORITHM_METHODS
+    from npconv.kernels import choose_methods
 
     if text is None:
         return ()
-    chosen = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    if not chosen or any(m not in ALGORITHM_METHODS for m in chosen):
-        raise ConvArgumentError(argument, f"comma-separated fast methods among {', '.join(ALGORITHM_METHODS)} "
-                                "(the others count the layer's own dense and effective numbers, shown anyway)",
-                                repr(text))
-    return chosen
+    return choose_methods(text, tuple(ALGORITHM_METHODS), argument, "comma-separated fast methods among",
+                          "the others count the layer's own dense and effective numbers, shown anyway")
 
 
 def _layer_defaults() -> argparse.Namespace:
@@ -157,8 +157,20 @@ and nesting): see npconv.limits.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose one-line errors stay one line: what was typed is echoed with its
+    control characters escaped (a carriage return or an escape sequence in an argument would otherwise
+    break the line or reach the terminal) and cut to a line's length."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(cut(_CONTROL.sub(lambda m: repr(m.group())[1:-1], message), 400))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="npconv",
         description="Convolution from scratch, with kernels that count their own arithmetic.",
         epilog=_EPILOG,
@@ -530,12 +542,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit where Python can only complain
+        return status
     except ConvArgumentError as error:
         # A bad flag, file or value: say which and why, as argparse does, without a traceback, and exit
         # with the status of its kind (2 a bad value, 4 too large for memory, 5 a file, 6 a package).
         print(f"npconv {args.command}: error: {error}", file=sys.stderr)
         return error.exit_status
+    except KeyboardInterrupt:  # train reports its own interruption; elsewhere there is nothing to keep
+        print(f"npconv {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whatever is still buffered goes nowhere: the reader is gone, and Python would otherwise
+        # report the failed flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,9 @@ EXIT_FILE = 5
 EXIT_MISSING_DEPENDENCY = 6
 #: interrupted with Ctrl-C (128 + SIGINT, as shells report it); train reports and saves what it trained
 EXIT_INTERRUPTED = 130
+#: the reader of the output went away (``npconv model vgg16 | head``): 128 + SIGPIPE, as shells report
+#: a program that SIGPIPE stopped; nothing more is written
+EXIT_BROKEN_PIPE = 141
 
 #: status -> what it means, in order: the one list ``npconv --help`` and the README show.
 EXIT_STATUSES = {
@@ -56,6 +59,7 @@ EXIT_STATUSES = {
     EXIT_MISSING_DEPENDENCY: "an optional package is missing (PyTorch for --compare torch, matplotlib "
                              "for --plot and animate)",
     EXIT_INTERRUPTED: "interrupted with Ctrl-C (train reports, and saves with --save, what it trained)",
+    EXIT_BROKEN_PIPE: "the output's reader closed it (as head does): the rest is not written",
 }
 
 

@@ -290,7 +290,8 @@ class ConvGeometry:
                 w_name, "a 4-D array (C_out, C_in / groups, KH, KW)", f"shape {weight_shape}"
             )
         # C_in first: groups and the weight are checked against it, and an x without channels
-        # is what is wrong then, not them.
+        # is what is wrong then, not them.  These checks come before the constructor's own (which
+        # then always pass) because here the message can name the array whose shape is wrong.
         in_channels = _as_int(input_shape[1], x_name, "in_channels as an int >= 1")
         if in_channels < 1:
             raise ConvArgumentError(x_name, "in_channels as an int >= 1", _show(in_channels))

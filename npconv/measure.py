@@ -105,10 +105,7 @@ def choose_methods(text: str | None, name: str = "--methods") -> tuple[tuple[str
     available = kernels.available_methods()
     if text is None:
         return available, False
-    chosen = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-    if not chosen or any(m not in available for m in chosen):
-        raise ConvArgumentError(name, f"comma-separated methods among {', '.join(available)}", echo(text))
-    return chosen, True
+    return kernels.choose_methods(text, available, name), True
 
 
 def check_time_limit(value: object, name: str = "--time-limit") -> float:

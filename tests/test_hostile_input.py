@@ -587,3 +587,26 @@ def test_a_width_multiplier_past_the_largest_layer_is_refused(capsys, width):
     """``model mobilenet_v1 --width 1e308`` ended in OverflowError: int(inf) (found by the fuzz test's soak)."""
     line = refused(capsys, "model", "mobilenet_v1", "--width", width)
     assert "--width: expected a multiplier that leaves at most 2,147,483,647 of 32 x width channels" in line
+
+
+@pytest.mark.parametrize("typed", ["-\r0", "-\x1b[2J", "-\x00x", "-\u2028y", "--" + "z" * 5_000])
+def test_argparse_errors_stay_one_short_line_whatever_was_typed(capsys, typed):
+    code, out, err = run(capsys, "model", typed)
+    assert code == 2 and out == ""
+    usage, message = err.strip().splitlines()
+    assert usage.startswith("usage: npconv") and message.startswith("npconv: error: unrecognized arguments: ")
+    assert message.isprintable() and len(message) < 500
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """``npconv ... | head``: the reader is gone before anything is written; the command stops with
+    status 141 (128 + SIGPIPE, as shells report it) and no traceback or complaint at exit."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "npconv", "model", "vgg16", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the interpreter has even started: every write fails
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, err
+    assert err == ""

@@ -200,30 +200,33 @@ BAD_FLAGS = {
     "--net twice": (["--net", "small_standard,small_standard"], "--net: expected each network once"),
     "--net too big for the data": (["--net", "vgg16"], "--net vgg16: expected a network whose layers fit a "
                                                        "6x6x1 input"),
-    "--save in a missing folder": (["--save", "/nonexistent/folder/w.npz"], "--save: expected a file in an "
-                                                                            "existing folder"),
-    "--load missing": (["--load", "/nonexistent/w.npz"], "--load: expected an existing .npz file"),
-    "--data missing": (["--data", "/nonexistent/d.npz"], "--data: expected an existing .npz file"),
-    "--plot in a missing folder": (["--plot", "/nonexistent/c.png"], "--plot: expected a .png file in an "
-                                                                     "existing folder"),
 }
 
 
-@pytest.mark.parametrize("case", BAD_FLAGS)
-def test_bad_flags_exit_2_before_training(capsys, files, case):
-    argv, message = BAD_FLAGS[case]
+#: Files that cannot be read or written: exit 5, before training, naming the flag.
+BAD_FILES = {
+    "--save in a missing folder": (["--save", "/nonexistent/folder/w.npz"], "--save: expected a file in an "
+                                                                            "existing folder"),
+    "--save a folder": (["--save", "{dir}"], "--save: expected a file in an existing folder"),
+    "--load missing": (["--load", "/nonexistent/w.npz"], "--load: expected an existing .npz file"),
+    "--data missing": (["--data", "/nonexistent/d.npz"], "--data: expected an existing .npz file"),
+    "--plot in a missing folder": (["--plot", "/nonexistent/c.png"], "--plot: expected a file in an "
+                                                                     "existing folder"),
+    "--plot a folder": (["--plot", "{dir}"], "--plot: expected a file in an existing folder"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_FLAGS, *BAD_FILES])
+def test_bad_flags_and_files_are_refused_before_training(capsys, files, case):
+    argv, message = BAD_FLAGS.get(case) or BAD_FILES[case]
+    argv = [a.format(dir=files["dir"]) for a in argv]
     defaults = {"--data": files["data"], "--net": files["nets"], "--method": "reference"}
     for flag, value in defaults.items():
         if flag not in argv:
             argv = [*argv, flag, value]
     code, out, err = run(capsys, "train", *argv)
-    assert code == 2 and out == ""
+    assert code == (5 if case in BAD_FILES else 2) and out == ""
     assert err.startswith("npconv train: error: ") and message in err, err
-
-
-def test_save_to_a_directory_is_refused_before_training(capsys, files):
-    code, out, err = _train(capsys, files, "--save", str(files["dir"]))
-    assert code == 2 and out == "" and "--save: expected a file path to write the weights to" in err
 
 
 def test_missing_libraries_say_how_to_install_them(capsys, files, monkeypatch):

@@ -43,7 +43,7 @@ from npconv.bench.workloads import (
     output_arrays,
 )
 from npconv.counts import Counts, SeparableCounts
-from npconv.errors import ConvArgumentError, ConvMemoryError
+from npconv.errors import ConvMemoryError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.layerset import BENCHMARK_LAYERS
 from npconv.memory import array_bytes, ensure_arrays_fit
@@ -86,16 +86,8 @@ def select_methods(text: str | None, argument: str = "methods") -> tuple[str, ..
     available = kernels.all_methods()
     if text is None:
         return available
-    chosen = [token.strip().lower() for token in text.split(",") if token.strip()]
-    unknown = [m for m in chosen if m not in available]
-    if unknown or not chosen:
-        raise ConvArgumentError(
-            argument,
-            f"comma-separated npconv methods from those available here: {', '.join(available)} "
-            f"(PyTorch is always timed when installed)",
-            repr(text),
-        )
-    return tuple(dict.fromkeys(chosen))
+    return kernels.choose_methods(text, available, argument, "comma-separated npconv methods from those "
+                                  "available here:", "PyTorch is always timed when installed")
 
 
 # ---------------------------------------------------------------------- results

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from npconv.errors import ConvArgumentError
+from npconv.errors import ConvArgumentError, echo
 
 #: ``method`` name -> module that implements it, in the order methods are listed and run.
 METHODS: dict[str, str] = {
@@ -133,6 +133,18 @@ def supports(method: object, geometry) -> str | None:
     if not declaration(method).restricted:
         return None
     return load(method).supports(geometry)
+
+
+def choose_methods(text: str, allowed, argument: str, expected: str = "comma-separated methods among",
+                   note: str = "") -> tuple[str, ...]:
+    """The method names in ``text`` (comma-separated; case and spaces ignored, repeats dropped), each
+    one of ``allowed``: how every command reads a list of methods.  An empty or unknown name is refused
+    naming ``argument``, with ``expected``, the allowed names and ``note`` (in parentheses) in the message."""
+    chosen = tuple(dict.fromkeys(token.strip().lower() for token in text.split(",") if token.strip()))
+    if not chosen or any(m not in allowed for m in chosen):
+        raise ConvArgumentError(argument, f"{expected} {', '.join(allowed)}" + (f" ({note})" if note else ""),
+                                echo(text))
+    return chosen
 
 
 def _module_name(method: object) -> str:

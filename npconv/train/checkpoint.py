@@ -6,46 +6,25 @@ Arrays are named ``<network>/<parameter>`` (``small_standard/conv1.weight``,
 string saying which networks, their input shape and class count.  NumPy reads
 the file without pickles (``np.load(path)``).
 
-Writing is atomic: the file is written to a temporary file in the same
-folder, flushed to disk, then moved over the target with :func:`os.replace`,
-so an interrupted run (Ctrl-C, a full disk, a crash) leaves either the old
-file or the new one, never half of one.  :func:`check_writable` tries that
-folder before training starts.
+Writing is atomic (:func:`npconv.files.write_atomically`): an interrupted
+run (Ctrl-C, a full disk, a crash) leaves either the old file or the new
+one, never half of one; ``npconv train`` checks the path
+(:func:`npconv.files.check_output`) before training starts.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 
+from npconv import files
 from npconv.errors import ConvArgumentError
 from npconv.train.model import Model
 
 FORMAT = "npconv-train-weights/1"
-
-
-def check_writable(path: str, argument: str = "--save") -> str:
-    """``path`` if a file can be created there (tried, then removed); refused naming ``argument``."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not path or os.path.isdir(path):
-        raise ConvArgumentError(argument, "a file path to write the weights to", repr(path))
-    if not os.path.isdir(folder):
-        raise ConvArgumentError(argument, "a file in an existing folder", f"{path!r} (no folder {folder!r})")
-    try:
-        descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".npconv-write-test-")
-    except OSError as error:
-        raise ConvArgumentError(argument, "a file in a folder you can write to",
-                                f"{path!r} ({error.strerror})") from None
-    os.close(descriptor)
-    os.remove(probe)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise ConvArgumentError(argument, "a file you can overwrite", f"{path!r} (read-only)")
-    return path
 
 
 def save(path: str, models: Sequence[Model]) -> None:
@@ -59,18 +38,7 @@ def save(path: str, models: Sequence[Model]) -> None:
                                         "output_shape": list(model.network.output_shape),
                                         "parameters": model.parameter_count()}
     arrays["__meta__"] = np.array(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    files.write_atomically(path, lambda file: np.savez(file, **arrays), "--save", binary=True)
 
 
 def load(path: str, models: Sequence[Model], argument: str = "--load") -> None:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npconv.errors import EXIT_INTERRUPTED, ConvArgumentError
+from npconv.errors import EXIT_INTERRUPTED, ConvArgumentError, FileError, echo
 from npconv.render import table
 
 #: The course problem's pair.
@@ -117,21 +117,20 @@ def _method(text: str | None) -> str:
 
 def _readable(path: str | None, flag: str) -> str | None:
     if path is not None and not os.path.isfile(path):
-        raise ConvArgumentError(flag, "an existing .npz file", repr(path))
+        raise FileError(flag, "an existing .npz file", echo(path))
     return path
 
 
-def _plot_path(path: str | None) -> str | None:
-    if path is not None and (not path or os.path.isdir(path)
-                             or not os.path.isdir(os.path.dirname(os.path.abspath(path)))):
-        raise ConvArgumentError("--plot", "a .png file in an existing folder", repr(path))
-    return path
+def _output(path: str | None, flag: str) -> str | None:
+    """``path`` if it can be written (a regular or a new file in a folder you may write to), checked
+    before any training; the file is written whole or not at all, once training ends."""
+    from npconv import files
+
+    return None if path is None else str(files.check_output(path, flag))
 
 
 def check_settings(args: argparse.Namespace) -> Settings:
     """Every flag checked; errors name the flag, what was expected and what arrived."""
-    from npconv.train.checkpoint import check_writable
-
     optimizer = DEFAULTS["optimizer"] if args.optimizer is None else args.optimizer
     if optimizer not in OPTIMIZER_NAMES:
         raise ConvArgumentError("--optimizer", " or ".join(OPTIMIZER_NAMES), repr(optimizer))
@@ -153,9 +152,9 @@ def check_settings(args: argparse.Namespace) -> Settings:
         method=_method(args.method),
         seed=_int(args.seed, "--seed", DEFAULTS["seed"], 0),
         data=_readable(args.data, "--data"),
-        save=None if args.save is None else check_writable(args.save, "--save"),
+        save=_output(args.save, "--save"),
         load=_readable(args.load, "--load"),
-        plot=_plot_path(args.plot),
+        plot=_output(args.plot, "--plot"),
         json=bool(args.json),
     )
 
@@ -169,17 +168,6 @@ def _import_tqdm():
         raise ConvArgumentError("npconv train", f"tqdm for the progress bar: {INSTALL_HINT}",
                                 "no tqdm installed") from None
     return tqdm
-
-
-def _import_pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        raise ConvArgumentError("--plot", "matplotlib: pip install 'npconv[plot]'", "no matplotlib installed") from None
-    return pyplot
 
 
 # ---------------------------------------------------------------------- networks
@@ -230,7 +218,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     settings = check_settings(args)
     tqdm = _import_tqdm()
-    pyplot = _import_pyplot() if settings.plot else None
+    from npconv.bench import import_pyplot, plot_format
+
+    pyplot = import_pyplot("--plot") if settings.plot else None
+    if settings.plot:
+        plot_format(settings.plot, pyplot, "--plot")  # a suffix matplotlib cannot write: before training
     try:
         return _run(settings, tqdm, pyplot, started)
     except KeyboardInterrupt:
@@ -426,7 +418,11 @@ def _load_average() -> str:
 
 
 def plot_curves(results: list[NetResult], path: str, pyplot) -> None:
-    """Training loss and test accuracy per epoch, one line per network, to ``path``."""
+    """Training loss and test accuracy per epoch, one line per network, to ``path`` (whole or not at all),
+    in the image format its suffix names (:func:`npconv.bench.plot_format`)."""
+    from npconv import files
+    from npconv.bench import plot_format
+
     figure, (loss_axes, accuracy_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
     for r in results:
         epochs = [rec.epoch for rec in r.run.records]
@@ -442,8 +438,9 @@ def plot_curves(results: list[NetResult], path: str, pyplot) -> None:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp.png")
-    figure.savefig(temporary, dpi=100)
-    pyplot.close(figure)
-    os.replace(temporary, path)
+    try:
+        files.write_atomically(path, lambda file: figure.savefig(file, dpi=100, format=plot_format(path, pyplot, "--plot")),
+                               "--plot",
+                               binary=True)
+    finally:
+        pyplot.close(figure)
