@@ -69,6 +69,7 @@ not False.  What is computed and counted: :mod:`npconv.gradients`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import sys
@@ -216,6 +217,7 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
         return True
 
 
+@functools.cache
 def _takes_out(kernel) -> bool:
     """Whether ``kernel.conv2d`` writes into an ``out=`` array (every built-in kernel does)."""
     try:
