@@ -316,3 +316,16 @@ def test_concurrent_calls_do_not_share_buffers():
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_an_invalid_operation_raises_under_errstate_in_every_worker(monkeypatch):
+    x, w, b, g = _layer_arrays()
+    monkeypatch.setattr(im2col, "PARALLEL_MIN_MULTS", 0)
+    monkeypatch.setattr(im2col, "blas_threads", lambda: 2)
+    limit = 3 * smallest_chunk_bytes(g, x.itemsize)
+    x = x.copy()
+    x[-1] = np.inf  # the last image: in the second worker's chunks
+    w = w.copy()
+    w[0] = 0.0  # 0 * inf
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=limit)
