@@ -84,6 +84,7 @@ taken from the pool.  The counts do not depend on the number of workers.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -486,9 +487,10 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
 
 
 def workers_for(g: ConvGeometry) -> int:
-    """Worker threads for a layer: the BLAS's thread count, or 1 for a layer too small to share out."""
+    """Worker threads for a layer: the BLAS's thread count (at most one per CPU: the pool has one
+    thread per CPU but the caller's), or 1 for a layer too small to share out."""
     mults = g.batch * g.out_channels * g.out_height * g.out_width * g.in_channels_per_group * g.kernel_h * g.kernel_w
-    return blas_threads() if mults >= PARALLEL_MIN_MULTS else 1
+    return min(blas_threads(), os.cpu_count() or 1) if mults >= PARALLEL_MIN_MULTS else 1
 
 
 def _multiply_chunks(x: np.ndarray, plan: Plan, count: bool, weights: np.ndarray, bias_column: np.ndarray | None,
