@@ -242,8 +242,7 @@ def test_float32_stays_float32_with_float32_operands_only():
 
 def test_chunks_shared_between_workers_give_the_same_answer_and_counts(monkeypatch):
     x, w, b, g = _layer_arrays()
-    monkeypatch.setattr(im2col, "PARALLEL_MIN_MULTS", 0)
-    monkeypatch.setattr(im2col, "blas_threads", lambda: 2)
+    monkeypatch.setattr(im2col, "workers_for", lambda g: 2)
     limit = 3 * smallest_chunk_bytes(g, x.itemsize)  # several chunks, so that both workers have some
     plan = im2col.Plan(g, x, w, limit, workers=2)
     assert plan.workers == 2 and plan.chunks >= 2
@@ -320,8 +319,7 @@ def test_concurrent_calls_do_not_share_buffers():
 
 def test_an_invalid_operation_raises_under_errstate_in_every_worker(monkeypatch):
     x, w, b, g = _layer_arrays()
-    monkeypatch.setattr(im2col, "PARALLEL_MIN_MULTS", 0)
-    monkeypatch.setattr(im2col, "blas_threads", lambda: 2)
+    monkeypatch.setattr(im2col, "workers_for", lambda g: 2)
     limit = 3 * smallest_chunk_bytes(g, x.itemsize)
     x = x.copy()
     x[-1] = np.inf  # the last image: in the second worker's chunks
