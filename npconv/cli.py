@@ -12,6 +12,9 @@ Every error a user can cause is a :class:`~npconv.errors.ConvArgumentError`
 raised where the bad value is read (naming the flag, file or key), and exits
 with its class's status (:data:`npconv.errors.EXIT_STATUSES`, listed in
 ``npconv --help``), never with a traceback.
+
+Size: every subcommand's parser (and only its parser: each handler is a few lines calling
+the module that does the work), so that the flags of all commands can be read in one place.
 """
 
 from __future__ import annotations
@@ -297,6 +300,16 @@ def _check(args: argparse.Namespace) -> int:
                 raise ConvArgumentError(flag_name(key), "no layer flag with FILE (its [question] table "
                                         "describes the layer)", repr(getattr(args, key)))
         sheet = claims.load_sheet(args.file)
+        if args.exercise is not None:
+            from npconv.claims.exercises import answered_against
+
+            sheet = answered_against(claims.load_sheet(args.exercise, "--exercise"), sheet)
+        if args.answers:
+            return _print_model_answers(args, sheet)
+    elif args.exercise is not None or args.answers:
+        flag = "--answers" if args.answers else "--exercise"
+        raise ConvArgumentError("FILE", f"a claims file with {flag} (--exercise SHEET FILE grades FILE's answers "
+                                "to SHEET; --answers SHEET prints SHEET's model answers)", "none")
     elif args.claim:
         question, reading = question_from_arguments(args)
         sheet = claims.sheet_from_strings(question, args.claim, args.counting, reading)
@@ -305,6 +318,26 @@ def _check(args: argparse.Namespace) -> int:
     report = claims.check(sheet, _check_rules(args, sheet.rules))
     _print_report(args, report, claims)
     return report.exit_status
+
+
+def _print_model_answers(args: argparse.Namespace, sheet) -> int:
+    """``check --answers``: the sheet's model answers, a claims file npconv check grades 100% (or JSON)."""
+    from npconv import claims
+    from npconv.claims.exercises import model_answers, sheet_to_toml
+
+    model = model_answers(sheet)
+    rights = {c.number: claims.answer(c.quantity, claims.Setting(sheet.question, sheet.counting))
+              for c in sheet.claims}
+    if args.json:
+        print(json.dumps({"source": sheet.source, "title": sheet.title, "answers": [
+            {"number": c.number, "id": c.id, "quantity": c.quantity, "ask": c.ask, "value": rights[c.number].text,
+             "expression": c.expression, "working": rights[c.number].working} for c in model.claims]}, indent=2))
+        return 0
+    header = (f"Model answers: {sheet.title or sheet.source}\n"
+              f"written by `npconv check --answers {sheet.source}` (npconv {__version__}): every value and its\n"
+              "working is npconv's own; `npconv check` on this file grades it 100%.")
+    print(sheet_to_toml(model, header, {n: a.working for n, a in rights.items()}), end="")
+    return 0
 
 
 def _check_rules(args: argparse.Namespace, rules):
@@ -346,10 +379,18 @@ claims file (TOML), see examples/answer_sheet.toml:
   value = 19454
   expression = "(5 x 5 x 3 + 1) x 254"   # optional, as is note = "..."
 
+exercise sheets (examples/exercises/): each [[claim]] is a question with an id, a quantity and
+its wording (ask), and no value; npconv knows the answers. A student writes value = ... (and,
+optionally, expression = "...", the working) under each question of a copy, then runs
+npconv check COPY (or, with the teacher's sheet, npconv check --exercise SHEET COPY). A question
+without a value is "not answered": 0 credit, its right value not shown. The teacher's model
+answers, with working: npconv check --answers SHEET.
+
 verdicts: holds; holds if (only under a reading of the question the rules allow, named: another
 padding, the bias convention); slip (a number copied wrong, arithmetic that does not give the value
 written, a value rounded, working missing where required); wrong (a classic misconception, named,
-or no explanation). The right value, with its working, is always shown. Written working is
+or no explanation); not answered (a question of an exercise sheet without a value). The right
+value, with its working, is shown for every answered claim. Written working is
 evaluated first and compared with the formula by algebra: a reading the working contradicts is
 never the verdict. Score: 1 per claim that holds, reading_credit (1) under an allowed reading,
 slip_credit (0.5) per slip, 0 when wrong.
@@ -359,7 +400,7 @@ readings = ["padding", "bias"] (add "counting" or a misconception's name to acce
 working = "optional" | "required"; slip_credit = 0.5; reading_credit = 1.
 
 exit status: 0 every claim holds; 1 some claim is wrong or has a slip; 3 none is wrong or slipped
-but some hold only under a reading; 2 a bad flag or claims file (the error names FILE:LINE and the key);
+but some hold only under a reading or are not answered; 2 a bad flag or claims file (the error names FILE:LINE and the key);
 5 a claims file that cannot be read (see npconv --help for every command's statuses).
 """
 
@@ -380,6 +421,12 @@ def _add_check_parser(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("file", nargs="?", metavar="FILE", help="a TOML claims file")
+    check.add_argument("--exercise", metavar="SHEET",
+                       help="grade FILE, a student's copy of the exercise sheet SHEET with answers written in, "
+                            "against SHEET: its questions (matched by id), question and rules are SHEET's")
+    check.add_argument("--answers", action="store_true",
+                       help="print FILE's model answers with their working, as a claims file that grades 100%% "
+                            "(for the teacher of an exercise sheet); nothing is graded")
     check.add_argument("--claim", action="append", metavar="QUANTITY=VALUE",
                        help="a claim QUANTITY=VALUE or QUANTITY=EXPRESSION=VALUE, e.g. separable.params=1102 "
                             "or 'separable.params=15+1024=1102' (repeatable)")

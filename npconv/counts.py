@@ -132,20 +132,23 @@ class Counts:
         return {**asdict(self), "flops": self.flops}
 
 
-@dataclass(frozen=True)
-class SeparableCounts:
-    """Counts of a depthwise-separable call: its two parts and their sums."""
+class Totals:
+    """The totals of counts made of parts (a separable call's two parts, a backward call's gradients):
+    ``mults``, ``adds``, ``flops`` and ``padded_mults`` are the parts' sums, ``workspace_bytes`` the
+    largest part's (parts run one after the other, or share one workspace that each reports).  A
+    subclass defines :meth:`summed`, the parts that are summed, and ``convention`` and ``method``
+    (fields, or :class:`OfTwoParts`'s)."""
 
-    depthwise: Counts
-    pointwise: Counts
+    def summed(self) -> list:
+        raise NotImplementedError
 
     @property
     def mults(self) -> int:
-        return self.depthwise.mults + self.pointwise.mults
+        return sum(part.mults for part in self.summed())
 
     @property
     def adds(self) -> int:
-        return self.depthwise.adds + self.pointwise.adds
+        return sum(part.adds for part in self.summed())
 
     @property
     def flops(self) -> int:
@@ -153,31 +156,43 @@ class SeparableCounts:
 
     @property
     def padded_mults(self) -> int:
-        return self.depthwise.padded_mults + self.pointwise.padded_mults
+        return sum(part.padded_mults for part in self.summed())
 
     @property
     def workspace_bytes(self) -> int:
-        """The larger part's workspace: the parts run one after the other."""
-        return max(self.depthwise.workspace_bytes, self.pointwise.workspace_bytes)
+        return max((part.workspace_bytes for part in self.summed()), default=0)
+
+    def totals_dict(self) -> dict[str, object]:
+        """The totals, as the first keys of a ``to_dict``."""
+        return {"mults": self.mults, "adds": self.adds, "flops": self.flops, "padded_mults": self.padded_mults,
+                "workspace_bytes": self.workspace_bytes, "convention": self.convention, "method": self.method}
+
+
+class OfTwoParts(Totals):
+    """Totals of a depthwise part and a pointwise part, whose convention and method are the
+    depthwise part's (a pointwise 1x1 layer has no padding, so both parts agree)."""
+
+    depthwise: object
+    pointwise: object
+
+    def summed(self) -> list:
+        return [self.depthwise, self.pointwise]
 
     @property
     def convention(self) -> str:
-        """The parts' convention (a pointwise 1x1 layer has no padding, so both agree)."""
         return self.depthwise.convention
 
     @property
     def method(self) -> str:
         return self.depthwise.method
 
+
+@dataclass(frozen=True)
+class SeparableCounts(OfTwoParts):
+    """Counts of a depthwise-separable call: its two parts and their sums."""
+
+    depthwise: Counts
+    pointwise: Counts
+
     def to_dict(self) -> dict[str, object]:
-        return {
-            "mults": self.mults,
-            "adds": self.adds,
-            "flops": self.flops,
-            "padded_mults": self.padded_mults,
-            "workspace_bytes": self.workspace_bytes,
-            "convention": self.convention,
-            "method": self.method,
-            "depthwise": self.depthwise.to_dict(),
-            "pointwise": self.pointwise.to_dict(),
-        }
+        return {**self.totals_dict(), "depthwise": self.depthwise.to_dict(), "pointwise": self.pointwise.to_dict()}

@@ -27,7 +27,7 @@ EXIT_DISAGREES = 1
 #: a bad flag, a bad value in a claims or network file, input beyond a bound (argparse's own too)
 EXIT_USAGE = 2
 #: nothing is wrong, but not everything is settled: check -- some claims hold only under another
-#: reading of the question; model -- some operations were not counted (they are listed by name)
+#: reading of the question, or some questions are not answered; model -- some operations were not counted (they are listed by name)
 EXIT_UNSETTLED = 3
 EXIT_ONLY_UNDER_READINGS = EXIT_UNCOUNTED = EXIT_UNSETTLED
 #: refused for memory: the layer's arrays or a kernel's workspace would not fit (nothing allocated)
@@ -52,7 +52,7 @@ EXIT_STATUSES = {
     EXIT_USAGE: "a bad flag or a bad value in a claims, network or data file, or input beyond a bound; "
                 "train: also a loss that stopped being finite (the last good weights are kept)",
     EXIT_UNSETTLED: "nothing is wrong, but not everything is settled: some claims hold only under "
-                    "another reading (check), some operations were not counted (model)",
+                    "another reading or are not answered (check), some operations were not counted (model)",
     EXIT_MEMORY: "refused before allocating: the layer's arrays or a kernel's workspace would not fit",
     EXIT_FILE: "a file cannot be read or written (missing, not a regular file, too large, not UTF-8, "
                "or an output folder that does not exist or cannot be written to)",

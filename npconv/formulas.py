@@ -28,6 +28,10 @@ Counting semantics are those of :mod:`npconv.counts`:
 
 Pure Python integers throughout: importing this module imports neither NumPy
 nor Numba.
+
+Size: this is the one place for closed forms (no other module writes a formula), and every
+form carries its working, so the file is long by design; its sections -- forward counts, the
+separable layer, the backward pass, the fast algorithms -- are headed and independent.
 """
 
 from __future__ import annotations

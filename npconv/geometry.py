@@ -26,6 +26,9 @@ This module is pure Python (no NumPy) so that formulas and the command line
 stay cheap to import.  It is the one place that validates a layer and knows
 its shapes (a project rule), so it is longer than most: the argument
 normalisers, ConvGeometry and SeparableGeometry belong together.
+
+Size: the one place that validates a layer and derives its shapes (every kernel, formula and
+command relies on it), so every rule about a layer's arguments -- and its error message -- is here.
 """
 
 from __future__ import annotations

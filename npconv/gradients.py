@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from npconv.counts import Counts
+from npconv.counts import Counts, OfTwoParts, Totals
 from npconv.errors import ConvArgumentError
 
 #: The gradients a convolution has, in the order :class:`Grads` holds them.
@@ -104,7 +104,7 @@ class SeparableGrads(NamedTuple):
 
 
 @dataclass(frozen=True)
-class GradCounts:
+class GradCounts(Totals):
     """Measured operations of one backward call: a :class:`~npconv.counts.Counts` per gradient.
 
     ``input``, ``weight``, ``bias`` are ``None`` for a gradient that was not
@@ -131,43 +131,18 @@ class GradCounts:
         """The computed gradients' counts, by name."""
         return {name: part for name in GRADIENTS if (part := getattr(self, name)) is not None}
 
-    @property
-    def mults(self) -> int:
-        return sum(part.mults for part in self.parts().values())
-
-    @property
-    def adds(self) -> int:
-        return sum(part.adds for part in self.parts().values())
-
-    @property
-    def flops(self) -> int:
-        return self.mults + self.adds
-
-    @property
-    def padded_mults(self) -> int:
-        return sum(part.padded_mults for part in self.parts().values())
-
-    @property
-    def workspace_bytes(self) -> int:
-        """The largest gradient's workspace: a kernel computes them one after the other, or together
-        in one workspace that each part reports."""
-        return max((part.workspace_bytes for part in self.parts().values()), default=0)
+    def summed(self) -> list[Counts]:
+        return list(self.parts().values())
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "mults": self.mults,
-            "adds": self.adds,
-            "flops": self.flops,
-            "padded_mults": self.padded_mults,
-            "workspace_bytes": self.workspace_bytes,
-            "convention": self.convention,
-            "method": self.method,
+            **self.totals_dict(),
             **{name: None if (part := getattr(self, name)) is None else part.to_dict() for name in GRADIENTS},
         }
 
 
 @dataclass(frozen=True)
-class SeparableGradCounts:
+class SeparableGradCounts(OfTwoParts):
     """Counts of a depthwise-separable backward call: its two parts, and the forward recomputation.
 
     ``depthwise`` and ``pointwise`` are the parts' :class:`GradCounts`; the
@@ -182,43 +157,9 @@ class SeparableGradCounts:
     pointwise: GradCounts
     hidden_recompute: Counts | None = None
 
-    @property
-    def mults(self) -> int:
-        return self.depthwise.mults + self.pointwise.mults
-
-    @property
-    def adds(self) -> int:
-        return self.depthwise.adds + self.pointwise.adds
-
-    @property
-    def flops(self) -> int:
-        return self.mults + self.adds
-
-    @property
-    def padded_mults(self) -> int:
-        return self.depthwise.padded_mults + self.pointwise.padded_mults
-
-    @property
-    def workspace_bytes(self) -> int:
-        return max(self.depthwise.workspace_bytes, self.pointwise.workspace_bytes)
-
-    @property
-    def convention(self) -> str:
-        return self.depthwise.convention
-
-    @property
-    def method(self) -> str:
-        return self.depthwise.method
-
     def to_dict(self) -> dict[str, object]:
         return {
-            "mults": self.mults,
-            "adds": self.adds,
-            "flops": self.flops,
-            "padded_mults": self.padded_mults,
-            "workspace_bytes": self.workspace_bytes,
-            "convention": self.convention,
-            "method": self.method,
+            **self.totals_dict(),
             "depthwise": self.depthwise.to_dict(),
             "pointwise": self.pointwise.to_dict(),
             "hidden_recompute": None if self.hidden_recompute is None else self.hidden_recompute.to_dict(),

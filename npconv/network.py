@@ -85,6 +85,10 @@ from :mod:`npconv.formulas`; this module only walks the layers.  Pure Python.
 It is longer than most because each layer kind is a small class whose
 ``resolve`` says its shapes and counts, and all of them, the network that
 resolves them and its standard rebuild are read together.
+
+Size: one module for the network description because every layer kind, the graph's
+nodes (From, Add, Concat, ...) and the resolution that counts them share one small protocol
+(:class:`Layer` resolving to :class:`LayerCount` rows); the kinds are short and headed by section.
 """
 
 from __future__ import annotations

@@ -55,6 +55,10 @@ trace recorded: a disagreement raises :class:`TraceShapeError` naming the
 layer, never a silent wrong count.  PyTorch is imported by this module;
 :mod:`npconv.network` imports it only when :func:`~npconv.network.from_torch`
 is called.
+
+Size: the traced operations' mapping (:class:`_Mapper`) is one table of ``torch`` calls to
+network layers -- one entry per operation kind PyTorch models use -- and splitting it would
+split that table.
 """
 
 from __future__ import annotations

@@ -280,6 +280,8 @@ CLI_CASES = [
     ("check", "--tolerance", ["--tolerance", "loose"], "--tolerance: expected 'exact', 'digits'"),
     ("check", "--readings", ["--readings", "stride"], "--readings: expected reading names among"),
     ("check", "--require-working", ["--require-working=1"], "argument --require-working: ignored explicit"),
+    ("check", "--exercise", ["--exercise", "/no/such/sheet.toml"], "FILE: expected a claims file with --exercise"),
+    ("check", "--answers", ["--answers=1"], "argument --answers: ignored explicit argument '1'"),
     ("check", "--json", ["--json=1"], "argument --json: ignored explicit argument '1'"),
     ("measure", "--methods", ["--methods", "fastest"], "--methods: expected comma-separated methods among"),
     ("measure", "--methods", ["--methods", ""], "--methods: expected comma-separated methods among"),
@@ -358,7 +360,7 @@ CLI_CASES = [
     ("train", "--data", ["--data", "/no/such/data.npz"], "--data: expected an existing .npz file"),
     ("train", "--save", ["--save", "/no/such/folder/w.npz"], "--save: expected a file in an existing folder"),
     ("train", "--load", ["--load", "/no/such/w.npz"], "--load: expected an existing .npz file"),
-    ("train", "--plot", ["--plot", "/no/such/folder/c.png"], "--plot: expected a .png file in an existing folder"),
+    ("train", "--plot", ["--plot", "/no/such/folder/c.png"], "--plot: expected a file in an existing folder"),
     ("train", "--json", ["--json=yes"], "argument --json: ignored explicit argument 'yes'"),
 ]
 
@@ -366,7 +368,9 @@ CLI_CASES = [
 #: The cases that are file problems (exit status 5); every other case is a bad value (2).
 FILE_CASES = {("check", "/no/such/claims.toml"), ("bench", "/no/such/folder/out.json"), ("bench", "."),
               ("bench", "/dev/full"), ("bench", "/no/such/folder/out.png"),
-              ("animate", "/no/such/folder/movie.gif"), ("model", "/no/such/network.toml")}
+              ("animate", "/no/such/folder/movie.gif"), ("model", "/no/such/network.toml"),
+              ("train", "/no/such/data.npz"), ("train", "/no/such/folder/w.npz"), ("train", "/no/such/w.npz"),
+              ("train", "/no/such/folder/c.png")}
 
 
 def _argv(command: str, flag: str, args: list[str]) -> list[str]:

@@ -107,7 +107,8 @@ def test_answer_sheet_shows_the_value_under_the_reading_beside_the_right_one(ans
 def test_answer_sheet_score(answer_sheet):
     # 1 holds + 4 under padding 1 (full credit) + 5 slips x 1/2 + 1 wrong x 0
     assert answer_sheet.score == Fraction(15, 2)
-    assert answer_sheet.counts() == {claims.HOLDS: 1, claims.READING: 4, claims.SLIP: 5, claims.WRONG: 1}
+    assert answer_sheet.counts() == {claims.HOLDS: 1, claims.READING: 4, claims.SLIP: 5, claims.WRONG: 1,
+                                     claims.NOT_ANSWERED: 0}
     strict = claims.check(answer_sheet.sheet, claims.Rules(slip_credit=Fraction(0), reading_credit=Fraction(0)))
     assert strict.score == 1
 
@@ -419,7 +420,8 @@ filters = 256
     (GOOD_QUESTION + '\n[[claim]]\nquantity = "standard.output"\nvalue = "12x12"\n',
      "sheet.toml:8: claim[1].value: expected a shape H x W x C such as 12x12x256, got '12x12'"),
     (GOOD_QUESTION + '\n[[claim]]\nquantity = "standard.params"\n',
-     "sheet.toml:6: claim[1].value: expected a 'value' key, got none"),
+     "sheet.toml:6: claim[1].value: expected a 'value' key (or an 'id': a question of an exercise sheet, "
+     "which may be left unanswered), got none"),
     (GOOD_QUESTION + '\n[[claim]]\nquantity = "standard.params"\nvalu = 3\nvalue = 3\n',
      "sheet.toml:8: claim[1].valu: expected a key among quantity, value, expression, note"),
     (GOOD_QUESTION + 'strides = 2\n', "sheet.toml:5: question.strides: expected a key among input"),

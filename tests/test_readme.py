@@ -19,7 +19,9 @@ def _blocks(language: str) -> list[str]:
 
 #: README excerpts of command output, each checked line by line against a real run (from the
 #: repository root): every line shown, except "..." and blank ones, must be a line of the output.
-VERIFIED_COMMANDS = ("npconv explain", "npconv explain --backward", "npconv check examples/answer_sheet.toml")
+VERIFIED_COMMANDS = ("npconv explain", "npconv explain --backward", "npconv check examples/answer_sheet.toml",
+                     "npconv check --exercise examples/exercises/01_output_size.toml "
+                     "examples/exercises/answers/01_a_student.toml")
 
 
 @pytest.mark.parametrize("command", VERIFIED_COMMANDS)

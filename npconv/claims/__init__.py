@@ -19,12 +19,15 @@ what it writes (:mod:`~npconv.claims.readings`):
 ``wrong``
     a classic misconception (:mod:`~npconv.claims.misconceptions`, named and
     explained), a wrong value in the working, a reading the rules do not
-    allow, or nothing explains it.
+    allow, or nothing explains it;
+``not answered``
+    a question of an exercise sheet with no value written: no credit, and
+    its right value is not shown (:mod:`~npconv.claims.exercises`).
 
 Written working comes first: it is evaluated, and read by algebra as the
 formula's symbols (:mod:`~npconv.claims.algebra`), so a reading it
 contradicts is never the verdict.  The right value as asked, with its
-working, is always given.  The teacher's rules (:mod:`~npconv.claims.rules`)
+working, is always given (to the grader; not in the report of a question not answered).  The teacher's rules (:mod:`~npconv.claims.rules`)
 set the tolerance, the readings allowed, whether working is required and what
 each verdict earns in the score (:mod:`~npconv.claims.report`).
 
@@ -36,7 +39,9 @@ Where to look: :mod:`~npconv.claims.answers` (the quantities and their
 right answers), :mod:`~npconv.claims.written` (written values and
 arithmetic), :mod:`~npconv.claims.sheets` (claims files and inline
 claims), :mod:`~npconv.claims.readings` (the search and the verdict),
-:mod:`~npconv.claims.report` (the report, its score, its text and JSON).
+:mod:`~npconv.claims.report` (the report, its score, its text and JSON),
+:mod:`~npconv.claims.exercises` (exercise sheets: questions without values, a
+student's answers graded against the teacher's sheet, the model answers).
 """
 
 from npconv.claims.answers import (
@@ -57,6 +62,7 @@ from npconv.claims.readings import (
     COSTS,
     HOLDS,
     MAX_CHANGES,
+    NOT_ANSWERED,
     READING,
     SLIP,
     VERDICTS,
@@ -101,6 +107,7 @@ __all__ = [
     "HOLDS",
     "LENGTH_KINDS",
     "MAX_CHANGES",
+    "NOT_ANSWERED",
 
     "PARTS",
     "PART_KINDS",

@@ -30,6 +30,9 @@ The search is bounded by construction: candidate paddings are the plausible ones
 those the claim writes or one keystroke away, at most two changes at once, and at most
 :attr:`Rules.budget <npconv.claims.rules.Rules>` candidate settings evaluated per claim; a verdict
 says when the budget stopped its search.
+
+Size: the search (candidate changes, their combinations, the evaluation and the verdict)
+is one algorithm whose steps share the cost order; its sections follow those steps.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ from npconv.question import Question
 
 HOLDS, READING, SLIP, WRONG = "holds", "holds under another reading", "slip", "wrong"
 VERDICTS = (HOLDS, READING, SLIP, WRONG)
+#: The verdict of a question of an exercise sheet left unanswered (no value written): no search, no credit.
+NOT_ANSWERED = "not answered"
 
 #: What each kind of change costs an explanation; the cheapest explanation is the verdict.
 COSTS = {"reading": 1.0, "carried": 1.5, "slip": 2.0, "misconception": 3.0, "wrong value": 3.0,
@@ -596,7 +601,7 @@ def carried_values(claims: Sequence[Claim]) -> dict[Fraction | int, Claim]:
     """The numeric values written for claims -> the first claim that wrote each."""
     values: dict[Fraction | int, Claim] = {}
     for c in claims:
-        if not isinstance(c.written.value, tuple) and c.written.tolerance == 0:
+        if c.written is not None and not isinstance(c.written.value, tuple) and c.written.tolerance == 0:
             values.setdefault(c.written.value, c)
     return values
 
@@ -605,6 +610,7 @@ __all__ = [
     "COSTS",
     "HOLDS",
     "MAX_CHANGES",
+    "NOT_ANSWERED",
     "READING",
     "SEVERITY",
     "SLIP",

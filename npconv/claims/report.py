@@ -6,7 +6,9 @@ The **score** is what a teacher would write at the top of the sheet: each claim 
 (default 1/2) for a slip -- a number copied wrong, arithmetic that does not give the value written,
 a value rounded beyond the tolerance, working missing where it is required -- and 0 when it is wrong
 (a misconception, a wrong value, a reading the rules do not allow, or no explanation).  The score is
-the sum over the claims, out of the number of claims.
+the sum over the claims, out of the number of claims.  A question of an exercise sheet left unanswered
+is ``not answered``: it earns 0, counts in the number of claims, and its right value is not shown (the
+teacher's model answers are :func:`npconv.claims.exercises.model_answers`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from fractions import Fraction
 from npconv import render
 from npconv._expr import format_number
 from npconv.claims import misconceptions as M
+from npconv.claims.answers import Setting, answer
 from npconv.claims.readings import (
     HOLDS,
+    NOT_ANSWERED,
     READING,
     SLIP,
     VERDICTS,
@@ -40,7 +44,8 @@ from npconv.errors import EXIT_DISAGREES, EXIT_OK, EXIT_ONLY_UNDER_READINGS, EXI
 #: Exit statuses of ``npconv check`` (see :data:`npconv.errors.EXIT_STATUSES`).
 EXIT_ALL_HOLD, EXIT_SOME_WRONG, EXIT_ERROR = EXIT_OK, EXIT_DISAGREES, EXIT_USAGE
 
-_SHORT = {HOLDS: "holds", READING: "holds if", SLIP: "slip", WRONG: "wrong"}
+_SHORT = {HOLDS: "holds", READING: "holds if", SLIP: "slip", WRONG: "wrong", NOT_ANSWERED: "not answered"}
+_KINDS = (*VERDICTS, NOT_ANSWERED)
 
 
 # ---------------------------------------------------------------------- the report
@@ -57,19 +62,20 @@ class Report:
     @property
     def exit_status(self) -> int:
         """:data:`EXIT_SOME_WRONG` if any claim is wrong or has a slip, else
-        :data:`EXIT_ONLY_UNDER_READINGS` if any holds only under a reading, else :data:`EXIT_ALL_HOLD`."""
+        :data:`EXIT_ONLY_UNDER_READINGS` if any holds only under a reading or is not answered, else
+        :data:`EXIT_ALL_HOLD`."""
         kinds = {v.kind for v in self.verdicts}
         if kinds & {WRONG, SLIP}:
             return EXIT_SOME_WRONG
-        return EXIT_ONLY_UNDER_READINGS if READING in kinds else EXIT_ALL_HOLD
+        return EXIT_ONLY_UNDER_READINGS if kinds & {READING, NOT_ANSWERED} else EXIT_ALL_HOLD
 
     def counts(self) -> dict[str, int]:
-        return {kind: sum(v.kind == kind for v in self.verdicts) for kind in VERDICTS}
+        return {kind: sum(v.kind == kind for v in self.verdicts) for kind in _KINDS}
 
     def credit(self, verdict: Verdict) -> Fraction:
         """What one claim earns (see the module docstring)."""
         return {HOLDS: Fraction(1), READING: self.rules.reading_credit, SLIP: self.rules.slip_credit,
-                WRONG: Fraction(0)}[verdict.kind]
+                WRONG: Fraction(0), NOT_ANSWERED: Fraction(0)}[verdict.kind]
 
     @property
     def score(self) -> Fraction:
@@ -114,6 +120,10 @@ def check(sheet: Sheet, rules: Rules | None = None) -> Report:
     judged: dict[tuple, Verdict] = {}
     verdicts = []
     for claim in sheet.claims:
+        if not claim.answered:
+            verdicts.append(Verdict(claim, NOT_ANSWERED, answer(claim.quantity, Setting(sheet.question,
+                                                                                       sheet.counting))))
+            continue
         # the values of other claims its working writes (carried into it) are part of what it says
         written = set(claim_numbers(dataclasses.replace(claim, written=Written(0, "0")))) if claim.expression \
             else set()
@@ -141,8 +151,11 @@ def _table(report: Report) -> list[str]:
     header = ("#", "claim", "written", "verdict", "right value", "working gives", "explanation")
     rows = [header]
     for v in report.verdicts:
+        if not v.claim.answered:  # the right value stays hidden: the model answers are the teacher's
+            rows.append((v.claim.label, v.claim.quantity, "-", _SHORT[v.kind], "", "", ""))
+            continue
         gives = "" if v.expression is None else format_number(v.expression.value)
-        rows.append((str(v.claim.number), v.claim.quantity, v.claim.written.text, _SHORT[v.kind], v.right.text,
+        rows.append((v.claim.label, v.claim.quantity, v.claim.written.text, _SHORT[v.kind], v.right.text,
                      gives, v.summary()))
     return render.table(rows, "rlllrr" + "l")
 
@@ -165,22 +178,27 @@ def score_line(report: Report) -> str:
              f"({_credit_text(report.rules.reading_credit)})",
              f"{counts[SLIP]} {'slip' if counts[SLIP] == 1 else 'slips'} ({_credit_text(report.rules.slip_credit)})",
              f"{counts[WRONG]} wrong"]
+    if counts[NOT_ANSWERED]:
+        parts.append(f"{counts[NOT_ANSWERED]} not answered")
     return f"Score {_number(score)} / {total} ({percent}): " + ", ".join(parts) + "."
 
 
-def _claims(numbers: Sequence[int]) -> str:
-    return f"claim{'s' * (len(numbers) > 1)} {', '.join(map(str, numbers))}"
+def _claims(numbers: Sequence[int], labels: dict[int, str] | None = None) -> str:
+    labels = labels or {}
+    return f"claim{'s' * (len(numbers) > 1)} {', '.join(labels.get(n, str(n)) for n in numbers)}"
 
 
 def _details(verdict: Verdict) -> list[str]:
     claim = verdict.claim
     indent = " " * 6
-    lines = [f"  {claim.number:>2}  {claim.quantity} = {claim.written.text}"]
+    lines = [f"  {claim.label:>2}  {claim.quantity} = {claim.written.text}"]
 
     def item(label: str, texts: Sequence[str]) -> None:
         for i, text in enumerate(texts):
             lines.append(f"{indent}{(label if i == 0 else '').ljust(13)}{text}")
 
+    if claim.ask:
+        item("question:", [claim.ask])
     if claim.note:
         item("written as:", [claim.note])
     item("right:", [verdict.right.working])
@@ -218,15 +236,25 @@ def render_text(report: Report) -> str:
     lines.append(f"Rules: {report.rules.describe()}.")
     lines += ["", *_table(report), "", score_line(report)]
     labels = {"readings": "reading", "slips": "slip", "misconceptions": "mistake", "not allowed": "not allowed"}
+    ids = {v.claim.number: v.claim.label for v in report.verdicts}
     for group, entries in report.grouped().items():
         for what, numbers in entries.items():
-            lines.append(f"  {labels[group]}: {what}: {_claims(numbers)}")
+            lines.append(f"  {labels[group]}: {what}: {_claims(numbers, ids)}")
+    unanswered = [v.claim.number for v in report.verdicts if v.kind == NOT_ANSWERED]
+    if unanswered:
+        lines.append(f"  not answered: {_claims(unanswered, ids)}")
     status = report.exit_status
+    kinds = {v.kind for v in report.verdicts}
+    unsettled = " or are not answered" if NOT_ANSWERED in kinds and READING in kinds else ""
     meaning = {EXIT_ALL_HOLD: "every claim holds", EXIT_SOME_WRONG: "some claim is wrong or has a slip",
-               EXIT_ONLY_UNDER_READINGS: "no claim is wrong or slipped, but some hold only under a reading"}
+               EXIT_ONLY_UNDER_READINGS: "no claim is wrong or slipped, but some hold only under a reading"
+                                         + unsettled}
+    if NOT_ANSWERED in kinds and READING not in kinds:
+        meaning[EXIT_ONLY_UNDER_READINGS] = "no claim is wrong or slipped, but some are not answered"
     lines += [f"Exit status {status}: {meaning[status]}.", "", "Details"]
     for verdict in report.verdicts:
-        if verdict.kind != HOLDS or verdict.expression is not None or verdict.notes:
+        if verdict.kind != NOT_ANSWERED and (verdict.kind != HOLDS or verdict.expression is not None
+                                             or verdict.notes):
             lines += _details(verdict)
     return "\n".join(lines)
 
@@ -235,10 +263,16 @@ def to_json_dict(report: Report) -> dict[str, object]:
     """Every verdict as JSON-ready data."""
     sheet = report.sheet
     q = sheet.question
-    claims = []
+    claims: list[dict[str, object]] = []
     for v in report.verdicts:
+        if not v.claim.answered:  # nothing to grade, and the right value stays hidden
+            claims.append({"number": v.claim.number, "id": v.claim.id, "ask": v.claim.ask,
+                           "quantity": v.claim.quantity, "written": None, "verdict": v.kind, "credit": 0.0})
+            continue
         claims.append({
             "number": v.claim.number,
+            "id": v.claim.id,
+            "ask": v.claim.ask,
             "quantity": v.claim.quantity,
             "written": v.claim.written.to_json(),
             "written_text": v.claim.written.text,

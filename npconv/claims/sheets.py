@@ -48,15 +48,19 @@ def _check_quantity(text: object, name: str) -> str:
 
 
 def make_claim(number: int, quantity: object, value: object, expression: object, note: object,
-               batch: int, name: Callable[[str], str]) -> Claim:
-    """Validate one claim; errors name ``name(key)`` for the key at fault."""
+               batch: int, name: Callable[[str], str], id: object = None, ask: object = None) -> Claim:
+    """Validate one claim; errors name ``name(key)`` for the key at fault.  ``value`` None is a question
+    not answered (of an exercise sheet), which may write no working either."""
     quantity = _check_quantity(quantity, name("quantity"))
-    written = parse_written(value, quantity, batch, name("value"))
+    written = None if value is None else parse_written(value, quantity, batch, name("value"))
     if expression is None:
         expression = ""
     if not isinstance(expression, str):
         raise ConvArgumentError(name("expression"), "a string of arithmetic such as \"(5*5*3+1)*256\"",
                                 echo(expression))
+    if written is None and expression.strip():
+        raise ConvArgumentError(name("value"), "the value the working written gives (a 'value' key beside "
+                                "'expression')", "none")
     if expression.strip():
         if split_quantity(quantity)[1] in SHAPE_KINDS:
             raise ConvArgumentError(name("expression"), f"no expression for a shape ({quantity})",
@@ -69,11 +73,21 @@ def make_claim(number: int, quantity: object, value: object, expression: object,
         except ZeroDivisionError:
             raise ConvArgumentError(name("expression"), "arithmetic without a division by zero",
                                     echo(expression)) from None
-    if note is None:
-        note = ""
-    if not isinstance(note, str):
-        raise ConvArgumentError(name("note"), "a string", echo(note))
-    return Claim(number, quantity, written, expression.strip(), note.strip())
+    texts = {}
+    for key, text in (("note", note), ("id", id), ("ask", ask)):
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise ConvArgumentError(name(key), "a string", echo(text))
+        texts[key] = text.strip()
+    if len(texts["id"]) > MAX_ID_LENGTH or any(c.isspace() for c in texts["id"]):
+        raise ConvArgumentError(name("id"), f"a label of at most {MAX_ID_LENGTH} characters without spaces "
+                                "such as \"1a\"", echo(id))
+    return Claim(number, quantity, written, expression.strip(), texts["note"], texts["id"], texts["ask"])
+
+
+#: Longest question id of an exercise sheet (it is a column of the verdict table).
+MAX_ID_LENGTH = 12
 
 
 def _check_counting(value: object, name: str) -> str:
@@ -112,7 +126,7 @@ class ClaimsFileError(TomlFileError):
 
 
 _TOP_KEYS = ("title", "question", "rules", "claim")
-_CLAIM_KEYS = ("quantity", "value", "expression", "note")
+_CLAIM_KEYS = ("quantity", "value", "expression", "note", "id", "ask")
 _QUESTION_FILE_KEYS = (*QUESTION_KEYS, "counting")
 
 
@@ -171,21 +185,28 @@ def parse_sheet(text: str, source: str = "<claims>") -> Sheet:
     if len(entries) > MAX_CLAIMS:
         raise refuse("claim", MAX_CLAIMS + 1, "", "claim", f"at most {MAX_CLAIMS} [[claim]] tables",
                      f"{len(entries):,}")
-    claims = []
+    claims: list[Claim] = []
+    seen: dict[str, int] = {}
     for number, entry in enumerate(entries, start=1):
         for key in entry:
             if key not in _CLAIM_KEYS:
                 raise refuse("claim", number, key, f"claim[{number}].{key}",
                              f"a key among {', '.join(_CLAIM_KEYS)}", "an unknown key")
-        for key in ("quantity", "value"):
-            if key not in entry:
-                raise refuse("claim", number, "", f"claim[{number}].{key}", f"a {key!r} key", "none")
+        if "quantity" not in entry:
+            raise refuse("claim", number, "", f"claim[{number}].quantity", "a 'quantity' key", "none")
+        if "value" not in entry and "id" not in entry:  # a question of an exercise sheet has an id
+            raise refuse("claim", number, "", f"claim[{number}].value", "a 'value' key (or an 'id': a "
+                         "question of an exercise sheet, which may be left unanswered)", "none")
         try:
-            claims.append(make_claim(number, entry["quantity"], entry["value"], entry.get("expression"),
+            claims.append(make_claim(number, entry["quantity"], entry.get("value"), entry.get("expression"),
                                      entry.get("note"), question.input_shape[0],
-                                     lambda key, n=number: f"claim[{n}].{key}"))
+                                     lambda key, n=number: f"claim[{n}].{key}", entry.get("id"), entry.get("ask")))
         except ConvArgumentError as error:
             raise fail("claim", number, error.argument.rsplit(".", 1)[-1], error) from None
+        if claims[-1].id and claims[-1].id in seen:
+            raise refuse("claim", number, "id", f"claim[{number}].id",
+                         f"an id of its own (claim {seen[claims[-1].id]} has it)", echo(claims[-1].id))
+        seen[claims[-1].id] = number
     return Sheet(question, tuple(claims), counting, reading.replace("Read input", "Read question.input"),
                  title, source, rules)
 

@@ -145,13 +145,28 @@ def _too_long(number: int) -> bool:
 
 @dataclass(frozen=True)
 class Claim:
-    """One line of an answer sheet."""
+    """One line of an answer sheet: a quantity and what was written for it.
+
+    ``written`` is None for a question of an exercise sheet not answered yet; ``id`` is the
+    question's label on an exercise sheet (``"1a"``) and ``ask`` its wording, for the student.
+    """
 
     number: int
     quantity: str
-    written: Written
+    written: Written | None
     expression: str = ""
     note: str = ""
+    id: str = ""
+    ask: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.written is not None
+
+    @property
+    def label(self) -> str:
+        """The question's id, or its number when it has none."""
+        return self.id or str(self.number)
 
     @property
     def part(self) -> str:

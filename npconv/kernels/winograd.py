@@ -70,6 +70,9 @@ of tiles of one image, does not fit is refused before anything is allocated.
 Rounding: every transform and product is a float operation in ``x.dtype``;
 the transforms' constants (1/6, 1/24, 8, ...) make F(4x4,3x3) lose about a
 decimal digit against direct summation in float32 (the README's table).
+
+Size: one module for both tile sizes: the transforms, the batched GEMMs and their counting
+are the same code parametrised by the tile.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ recorded, forward and backward apart.
 
 The other layers are a few lines of NumPy each; they multiply nothing by a
 weight, so, as in :mod:`npconv.network`, they are not part of ``mults``.
+
+Size: every trainable layer's forward and backward with its operation count, each a
+short class on one protocol (:class:`Layer`), headed by section.
 """
 
 from __future__ import annotations
