@@ -371,6 +371,21 @@ def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, work
     return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit, copied, out)
 
 
+def _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation) -> SeparableGeometry:
+    """The separable layer of these (validated float) arrays; errors name the separable arguments."""
+    depthwise = ConvGeometry.from_shapes(
+        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
+        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
+    )
+    _check_pointwise_weight(pw_w, "pointwise_weight")
+    pointwise = ConvGeometry.from_shapes(
+        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
+        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
+    )
+    return SeparableGeometry(depthwise, pointwise)
+
+
 def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
                      pointwise_bias=None, stride=1, padding=0, dilation=1,
                      method="reference", count=False, workspace_limit=None, out=None):
@@ -397,17 +412,8 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
                           pointwise_weight=pointwise_weight, depthwise_bias=depthwise_bias,
                           pointwise_bias=pointwise_bias)
     x, dw_w, pw_w, dw_b, pw_b = a.values()
-    depthwise = ConvGeometry.from_shapes(
-        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
-        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
-        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
-    )
-    _check_pointwise_weight(pw_w, "pointwise_weight")
-    pointwise = ConvGeometry.from_shapes(
-        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
-        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
-    )
-    layer = SeparableGeometry(depthwise, pointwise)
+    layer = _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation)
+    depthwise, pointwise = layer.depthwise, layer.pointwise
     out = _check_out(out, pointwise.output_shape, x.dtype, a)
     # the depthwise output is alive while the pointwise one is made: both must fit at once
     hidden_bytes = math.prod(depthwise.output_shape) * x.dtype.itemsize
@@ -574,17 +580,7 @@ def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, dep
         operands["hidden"] = hidden
     a = _as_float_arrays(**operands)
     grad_y, x, dw_w, pw_w, dw_b, pw_b = (a[k] for k in list(operands)[:6])
-    depthwise = ConvGeometry.from_shapes(
-        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
-        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
-        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
-    )
-    _check_pointwise_weight(pw_w, "pointwise_weight")
-    pointwise = ConvGeometry.from_shapes(
-        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
-        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
-    )
-    layer = SeparableGeometry(depthwise, pointwise)
+    layer = _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation)
     _check_grad_y(grad_y, layer.pointwise)
     if "hidden" in a:
         _check_grad_y(a["hidden"], layer.depthwise, "hidden")
