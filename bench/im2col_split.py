@@ -11,9 +11,12 @@ For every layer of :data:`npconv.layerset.BENCHMARK_LAYERS`, in float32:
   worker threads slow the other), and ``im2col / torch`` against the speed
   target;
 * ``lower``, ``gemm``, ``bias`` -- median time of each stage inside the
-  kernel, from its own ``stage_times`` hook (the kernel is not duplicated);
+  kernel, from its own ``stage_times`` hook (the kernel is not duplicated),
+  summed over its worker threads (so with two workers the stages add up to
+  about twice the call's time);
 * ``GEMM GF/s`` and ``of peak`` -- ``2 x mults`` (the kernel's own count of
-  what its GEMMs multiplied) over the GEMM stage's time, as a fraction of
+  what its GEMMs multiplied) over the GEMM stage's time (divided by the
+  number of workers, whose GEMMs run side by side), as a fraction of
   NumPy's float32 GEMM rate on a 2048 x 2048 product measured in this run
   (``of peak``), and of a bare ``np.matmul`` on fresh contiguous operands of
   one chunk's shapes (``of shape``: what NumPy reaches on those shapes at
@@ -139,7 +142,7 @@ def time_layer(name: str, repeats: int, torch) -> dict[str, float]:
 
         np.testing.assert_allclose(ours(), run_torch().numpy(), rtol=1e-3, atol=1e-3)
 
-    plan = im2col.Plan(g, x, w, npconv.get_workspace_limit())
+    plan = im2col.Plan(g, x, w, npconv.get_workspace_limit(), workers=im2col.workers_for(g))
     _, (mults, _, _) = im2col._convolve(x, w, b, plan, count=True)
 
     def split() -> dict[str, float]:
@@ -169,6 +172,7 @@ def time_layer(name: str, repeats: int, torch) -> dict[str, float]:
         "im2col": statistics.median(full),
         "torch": statistics.median(reference) if reference else float("nan"),
         "gemm_flops": 2 * mults,
+        "workers": plan.workers,
         "chunks": plan.chunks,
         "workspace": plan.workspace_bytes,
     }
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if target is None or torch is None else ("ok" if ratio <= target else "MISSED")
         if verdict == "MISSED":
             missed.append(name)
-        rate = r["gemm_flops"] / r["gemm"] / 1e9
+        rate = r["gemm_flops"] / (r["gemm"] / r["workers"]) / 1e9  # the workers' GEMMs run side by side
         print(f"{name:<14} {r['im2col'] * 1e3:9.3f} {r['torch'] * 1e3:9.3f} {ratio:6.2f} "
               f"{'<= ' + format(target, '.1f') if target else '-':>7}  "
               f"{r['lower'] * 1e3:8.3f} {r['gemm'] * 1e3:8.3f} {r['bias'] * 1e3:8.3f}  "

@@ -16,6 +16,15 @@ meanings (see :mod:`npconv.geometry`) and add two arguments:
     bytes the kernel may allocate besides the output (``None``: the
     process-wide limit, see :mod:`npconv.memory`).  A kernel that can works
     in chunks that fit; otherwise the call is refused before allocating.
+``out``
+    ``None`` (a new output array), or an array the caller owns that the
+    result is written into and that is returned (NumPy's convention), so
+    that a loop can reuse one buffer: it must have the output's shape and
+    dtype (NumPy's promotion of the operands', native byte order), be
+    C-contiguous and writeable, and share no memory with an operand; anything
+    else is refused, naming ``out``, before any work.  The kernels write into
+    it directly (no copy).  On an error raised while running (a NaN under
+    ``np.errstate(invalid="raise")``) its contents are undefined.
 
 Arrays must be float32 or float64, of either byte order (a big-endian
 operand is converted to native order, exactly).  Integer, boolean and
@@ -60,6 +69,8 @@ not False.  What is computed and counted: :mod:`npconv.gradients`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import sys
 from typing import Any
@@ -165,6 +176,56 @@ def _as_float_arrays(**named: Any) -> dict[str, np.ndarray | None]:
     return _operands(None, **named)[0]
 
 
+def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, operands: dict[str, np.ndarray | None],
+               name: str = "out") -> np.ndarray | None:
+    """``out`` (None or a caller's output array) checked against the output ``shape`` and ``dtype``.
+
+    Refused, naming ``name``: anything but an ndarray, another shape or dtype,
+    a non-C-contiguous or read-only array, and one sharing memory with any of
+    ``operands`` (the kernels read the operands while writing the output).
+    """
+    if out is None:
+        return None
+    expected = f"None or a writeable C-contiguous {dtype.name} array of shape {shape} sharing no memory with the operands"
+    if not isinstance(out, np.ndarray):
+        raise ConvTypeError(name, expected, type(out).__name__)
+    if out.shape != tuple(shape):
+        raise ConvArgumentError(name, f"an array of the output's shape {tuple(shape)}", f"shape {out.shape}")
+    if out.dtype != dtype:
+        described = out.dtype.name if out.dtype.isnative else f"{out.dtype.str} (non-native byte order)"
+        raise ConvTypeError(name, f"an array of the output's dtype {dtype.name} (native byte order)",
+                            f"dtype {described}")
+    if not out.flags.c_contiguous:
+        raise ConvArgumentError(name, "a C-contiguous array (the kernels write it in place)",
+                                f"an array with strides {out.strides}")
+    if not out.flags.writeable:
+        raise ConvArgumentError(name, "a writeable array", "a read-only array")
+    for operand, array in operands.items():
+        if array is not None and _overlaps(out, array):
+            raise ConvArgumentError(name, "an array sharing no memory with the operands (the kernels read them "
+                                          "while writing the output)", f"an array overlapping {operand}")
+    return out
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` share memory (counted as sharing when the exact answer is too costly)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except np.exceptions.TooHardError:
+        return True
+
+
+@functools.cache
+def _takes_out(kernel) -> bool:
+    """Whether ``kernel.conv2d`` writes into an ``out=`` array (every built-in kernel does)."""
+    try:
+        return "out" in inspect.signature(kernel.conv2d).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_output_fits(geometry: ConvGeometry, dtype: np.dtype) -> None:
     shape = geometry.output_shape
     ensure_fits(math.prod(shape) * dtype.itemsize, f"the output, shape {shape} of {dtype.name},")
@@ -183,12 +244,13 @@ def _counting(count: object) -> tuple[bool, str | None]:
 
 def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, weight: np.ndarray,
          bias: np.ndarray | None, geometry: ConvGeometry, part: str = "",
-         copied: int = 0) -> tuple[np.ndarray, Counts | None]:
+         copied: int = 0, out: np.ndarray | None = None) -> tuple[np.ndarray, Counts | None]:
     """Run ``method``'s kernel; counts are None unless ``count`` asks for them.
 
     ``part`` names the layer in an error (``"the pointwise part"``).  ``copied``: bytes this call
     already allocated converting the operands; the kernel gets what is left of the workspace limit
-    (the limit bounds their sum), and its counts include them.
+    (the limit bounds their sum), and its counts include them.  ``out``: a checked output array
+    (:func:`_check_out`) the kernel writes into, or None.
     """
     wanted, convention = _counting(count)
     kernel = kernels.load(method)
@@ -213,8 +275,17 @@ def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, 
             f"({', '.join(map(repr, kernel.CONVENTIONS))})",
             repr(count),
         )
-    y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
-                              workspace_limit=limit)
+    if out is None:
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit)
+    elif _takes_out(kernel):
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit, out=out)
+    else:  # a kernel registered without out=: its result is copied
+        y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
+                                  workspace_limit=limit)
+        np.copyto(out, y)
+        y = out
     if counts is not None and copied:
         counts = dataclasses.replace(counts, workspace_bytes=counts.workspace_bytes + copied)
     return y, counts
@@ -226,19 +297,21 @@ def _channels(x: np.ndarray) -> int:
 
 
 def _convolve(arrays: dict[str, np.ndarray | None], stride: object, padding: object, dilation: object,
-              groups: object, method: object, count: object, workspace_limit: object, copied: int = 0):
+              groups: object, method: object, count: object, workspace_limit: object, copied: int = 0,
+              out: object = None):
     """:func:`conv2d` on operands already converted by :func:`_operands` (``copied`` bytes)."""
     x, weight, bias = arrays["x"], arrays["weight"], arrays["bias"]
     geometry = ConvGeometry.from_shapes(
         x.shape, weight.shape, None if bias is None else bias.shape,
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )
-    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry, copied=copied)
+    out = _check_out(out, geometry.output_shape, x.dtype, {"x": x, "weight": weight, "bias": bias})
+    y, counts = _run(method, count, workspace_limit, x, weight, bias, geometry, copied=copied, out=out)
     return y if counts is None else (y, counts)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           method="reference", count=False, workspace_limit=None):
+           method="reference", count=False, workspace_limit=None, out=None):
     """Grouped, strided, padded, dilated 2-D cross-correlation (the general primitive).
 
     Parameters
@@ -257,17 +330,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         stride 1
     count : False, True, "dense", "effective", "winograd" or "fft" (see module docstring)
     workspace_limit : int bytes or None (see module docstring)
+    out : None or array (N, C_out, OH, OW) of the result's dtype, C-contiguous,
+        writeable, sharing no memory with the operands: written and returned
+        (see module docstring)
 
     Returns
     -------
-    y : array (N, C_out, OH, OW), or ``(y, counts)`` when ``count`` is not False
+    y : array (N, C_out, OH, OW) (``out`` when given), or ``(y, counts)`` when ``count`` is not False
     """
     arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
-    return _convolve(arrays, stride, padding, dilation, groups, method, count, workspace_limit, copied)
+    return _convolve(arrays, stride, padding, dilation, groups, method, count, workspace_limit, copied, out)
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
-                     method="reference", count=False, workspace_limit=None):
+                     method="reference", count=False, workspace_limit=None, out=None):
     """Depthwise convolution: each input channel convolved with its own filters.
 
     ``weight`` is ``(C_in * m, 1, KH, KW)`` for depth multiplier ``m``: output
@@ -276,7 +352,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1,
     """
     arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
     return _convolve(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, workspace_limit,
-                     copied)
+                     copied, out)
 
 
 def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
@@ -284,7 +360,7 @@ def _check_pointwise_weight(weight: np.ndarray, name: str) -> None:
         raise ConvArgumentError(name, "a 1x1 kernel of shape (C_out, C_in, 1, 1)", f"shape {weight.shape}")
 
 
-def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, workspace_limit=None):
+def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, workspace_limit=None, out=None):
     """Pointwise (1x1) convolution: at every pixel, a weighted sum over all channels.
 
     ``weight`` is ``(C_out, C_in, 1, 1)``.  This is :func:`conv2d` with a 1x1
@@ -292,12 +368,27 @@ def pointwise_conv2d(x, weight, bias=None, method="reference", count=False, work
     """
     arrays, copied = _operands(workspace_limit, x=x, weight=weight, bias=bias)
     _check_pointwise_weight(arrays["weight"], "weight")
-    return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit, copied)
+    return _convolve(arrays, 1, 0, 1, 1, method, count, workspace_limit, copied, out)
+
+
+def _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation) -> SeparableGeometry:
+    """The separable layer of these (validated float) arrays; errors name the separable arguments."""
+    depthwise = ConvGeometry.from_shapes(
+        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
+        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
+        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
+    )
+    _check_pointwise_weight(pw_w, "pointwise_weight")
+    pointwise = ConvGeometry.from_shapes(
+        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
+        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
+    )
+    return SeparableGeometry(depthwise, pointwise)
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
                      pointwise_bias=None, stride=1, padding=0, dilation=1,
-                     method="reference", count=False, workspace_limit=None):
+                     method="reference", count=False, workspace_limit=None, out=None):
     """Depthwise-separable convolution: :func:`depthwise_conv2d` then :func:`pointwise_conv2d`.
 
     Parameters
@@ -309,27 +400,21 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     pointwise_bias : array (C_out,) or None
     stride, padding, dilation : apply to the depthwise part, as in :func:`conv2d`
     method, count, workspace_limit : as in :func:`conv2d`
+    out : None or array (N, C_out, OH, OW): the final (pointwise) output, as in
+        :func:`conv2d` (the depthwise output is the kernel's own)
 
     Returns
     -------
-    y : array (N, C_out, OH, OW), or ``(y, counts)`` with a
+    y : array (N, C_out, OH, OW) (``out`` when given), or ``(y, counts)`` with a
         :class:`~npconv.counts.SeparableCounts` (depthwise, pointwise and sums)
     """
     a, copied = _operands(workspace_limit, x=x, depthwise_weight=depthwise_weight,
                           pointwise_weight=pointwise_weight, depthwise_bias=depthwise_bias,
                           pointwise_bias=pointwise_bias)
     x, dw_w, pw_w, dw_b, pw_b = a.values()
-    depthwise = ConvGeometry.from_shapes(
-        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
-        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
-        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
-    )
-    _check_pointwise_weight(pw_w, "pointwise_weight")
-    pointwise = ConvGeometry.from_shapes(
-        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
-        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
-    )
-    layer = SeparableGeometry(depthwise, pointwise)
+    layer = _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation)
+    depthwise, pointwise = layer.depthwise, layer.pointwise
+    out = _check_out(out, pointwise.output_shape, x.dtype, a)
     # the depthwise output is alive while the pointwise one is made: both must fit at once
     hidden_bytes = math.prod(depthwise.output_shape) * x.dtype.itemsize
     ensure_fits(hidden_bytes + math.prod(pointwise.output_shape) * x.dtype.itemsize,
@@ -338,7 +423,7 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, depthwise_bias=None,
     hidden, dw_counts = _run(method, count, workspace_limit, x, dw_w, dw_b, layer.depthwise,
                              "the depthwise part", copied)
     y, pw_counts = _run(method, count, workspace_limit, hidden, pw_w, pw_b, layer.pointwise,
-                        "the pointwise part", copied)
+                        "the pointwise part", copied, out)
     if dw_counts is None:
         return y
     return y, SeparableCounts(dw_counts, pw_counts)
@@ -495,17 +580,7 @@ def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, dep
         operands["hidden"] = hidden
     a = _as_float_arrays(**operands)
     grad_y, x, dw_w, pw_w, dw_b, pw_b = (a[k] for k in list(operands)[:6])
-    depthwise = ConvGeometry.from_shapes(
-        x.shape, dw_w.shape, None if dw_b is None else dw_b.shape,
-        stride=stride, padding=padding, dilation=dilation, groups=_channels(x),
-        argument_names={"weight": "depthwise_weight", "bias": "depthwise_bias"},
-    )
-    _check_pointwise_weight(pw_w, "pointwise_weight")
-    pointwise = ConvGeometry.from_shapes(
-        depthwise.output_shape, pw_w.shape, None if pw_b is None else pw_b.shape,
-        argument_names={"x": "the depthwise output", "weight": "pointwise_weight", "bias": "pointwise_bias"},
-    )
-    layer = SeparableGeometry(depthwise, pointwise)
+    layer = _separable_geometry(x, dw_w, pw_w, dw_b, pw_b, stride, padding, dilation)
     _check_grad_y(grad_y, layer.pointwise)
     if "hidden" in a:
         _check_grad_y(a["hidden"], layer.depthwise, "hidden")

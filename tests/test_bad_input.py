@@ -120,11 +120,35 @@ BAD_ARGUMENTS = {
               (1, "got 1", False), ("DENSE", "got 'DENSE'", False)],
     "workspace_limit": [(0, "a positive int of bytes", False), (-5, "got -5", False), (1.5, "got 1.5", False),
                         ("1MB", "got '1MB'", False), (True, "got True", False)],
+    "out": [(np.ones((1, 1, 1, 1)), "an array of the output's shape", False),
+            ([[1.0]], "None or a writeable C-contiguous float64 array", TYPE),
+            (np.float64(0.0), "got float64", TYPE)],
 }
+
+#: The output shape of each function's valid call, for its bad ``out`` values.
+OUTPUT_SHAPES = {"conv2d": (1, 4, 6, 6), "depthwise_conv2d": (1, 3, 6, 6), "pointwise_conv2d": (1, 4, 8, 8),
+                 "separable_conv2d": (1, 4, 6, 6)}
+
+
+def _read_only(shape):
+    array = np.zeros(shape)
+    array.flags.writeable = False
+    return array
+
+
+def _bad_outs(function: str) -> list[tuple[object, str, bool]]:
+    """``out`` values of the right shape that are still refused."""
+    shape = OUTPUT_SHAPES[function]
+    return [(np.zeros(shape, np.float32), "the output's dtype float64 (native byte order), got dtype float32", TYPE),
+            (np.zeros(shape, ">f8"), "non-native byte order", TYPE),
+            (np.zeros(shape[::-1]).T, "a C-contiguous array", False),
+            (_read_only(shape), "a writeable array, got a read-only array", False)]
 
 
 def _bad_values(function: str, argument: str) -> list[tuple[object, str, bool]]:
     """The bad values of ``function``'s ``argument``: (value, fragment, type error?)."""
+    if argument == "out":
+        return BAD_ARGUMENTS[argument] + _bad_outs(function)
     if argument in BAD_ARGUMENTS:
         return BAD_ARGUMENTS[argument]
     valid = VALID[function][argument]

@@ -266,3 +266,61 @@ def test_a_busy_machine_is_flagged():
     assert environment.busy and "load average 1.50 at the start" in environment.describe()
     assert not dataclasses.replace(environment, load_average=0.1).busy
     assert not dataclasses.replace(environment, load_average=None).busy
+
+
+# ---------------------------------------------------------------------- memory bandwidth
+
+
+def test_copy_bandwidth_is_in_the_json_and_the_table(tiny_run):
+    _, out, _, data, _ = tiny_run
+    copy = data["copy_bandwidth"]
+    assert copy["nbytes"] == bench.COPY_BYTES and copy["bytes_moved"] == 2 * bench.COPY_BYTES
+    assert copy["gbps"] == pytest.approx(copy["bytes_moved"] / copy["timing"]["median_s"] / 1e9)
+    assert f"Copy bandwidth: np.copyto of {bench.COPY_BYTES // 2**20} MiB" in out
+    (layer,) = data["layers"]
+    x, w, b, y = (np.prod(s) * 4 for s in ((1, 2, 6, 6), (3, 2, 3, 3), (3,), (1, 3, 6, 6)))
+    assert layer["bytes_moved"] == x + w + b + y
+    dense = int(formulas.mults(TINY_GEOMETRY, "dense")) + int(formulas.adds(TINY_GEOMETRY, "dense"))
+    assert layer["arithmetic_intensity"] == pytest.approx(dense / layer["bytes_moved"])
+    balance = data["gemm_peak"]["gflops"] / copy["gbps"]
+    assert layer["bandwidth_bound"] == (layer["arithmetic_intensity"] < balance)
+    for result in layer["results"]:
+        assert result["gbps"] == pytest.approx(layer["bytes_moved"] / result["timing"]["median_s"] / 1e9)
+        assert result["fraction_of_copy_bandwidth"] == pytest.approx(result["gbps"] / copy["gbps"])
+
+
+def _fake_report(geometry: ConvGeometry, copy_seconds: float, gemm_seconds: float, layer_seconds: float):
+    from npconv.bench.report import BenchReport, CopyBandwidth, GemmPeak, LayerReport, Settings
+    from npconv.bench.timing import Timing
+
+    workload = bench.ConvWorkload(geometry)
+    mults, adds = workload.formula_counts("dense")
+    result = bench.ContestantResult("im2col", Timing((layer_seconds,), 1), mults, adds)
+    layer = LayerReport("layer", workload, (result,))
+    environment = bench.Environment.collect({"numba": 1, "blas": 1, "torch": None}, "PyTorch not available")
+    return BenchReport(environment, Settings("float32", 1, 1), "PyTorch not available", GemmPeak(
+        256, "float32", Timing((gemm_seconds,), 1)), (layer,), copy=CopyBandwidth(2**20, Timing((copy_seconds,), 1)))
+
+
+def test_a_depthwise_layer_is_memory_bound_and_shows_its_share_of_the_copy_bandwidth():
+    depthwise = ConvGeometry.from_layer((2, 8, 16, 16), 8, 3, padding=1, groups=8, bias=True)
+    # copy: 2 MiB moved in 1 ms; the layer moves its bytes in 2 ms: half the copy's bandwidth
+    moved = bench.LayerReport("layer", bench.ConvWorkload(depthwise), ()).bytes_moved
+    report = _fake_report(depthwise, 1e-3, 1.0, moved / (2**21 / 1e-3 / 2))
+    layer, (result,) = report.layers[0], report.layers[0].results
+    assert layer.bandwidth_bound(report.gemm, report.copy)
+    assert report.fraction_of_bandwidth(layer, result) == pytest.approx(0.5)
+    text = bench.render_text(report)
+    assert "memory-bound: " in text and "of copy" in text and "50%" in text
+    header = next(line for line in text.splitlines() if line.strip().startswith("method"))
+    assert "GB/s" in header
+
+
+def test_a_dense_layer_above_the_machine_balance_is_not_memory_bound():
+    dense = ConvGeometry.from_layer((1, 64, 16, 16), 64, 3, padding=1, bias=True)
+    # GEMM 2 x 256^3 FLOP in 1 ms = 33.5 GFLOP/s; copy 2 MiB in 1 ms = 2.1 GB/s: balance 16 FLOP per byte
+    report = _fake_report(dense, 1e-3, 1e-3, 1e-3)
+    layer = report.layers[0]
+    assert layer.arithmetic_intensity > 16 and not layer.bandwidth_bound(report.gemm, report.copy)
+    text = bench.render_text(report)
+    assert "  memory-bound: " not in text and "GB/s" not in next(line for line in text.splitlines() if line.strip().startswith("method"))

@@ -235,3 +235,95 @@ def test_float32_stays_float32_with_float32_operands_only():
     assert counts.mults == 12 * 12 * 256 * 5 * 5 * 3
     assert counts.workspace_bytes == (3 * 25) * (12 * 12) * 4 + 3 * 16 * 16 * 4
     assert_conv_close(y, x, w, b, ConvGeometry.from_shapes(x.shape, w.shape, b.shape, padding=1))
+
+
+# ---------------------------------------------------------------------- workers and the buffer pool
+
+
+def test_chunks_shared_between_workers_give_the_same_answer_and_counts(monkeypatch):
+    x, w, b, g = _layer_arrays()
+    monkeypatch.setattr(im2col, "workers_for", lambda g: 2)
+    limit = 3 * smallest_chunk_bytes(g, x.itemsize)  # several chunks, so that both workers have some
+    plan = im2col.Plan(g, x, w, limit, workers=2)
+    assert plan.workers == 2 and plan.chunks >= 2
+    assert plan.workspace_bytes == 2 * (plan.col_bytes + plan.pad_bytes) <= limit
+    y, counts = npconv.conv2d(x, w, b, **LAYER, method=METHOD, count=True, workspace_limit=limit)
+    assert counts.workspace_bytes == plan.workspace_bytes
+    assert_conv_close(y, x, w, b, g)
+    assert_counts_equal_formulas(counts, g, METHOD, "dense")
+
+
+def test_a_limit_holding_one_smallest_chunk_runs_one_worker():
+    x, w, _b, g = _layer_arrays()
+    smallest = smallest_chunk_bytes(g, x.itemsize)
+    plan = im2col.Plan(g, x, w, smallest, workers=2)
+    assert plan.workers == 1 and plan.workspace_bytes <= smallest
+
+
+def test_pool_reuses_a_returned_buffer_and_never_hands_one_out_twice():
+    pool = im2col.WorkspacePool(max_bytes=10_000)
+    first = pool.take((100,), np.float64)
+    second = pool.take((100,), np.float64)
+    assert first is not second  # the first is in use
+    pool.give(first)
+    assert pool.take((100,), np.float64) is first
+    assert pool.take((100,), np.float32) is not first  # another dtype is another key
+
+
+def test_pool_keeps_at_most_its_bound_dropping_the_oldest():
+    pool = im2col.WorkspacePool(max_bytes=2_000)
+    old, new = pool.take((100,), np.float64), pool.take((150,), np.float64)
+    pool.give(old)
+    pool.give(new)  # 800 + 1200 bytes: fits exactly
+    assert pool.idle_bytes == 2_000
+    newest = pool.take((50,), np.float64)
+    pool.give(newest)  # the oldest (old) goes
+    assert pool.idle_bytes == 1_600
+    assert pool.take((100,), np.float64) is not old
+    huge = pool.take((1_000,), np.float64)
+    pool.give(huge)  # larger than the bound: not kept
+    assert pool.idle_bytes == 1_600
+
+
+def test_pool_is_bounded_by_the_process_wide_workspace_limit():
+    pool = im2col.WorkspacePool(max_bytes=10**9)
+    previous = npconv.set_workspace_limit(1_000)
+    try:
+        pool.give(pool.take((200,), np.float64))  # 1,600 bytes > the limit
+        assert pool.idle_bytes == 0
+    finally:
+        npconv.set_workspace_limit(previous)
+
+
+def test_concurrent_calls_do_not_share_buffers():
+    import threading
+
+    rng = np.random.default_rng(3)
+    cases = [(rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((6, 2, 3, 2))) for _ in range(4)]
+    expected = [npconv.conv2d(x, w, **LAYER, method=METHOD) for x, w in cases]
+    failures = []
+
+    def run(k):
+        for _ in range(20):
+            x, w = cases[k]
+            if not np.array_equal(npconv.conv2d(x, w, **LAYER, method=METHOD), expected[k]):
+                failures.append(k)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+def test_an_invalid_operation_raises_under_errstate_in_every_worker(monkeypatch):
+    x, w, b, g = _layer_arrays()
+    monkeypatch.setattr(im2col, "workers_for", lambda g: 2)
+    limit = 3 * smallest_chunk_bytes(g, x.itemsize)
+    x = x.copy()
+    x[-1] = np.inf  # the last image: in the second worker's chunks
+    w = w.copy()
+    w[0] = 0.0  # 0 * inf
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError):
+        npconv.conv2d(x, w, b, **LAYER, method=METHOD, workspace_limit=limit)

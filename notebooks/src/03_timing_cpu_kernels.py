@@ -21,7 +21,11 @@
 #   Numba, BLAS and PyTorch;
 # - each call is made once untimed, then repeated for a short warm-up; the
 #   time reported is the **median** of a few samples (each sample repeats the
-#   call for at least 20 ms);
+#   call for at least 20 ms), and the plots draw the **spread** of the samples
+#   (a whisker from the fastest to the slowest) beside it;
+# - the machine, the thread count and the **load average** when the run began
+#   are printed with every table, and the notebook says so in its output when
+#   other work was using the CPU (the numbers are then noisy);
 # - **GFLOP/s** is the number of multiplications + additions that the kernel
 #   itself *counted* in one `count=True` call, over the median time of the
 #   fast call (`count=False`); PyTorch counts nothing, so its work is the dense
@@ -42,7 +46,7 @@ import npconv
 from npconv import bench, formulas
 from npconv.geometry import ConvGeometry
 
-REPEATS = 3  # samples per contestant: small, so the notebook runs in about a minute
+REPEATS = 5  # samples per contestant: enough for a median and a spread, and the notebook runs in minutes
 torch, torch_status = bench.import_torch()
 print("PyTorch:", torch_status)
 print("npconv methods:", ", ".join(npconv.available_methods()))
@@ -79,15 +83,36 @@ small = ConvGeometry.from_layer((1, 3, 14, 14), 16, 5, padding=1, bias=True)
 small_report = bench.run_benchmark({"small 5x5": small}, repeats=REPEATS)
 print(bench.render_text(small_report))
 
+
+def say_how_quiet(report) -> None:
+    """The machine, the threads and the load the run began with; a warning when the CPU was busy."""
+    env = report.environment
+    print(f"machine: {env.cpu}, {env.cores} cores; threads: {report.settings.threads}; "
+          f"NumPy's BLAS: {env.blas}")
+    if env.load_average is None:
+        print("load average: not known on this system")
+    elif env.busy:
+        print(f"WARNING: the load average was {env.load_average:.2f} on {env.cores} cores when timing began: "
+              "other work shared the CPU, so these times are noisy and the multithreaded contestants "
+              "suffer most. Re-run this notebook on a quiet machine before drawing conclusions.")
+    else:
+        print(f"load average {env.load_average:.2f} on {env.cores} cores when timing began: a quiet machine")
+
+
+say_how_quiet(small_report)
+
 # %%
 layer = small_report.layers[0]
 results = sorted(layer.results, key=lambda r: r.timing.median)
 fig, ax = plt.subplots(figsize=(7, 2.8))
-ax.barh([r.contestant for r in results], [r.timing.median * 1e3 for r in results], color="#4c72b0")
+medians = np.array([r.timing.median for r in results]) * 1e3
+spread = np.array([[r.timing.median - min(r.timing.samples), max(r.timing.samples) - r.timing.median]
+                   for r in results]).T * 1e3
+ax.barh([r.contestant for r in results], medians, xerr=spread, color="#4c72b0", capsize=3)
 for i, r in enumerate(results):
-    ax.text(r.timing.median * 1e3 * 1.1, i, f"{bench.format_seconds(r.timing.median)}", va="center")
+    ax.text(max(r.timing.samples) * 1e3 * 1.15, i, f"{bench.format_seconds(r.timing.median)}", va="center")
 ax.set_xscale("log")
-ax.set_xlabel("median time per call, ms (log scale)")
+ax.set_xlabel("median time per call, ms (log scale); whiskers: fastest to slowest sample")
 ax.set_title(f"small 5x5 layer: {int(formulas.mults(small)):,} dense multiplications")
 ax.set_xlim(right=ax.get_xlim()[1] * 10)
 plt.show()
@@ -105,6 +130,7 @@ plt.show()
 # %%
 report = bench.run_benchmark(methods=("direct", "im2col"), repeats=REPEATS)
 print(bench.render_text(report))
+say_how_quiet(report)
 
 # %% [markdown]
 # The left plot is each contestant's rate as a fraction of the GEMM peak
@@ -121,16 +147,21 @@ contestants = list(dict.fromkeys(r.contestant for layer in report.layers for r i
 fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8))
 width = 0.8 / len(contestants)
 for i, contestant in enumerate(contestants):
-    fractions, ratios = [], []
+    fractions, ratios, whiskers = [], [], []
     for layer in report.layers:
         result = next(r for r in layer.results if r.contestant == contestant)
         fractions.append(report.fraction_of_peak(result))
-        ratios.append(layer.ratio_to_torch(result))
+        ratio = layer.ratio_to_torch(result)
+        ratios.append(ratio)
+        # the contestant's own spread, over PyTorch's median: how far its samples ranged
+        scale = ratio / result.timing.median if ratio is not None else 0.0
+        whiskers.append((scale * (result.timing.median - min(result.timing.samples)),
+                         scale * (max(result.timing.samples) - result.timing.median)))
     xs = np.arange(len(names)) + (i - (len(contestants) - 1) / 2) * width
     label = contestant + (" (dense formula)" if contestant == bench.TORCH else " (measured counts)")
     left.bar(xs, fractions, width, label=label)
     if contestant != bench.TORCH and torch is not None:
-        right.bar(xs, ratios, width, label=contestant, color=f"C{i}")
+        right.bar(xs, ratios, width, yerr=np.array(whiskers).T, capsize=2, label=contestant, color=f"C{i}")
 left.axhline(1, color="black", linewidth=0.8)
 left.set_yscale("log")
 left.set_ylabel("GFLOP/s / NumPy GEMM GFLOP/s (log)")
@@ -139,7 +170,7 @@ left.legend(fontsize=8)
 if torch is not None:
     right.axhline(1, color="black", linewidth=0.8)
     right.set_yscale("log")
-    right.set_ylabel("median time / PyTorch's (log)")
+    right.set_ylabel("median time / PyTorch's median (log); whiskers: fastest to slowest sample")
     right.set_title("time relative to PyTorch (below 1: faster)")
     right.legend(fontsize=8)
 else:
@@ -149,7 +180,9 @@ else:
 for ax in (left, right):
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.grid(alpha=0.3, axis="y", which="both")
-fig.suptitle(f"float32, {report.settings.threads} threads, {report.environment.cpu}")
+load = report.environment.load_average
+fig.suptitle(f"float32, {report.settings.threads} threads, {report.environment.cpu}"
+             + ("" if load is None else f", load average {load:.2f} at the start"))
 plt.show()
 
 # %% [markdown]
@@ -199,6 +232,7 @@ standard_layers = {
 pairs = {name: bench.separable_counterpart(g) for name, g in standard_layers.items()}
 separable_report = bench.run_benchmark(separable=pairs, methods=("direct", "im2col"), repeats=REPEATS)
 print(bench.render_text(separable_report))
+say_how_quiet(separable_report)
 
 # %%
 fig, ax = plt.subplots(figsize=(11, 6.5), layout="constrained")

@@ -7,7 +7,9 @@ all of them (Numba's, BLAS's through threadpoolctl, and PyTorch's):
   installed at run time), through the public API;
 * PyTorch's ``torch.nn.functional.conv2d``, when torch can be imported;
 * NumPy's GEMM (``a @ b`` on square matrices of :data:`GEMM_SIZE`, in the
-  benchmark's dtype) as the machine's practical peak.
+  benchmark's dtype) as the machine's practical peak;
+* ``np.copyto`` of :data:`COPY_BYTES` as its practical memory bandwidth, against
+  which memory-bound layers (depthwise) are read as bytes moved per second.
 
 Timing policy (:mod:`npconv.bench.timing`): each call is made once untimed (a Numba
 method compiles on its first call), then repeated for
@@ -50,11 +52,13 @@ from npconv.bench.machine import (
 )
 from npconv.bench.rendering import ProgressLine, plot_format, plot_report, render_separable, render_text
 from npconv.bench.report import (
+    COPY_BYTES,
     GEMM_SIZE,
     SEED_LAYER,
     TORCH,
     BenchReport,
     ContestantResult,
+    CopyBandwidth,
     GemmPeak,
     LayerReport,
     Progress,
@@ -62,6 +66,7 @@ from npconv.bench.report import (
     SeparableReport,
     Settings,
     Skipped,
+    measure_copy,
     measure_gemm,
     measure_method,
     measure_torch,
@@ -91,11 +96,11 @@ from npconv.layerset import BENCHMARK_LAYERS
 from npconv.render import format_seconds
 
 __all__ = [
-    "BENCHMARK_LAYERS", "BUSY_LOAD_PER_CORE", "DEFAULT_REPEATS", "DTYPES", "GEMM_SIZE", "MIN_SAMPLE_SECONDS",
-    "SEED_LAYER", "TORCH", "WARM_UP_SECONDS", "BenchReport", "ContestantResult", "ConvWorkload", "Environment",
+    "BENCHMARK_LAYERS", "BUSY_LOAD_PER_CORE", "COPY_BYTES", "DEFAULT_REPEATS", "DTYPES", "GEMM_SIZE", "MIN_SAMPLE_SECONDS",
+    "SEED_LAYER", "TORCH", "WARM_UP_SECONDS", "BenchReport", "ContestantResult", "ConvWorkload", "CopyBandwidth", "Environment",
     "GemmPeak", "LayerReport", "Progress", "ProgressLine", "SeparablePair", "SeparableReport",
     "SeparableWorkload", "Settings", "Skipped", "Timing", "Workload", "check_dtype", "check_repeats",
-    "check_threads", "format_seconds", "import_pyplot", "import_torch", "max_threads", "measure_gemm",
+    "check_threads", "format_seconds", "import_pyplot", "import_torch", "max_threads", "measure_copy", "measure_gemm",
     "measure_method", "measure_torch", "plot_format", "plot_report", "render_separable", "render_text", "run_benchmark",
     "select_layers", "select_methods", "separable_counterpart", "skip_reason", "slow_method_limit",
     "thread_limits", "time_interleaved",

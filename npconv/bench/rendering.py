@@ -61,18 +61,30 @@ def render_text(report: BenchReport) -> str:
         lines.append(f"GEMM peak: NumPy {g.dtype} {g.size}x{g.size} @ {g.size}x{g.size} in "
                      f"{format_seconds(g.timing.median)} (spread {percent(g.timing.relative_iqr)}) = "
                      f"{significant(g.gflops)} GFLOP/s")
+    if report.copy is not None:
+        c = report.copy
+        lines.append(f"Copy bandwidth: np.copyto of {c.nbytes // 2**20} MiB in {format_seconds(c.timing.median)} "
+                     f"(spread {percent(c.timing.relative_iqr)}) = {significant(c.gbps)} GB/s read + written")
     if report.layers:
         lines += ["", "Per layer: median time per call of the fast path (count=False); spread = interquartile "
                   "range / median;", "GFLOP/s = mults + adds measured by one count=True call / median time; "
                   "of peak = GFLOP/s / GEMM's;", "count/fast = median time with count=True over without; "
-                  "time / torch = median over PyTorch's (lower is faster)."]
+                  "time / torch = median over PyTorch's (lower is faster).",
+                  "A memory-bound layer (depthwise, or dense FLOP per byte below the GEMM's FLOP/s over the "
+                  "copy's bytes/s) also shows", "GB/s = input + weight + bias + output bytes / median time; of copy = GB/s / "
+                  "the copy's."]
     any_torch_formula = False
     for layer in report.layers:
         w = layer.workload
         dense, effective = w.formula_counts("dense")[0], w.formula_counts("effective")[0]
+        bound = layer.bandwidth_bound(report.gemm, report.copy)
         lines += ["", f"{layer.name}: {w.describe()}",
                   f"  formula mults: dense {dense:,}" + (f", effective {effective:,}" if effective != dense else
                                                          " (dense = effective: no padding reaches a tap)")]
+        if bound:
+            lines.append(f"  memory-bound: {significant(layer.arithmetic_intensity)} dense FLOP per byte moved "
+                         f"({layer.bytes_moved:,} bytes per call; the machine does "
+                         f"{significant(report.gemm.gflops / report.copy.gbps)} FLOP per byte copied)")
         rows = []
         for result in layer.results:
             ratio = layer.ratio_to_torch(result)
@@ -88,8 +100,11 @@ def render_text(report: BenchReport) -> str:
                 "-" if result.counting_over_fast is None else f"{result.counting_over_fast:.2f}",
                 "-" if ratio is None else significant(ratio),
             ])
-        lines += _table(["method", "median", "spread", "GFLOP/s", "of peak", "counts (measured)", "count/fast",
-                         "time / torch"], rows)
+            if bound:
+                rows[-1][5:5] = [significant(layer.gbps(result)), percent(report.fraction_of_bandwidth(layer, result))]
+        bandwidth = ["GB/s", "of copy"] if bound else []
+        lines += _table(["method", "median", "spread", "GFLOP/s", "of peak", *bandwidth, "counts (measured)",
+                         "count/fast", "time / torch"], rows)
         lines += _skipped_lines(layer.skipped)
     if report.separable:
         lines += ["", *render_separable(report.separable)]

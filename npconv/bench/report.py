@@ -5,7 +5,11 @@ timing and the work it did -- the counts an npconv method's counting call
 *measured* (the closed forms only check them), or, for PyTorch, which counts
 nothing, the dense formula.  :class:`LayerReport`, :class:`SeparableReport`
 and :class:`BenchReport` gather them with the GEMM peak
-(:class:`GemmPeak`), the settings and the environment.  Interpreted methods
+(:class:`GemmPeak`), the copy bandwidth (:class:`CopyBandwidth`), the
+settings and the environment.  A layer whose arithmetic intensity is below
+the machine's balance (GEMM FLOP/s over copy bytes/s) is memory-bound
+(depthwise layers): its results are also read as bytes moved per second,
+a fraction of the copy's.  Interpreted methods
 run only on layers no larger than the seed layer (:func:`skip_reason`, from
 :func:`npconv.kernels.too_slow`).
 """
@@ -46,6 +50,10 @@ from npconv.memory import array_bytes, ensure_arrays_fit
 
 #: Side of the square GEMM that stands for the machine's peak: about 0.1 s in float32 on 2 cores.
 GEMM_SIZE = 2048
+
+#: Bytes of the array copied for the memory-bandwidth reference: far beyond any cache (32 MiB of L3
+#: here), so that the copy runs at the speed of memory.
+COPY_BYTES = 256 * 2**20
 
 #: The layer whose time bounds the interpreted methods': an interpreted method is timed only on
 #: layers it runs about as fast as this one (:func:`npconv.kernels.too_slow`).  The reference
@@ -215,6 +223,41 @@ def measure_gemm(dtype: object = "float32", repeats: int = DEFAULT_REPEATS, size
     return GemmPeak(size, np.dtype(dtype).name, timing)
 
 
+@dataclass(frozen=True)
+class CopyBandwidth:
+    """``np.copyto`` of ``nbytes`` between two arrays: the machine's practical memory bandwidth.
+
+    A copy reads ``nbytes`` and writes ``nbytes``: ``bytes_moved`` counts both,
+    as :meth:`LayerReport.bytes_moved` counts a layer's reads and writes.
+    """
+
+    nbytes: int
+    timing: Timing
+
+    @property
+    def bytes_moved(self) -> int:
+        return 2 * self.nbytes
+
+    @property
+    def gbps(self) -> float:
+        """Bytes moved per second, in GB/s (10^9 bytes)."""
+        return self.bytes_moved / self.timing.median / 1e9
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {"nbytes": self.nbytes, "bytes_moved": self.bytes_moved, "gbps": self.gbps,
+                "timing": self.timing.to_json_dict()}
+
+
+def measure_copy(repeats: int = DEFAULT_REPEATS, nbytes: int = COPY_BYTES) -> CopyBandwidth:
+    """Time ``np.copyto(destination, source)`` on two ``nbytes`` arrays (both touched first)."""
+    source = np.ones(nbytes // 4, dtype=np.float32)
+    destination = np.zeros_like(source)  # np.zeros may map lazily: the first copy below touches it
+    call = lambda: np.copyto(destination, source)  # noqa: E731
+    call()
+    (timing,) = time_interleaved([call], repeats)
+    return CopyBandwidth(source.nbytes, timing)
+
+
 # ---------------------------------------------------------------------- reports
 
 
@@ -247,16 +290,48 @@ class LayerReport:
         baseline = self.torch
         return None if baseline is None else result.timing.median / baseline.timing.median
 
-    def to_json_dict(self, gemm: GemmPeak | None = None) -> dict[str, object]:
-        """Every result, with its fraction of ``gemm``'s rate and its time over PyTorch's."""
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes a call must move at least: the input, weight and bias read once, the output written once."""
+        w = self.workload
+        return sum(a.nbytes for a in (w.x, w.weight, w.bias) if a is not None) \
+            + array_bytes(w.geometry.output_shape, w.dtype)
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """Dense mults + adds per byte moved."""
+        return sum(self.workload.formula_counts("dense")) / self.bytes_moved
+
+    def bandwidth_bound(self, gemm: GemmPeak | None, copy: CopyBandwidth | None) -> bool | None:
+        """Whether memory, not arithmetic, bounds the layer's time: a depthwise layer (``groups ==
+        C_in``, a handful of FLOP per byte), or one whose arithmetic intensity is below the machine
+        balance (GEMM FLOP/s over copy bytes/s, as measured in this run).  None without both
+        references."""
+        if gemm is None or copy is None:
+            return None
+        g = self.workload.geometry
+        depthwise = g.groups == g.in_channels and g.groups > 1
+        return depthwise or self.arithmetic_intensity < gemm.gflops / copy.gbps
+
+    def gbps(self, result: ContestantResult) -> float:
+        """:attr:`bytes_moved` over ``result``'s median time, GB/s."""
+        return self.bytes_moved / result.timing.median / 1e9
+
+    def to_json_dict(self, gemm: GemmPeak | None = None, copy: CopyBandwidth | None = None) -> dict[str, object]:
+        """Every result, with its fraction of ``gemm``'s rate, of ``copy``'s bandwidth and its time
+        over PyTorch's."""
         results = []
         for result in self.results:
             entry = result.to_json_dict()
             entry["fraction_of_gemm_peak"] = None if gemm is None else gemm.fraction(result)
+            entry["gbps"] = self.gbps(result)
+            entry["fraction_of_copy_bandwidth"] = None if copy is None else self.gbps(result) / copy.gbps
             entry["time_ratio_to_torch"] = self.ratio_to_torch(result)
             results.append(entry)
         w = self.workload
         return {"name": self.name, "description": w.describe(), "geometry": w.geometry.to_dict(),
+                "bytes_moved": self.bytes_moved, "arithmetic_intensity": self.arithmetic_intensity,
+                "bandwidth_bound": self.bandwidth_bound(gemm, copy),
                 "formula": {c: dict(zip(("mults", "adds"), w.formula_counts(c), strict=True))
                             for c in ("dense", "effective")},
                 "results": results, "skipped": [s.to_json_dict() for s in self.skipped]}
@@ -337,6 +412,7 @@ class BenchReport:
     separable: tuple[SeparableReport, ...] = ()
     wall_seconds: float = 0.0
     methods: tuple[str, ...] = field(default=())
+    copy: CopyBandwidth | None = None
 
     @property
     def torch_available(self) -> bool:
@@ -345,6 +421,10 @@ class BenchReport:
     def fraction_of_peak(self, result: ContestantResult) -> float | None:
         """GFLOP/s over the GEMM's (None without a GEMM measurement)."""
         return None if self.gemm is None else self.gemm.fraction(result)
+
+    def fraction_of_bandwidth(self, layer: LayerReport, result: ContestantResult) -> float | None:
+        """``result``'s bytes moved per second over the copy's (None without a copy measurement)."""
+        return None if self.copy is None else layer.gbps(result) / self.copy.gbps
 
     def to_json_dict(self) -> dict[str, object]:
         return {
@@ -355,7 +435,8 @@ class BenchReport:
             "torch_available": self.torch_available,
             "torch": self.torch_status,
             "gemm_peak": None if self.gemm is None else self.gemm.to_json_dict(),
-            "layers": [layer.to_json_dict(self.gemm) for layer in self.layers],
+            "copy_bandwidth": None if self.copy is None else self.copy.to_json_dict(),
+            "layers": [layer.to_json_dict(self.gemm, self.copy) for layer in self.layers],
             "separable": [report.to_json_dict() for report in self.separable],
             "wall_seconds": self.wall_seconds,
         }
@@ -434,6 +515,7 @@ def _ensure_workloads_fit(layers: Mapping[str, ConvGeometry],
                   key=lambda found: sum(array_bytes(shape, kind) for _, shape, kind in found))
     if gemm:
         arrays += [(f"the GEMM's {m}", (GEMM_SIZE, GEMM_SIZE), dtype) for m in ("a", "b", "a @ b")]
+        arrays += [(f"the copy's {m}", (COPY_BYTES // 4,), np.dtype(np.float32)) for m in ("source", "destination")]
 
     def operand_bytes(named: tuple[str, ConvGeometry | SeparableGeometry]) -> int:
         return sum(array_bytes(shape, kind) for _, shape, kind in operand_arrays(named[1], dtype) if shape)
@@ -480,16 +562,19 @@ def run_benchmark(
     for name, (standard, separable_geometry) in (separable or {}).items():
         pair = [ConvWorkload(standard, dtype), SeparableWorkload(separable_geometry, dtype)]
         plans.append((name, pair, *_contestants(pair, methods, torch)))
-    steps = sum(len(workloads) * len(run) for _, workloads, run, _ in plans) + (separable is None)
+    steps = sum(len(workloads) * len(run) for _, workloads, run, _ in plans) + 2 * (separable is None)
 
     with thread_limits(threads, torch) as threads_in_force:
         environment = Environment.collect(threads_in_force, torch_status)
         step = 0
-        gemm = None
+        gemm = copy = None
         if separable is None:
             step += 1
             say(f"[{step}/{steps}] NumPy GEMM {GEMM_SIZE}x{GEMM_SIZE} {dtype.name} (the peak)")
             gemm = measure_gemm(dtype, repeats)
+            step += 1
+            say(f"[{step}/{steps}] np.copyto of {COPY_BYTES // 2**20} MiB (the memory bandwidth)")
+            copy = measure_copy(repeats)
         layer_reports, separable_reports = [], []
         for name, workloads, run, skipped in plans:
             results: dict[str, list[ContestantResult]] = {}
@@ -516,6 +601,6 @@ def run_benchmark(
                 separable_reports.append(SeparableReport(name, *workloads, pairs, tuple(skipped), notes))
 
     return BenchReport(environment, Settings(dtype.name, repeats, threads), torch_status, gemm,
-                       tuple(layer_reports), tuple(separable_reports), time.perf_counter() - start, methods)
+                       tuple(layer_reports), tuple(separable_reports), time.perf_counter() - start, methods, copy)
 
 

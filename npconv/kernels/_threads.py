@@ -98,9 +98,27 @@ def shares(total: int, count: int) -> list[tuple[int, int]]:
 
 def in_parallel(function, *arguments, parts: list) -> list:
     """``function(*arguments, *part)`` for each part, the first on this thread, the rest on the pool;
-    the results in order."""
+    the results in order.
+
+    The pool's threads run under this thread's NumPy floating-point error settings
+    (``np.errstate`` is per thread), so that an invalid operation warns or raises alike in every
+    part; and every part has finished before this returns or raises (no part still writes into
+    an output after an error has reached the caller).
+    """
     if len(parts) == 1:
         return [function(*arguments, *parts[0])]
-    futures = [pool().submit(function, *arguments, *part) for part in parts[1:]]
-    first = function(*arguments, *parts[0])
+    import numpy
+
+    errors = numpy.geterr()
+
+    def under_callers_errstate(*part):
+        with numpy.errstate(**errors):
+            return function(*arguments, *part)
+
+    futures = [pool().submit(under_callers_errstate, *part) for part in parts[1:]]
+    try:
+        first = function(*arguments, *parts[0])
+    finally:
+        for future in futures:
+            future.exception()  # waits; an error of its own is raised below
     return [first, *(future.result() for future in futures)]

@@ -66,6 +66,7 @@ from npconv.counts import Counts
 from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
 from npconv.gradients import GradCounts, Grads
+from npconv.kernels import direct_depthwise
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -703,23 +704,26 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 
 #: The loop nests: "rows" vectorises along output rows, "pixels" along output channels, "planes"
-#: along output rows with a block of output channels per task and two rows fused per pass.
-LOOPS = ("rows", "pixels", "planes")
+#: along output rows with a block of output channels per task, by blocks of taps, and
+#: "depthwise" (groups == C_in only) runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
+LOOPS = ("rows", "pixels", "planes", "depthwise")
 
 
 def choose_loop(g: ConvGeometry) -> str:
     """The loop nest that runs ``g`` fastest (measured on the benchmark layers, float32).
 
-    When a group has at least 16 output channels and the rows are short or strided, or there
-    are few input channels (the seed and stem layers), vectorising over output channels
-    (pixels) is fastest.  Otherwise planes, whose blocks of taps (of input channels, for a 1x1
-    kernel) make the most products per load and store of an output row (resnet 3x3, large 7x7,
-    pointwise 1x1) -- except for depthwise layers (one input channel per group), which use rows.
+    Depthwise layers (groups == C_in, any depth multiplier) have their own loops.  When a group
+    has at least 16 output channels and the rows are short or strided, or there are few input
+    channels (the seed and stem layers), vectorising over output channels (pixels) is fastest.
+    Otherwise planes, whose blocks of taps (of input channels, for a 1x1 kernel) make the most
+    products per load and store of an output row (resnet 3x3, large 7x7, pointwise 1x1).
     """
+    if g.groups == g.in_channels:
+        return "depthwise"
     short_or_strided = g.out_width < 32 or g.stride[1] > 1 or g.in_channels_per_group < CHANNEL_BLOCK
     if g.out_channels_per_group >= 16 and short_or_strided:
         return "pixels"
-    return "rows" if g.in_channels_per_group == 1 else "planes"
+    return "planes"
 
 
 def _check_out(out: np.ndarray, g: ConvGeometry, dtype: np.dtype) -> np.ndarray:
@@ -756,19 +760,22 @@ def conv2d(
     convention : ``"effective"`` (padded taps are skipped, so that is what runs)
     count : run the counting variant and return its tallies
     workspace_limit : bytes that contiguous copies of the operands may take
-    loop : one of :data:`LOOPS` to force a loop nest (tests); default :func:`choose_loop`
+    loop : one of :data:`LOOPS` to force a loop nest (tests; ``"depthwise"`` needs
+        groups == C_in); default :func:`choose_loop`
     out : (N, C_out, OH, OW) C-contiguous writable array of ``x.dtype`` to write the result
         into (it is returned); default a new array
 
     Returns
     -------
-    y : (N, C_out, OH, OW) array of ``x.dtype`` (``out`` when given)
+    y : ``out``, or a new (N, C_out, OH, OW) array of ``x.dtype``
     counts : :class:`~npconv.counts.Counts` (``padded_mults`` is 0), or None
     """
     g = geometry
     loop = choose_loop(g) if loop is None else loop
-    if loop not in LOOPS:
-        raise ConvArgumentError("loop", f"one of {', '.join(map(repr, LOOPS))}", repr(loop))
+    if loop not in LOOPS or (loop == "depthwise" and g.groups != g.in_channels):
+        raise ValueError(f"loop: expected one of {LOOPS} (depthwise only where groups == in_channels), got {loop!r}")
+    if loop == "depthwise":
+        return direct_depthwise.conv2d(x, weight, bias, g, count=count, workspace_limit=workspace_limit, out=out)
     y = np.empty(g.output_shape, dtype=x.dtype) if out is None else _check_out(out, g, x.dtype)
     if loop == "rows":
         w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)

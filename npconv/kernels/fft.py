@@ -247,7 +247,8 @@ def _bin_products(kernel_spectra: np.ndarray, spectra: np.ndarray, out: np.ndarr
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan,
-              stage_times: dict[str, float] | None = None) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+              stage_times: dict[str, float] | None = None,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
     """Run ``plan``: ``y`` and the measured ``(mults, adds)`` of each measured stage.
 
     ``stage_times``, when a dict, accumulates seconds in ``"filter"``, ``"input"``,
@@ -260,7 +261,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     out_height, out_width, height = g.out_height, g.out_width, g.height
     kernel_spectra, filter_counts = _filter_spectrum(weight, plan)  # (F, g, C_out/g, C_in/g)
     clock("filter")
-    y = np.empty(g.output_shape, x.dtype)
+    y = np.empty(g.output_shape, x.dtype) if out is None else out
     bias_column = None if bias is None else bias.reshape(g.out_channels, 1, 1)
     cdtype = kernel_spectra.dtype
     chunk = plan.images_per_chunk
@@ -311,6 +312,7 @@ def conv2d(
     count: bool = True,
     workspace_limit: int,
     stage_times: dict[str, float] | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated stride-1 layer by FFT.
 
@@ -324,6 +326,8 @@ def conv2d(
     count : return the counts (measured products, estimated transforms)
     workspace_limit : bytes the spectra may take
     stage_times : when a dict, seconds per stage are added to it (for the bench script)
+    out : None, or a C-contiguous, writeable (N, C_out, OH, OW) array of
+        ``x.dtype`` not overlapping the operands (checked by the caller), written and returned
 
     Returns
     -------
@@ -340,16 +344,16 @@ def conv2d(
     check_supported(geometry)
     estimates = formulas.fft_counts(geometry)
     if geometry.batch == 0:
-        y = np.empty(geometry.output_shape, dtype=x.dtype)
+        y = np.empty(geometry.output_shape, dtype=x.dtype) if out is None else out
         nothing = dict.fromkeys(("filter DFT", "frequency-domain products", "frequency-domain accumulation",
                                  "bias"), (0, 0))
         return y, (_counts(estimates, nothing, 0) if count else None)
     plan = Plan(geometry, x.itemsize, workspace_limit, workers=blas_threads())
     if plan.workers == 1:
-        y, measured = _convolve(x, weight, bias, plan, stage_times)
+        y, measured = _convolve(x, weight, bias, plan, stage_times, out)
     else:  # the matrix products are many small ones: on the kernel's threads, one BLAS thread each
         with blas_single_threaded():
-            y, measured = _convolve(x, weight, bias, plan, stage_times)
+            y, measured = _convolve(x, weight, bias, plan, stage_times, out)
     return y, (_counts(estimates, measured, plan.workspace_bytes) if count else None)
 
 

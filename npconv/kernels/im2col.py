@@ -24,10 +24,39 @@ image x channel x kernel row, contiguous row copies), on the chunks this
 kernel uses (float32, 2-core machine, idle): resnet 3x3 0.15 ms vs 0.29 ms
 on one thread and 0.23 ms on two; large 7x7 0.14 vs 0.26 / 0.23 ms; stem s2
 0.27 vs 0.53 / 0.37 ms; the seed layer 12 vs 14 us.  NumPy's strided copy
-wins everywhere, needs no compilation and no thread pool (which, on a shared
-machine, stalled for milliseconds), so there is no Numba here.  Splitting
-the copy between two Python threads (NumPy releases the GIL) gained nothing
-at these chunk sizes either.
+wins everywhere and needs no compilation, so there is no Numba here.
+
+Threads.  Splitting each chunk's copy between two Python threads (NumPy
+releases the GIL) was slower than one thread (resnet 3x3: 0.40 vs 0.31 ms
+per chunk): the hand-off costs more than half a copy saves, and after each
+GEMM the BLAS's own worker threads are still spinning on the other core.
+What pays is sharing out whole chunks: on a layer of at least
+:data:`PARALLEL_MIN_MULTS` multiplications, each of the BLAS's thread count
+of workers (this thread and the pool of :mod:`npconv.kernels._threads`)
+lowers, multiplies and adds the bias for its own contiguous run of chunks,
+with buffers of its own, its GEMMs on one BLAS thread
+(:class:`~npconv.kernels._threads.blas_single_threaded`).  The workers meet
+once, at the end; the lowering runs on both cores, and a thin GEMM (64 rows
+for resnet 3x3) no longer splits across threads.  Measured against the
+chunks run one after the other with a two-thread BLAS (float32, 2 threads,
+time over PyTorch's): resnet 3x3 1.49 vs 3.23, large 7x7 2.30 vs 4.03, stem
+s2 2.36 vs 3.54, pointwise 1x1 0.92 vs 1.26 (a loaded machine; the ratios
+move together).
+
+Reused buffers.  The column and padded buffers come from
+:data:`workspace_pool` (keyed by shape and dtype, thread-safe, at most
+:data:`POOL_MAX_BYTES` idle and never more than the process-wide workspace
+limit) and go back to it at the end of the call: a fresh buffer of a few
+megabytes costs up to milliseconds of page faults on these virtual
+machines.  The padded copy's borders are rewritten for every chunk, so a
+reused buffer's old contents are never read.
+
+The bias.  Each chunk's bias is added right after its GEMM, while the
+chunk's output is still in cache (about 5% of the time of resnet 3x3).
+NumPy's ``matmul`` has no ``beta``, so the bias cannot initialise the
+output; appending a row of ones to the column matrix would put it inside
+the GEMM but would execute (and so count) one multiplication by 1 per
+output, and break the column matrix's layout per group.
 
 Bounded workspace.  The column matrix is ``KH x KW`` times the input
 (``formulas.im2col_workspace_bytes``).  The batch is processed in chunks of
@@ -47,14 +76,18 @@ matrix that was copied from the zero border is multiplied by the ``C_out/g``
 weights of its group; the number of such entries is read off the lowering
 itself, by applying the same window view to masks of the rows and columns
 that were filled from the input.  ``workspace_bytes`` is the size of the
-buffers allocated (column matrix and padded copy, plus a contiguous copy of
-the weight when it was not contiguous).
+buffers used (column matrix and padded copy, once per worker, plus a
+contiguous copy of the weight when it was not contiguous), whether fresh or
+taken from the pool.  The counts do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -62,7 +95,8 @@ from numpy.lib.stride_tricks import as_strided
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry, first_touch_starts
 from npconv.gradients import GradCounts, Grads
-from npconv.memory import ensure_workspace_fits, format_bytes
+from npconv.kernels._threads import blas_single_threaded, blas_threads, in_parallel, shares
+from npconv.memory import ensure_workspace_fits, format_bytes, get_workspace_limit
 
 NAME = "im2col"
 #: Conventions this kernel can execute: a GEMM multiplies the padded zeros too.
@@ -74,6 +108,69 @@ MULTS_PER_SECOND = None
 #: a chunk this size is still in the 32 MiB L3 cache (and mostly in the L2) when
 #: the GEMM packs it.  Chosen by timing the benchmark layers (see bench/im2col_split.py).
 CHUNK_TARGET_BYTES = 4 * 2**20
+
+#: Most bytes of idle workspace kept for reuse (and never more than the process-wide workspace limit).
+POOL_MAX_BYTES = 64 * 2**20
+
+#: A layer whose GEMMs make fewer multiplications than this runs on one worker thread: below
+#: it, sharing the chunks out costs more than it saves.
+PARALLEL_MIN_MULTS = 2**24
+
+
+class WorkspacePool:
+    """Idle work buffers kept between calls, keyed by ``(shape, dtype)``.
+
+    A fresh multi-megabyte buffer costs page faults on first touch (up to
+    milliseconds on a virtual machine); a call that finds a buffer of its
+    shape here reuses it.  :meth:`take` removes the buffer from the pool, so
+    concurrent calls never share one (thread-safe); :meth:`give` puts it back,
+    evicting the least recently returned buffers so that the idle bytes stay
+    within ``min(POOL_MAX_BYTES, process-wide workspace limit)``.  Buffers are
+    the kernel's own: never returned to a caller, never holding results.
+    """
+
+    def __init__(self, max_bytes: int = POOL_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+        self.idle_bytes = 0
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A buffer of ``shape`` and ``dtype`` (contents undefined): a pooled one, else a new one."""
+        key = (tuple(shape), np.dtype(dtype))
+        with self._lock:
+            buffers = self._idle.get(key)
+            if buffers:
+                buffer = buffers.pop()
+                if not buffers:
+                    del self._idle[key]
+                self.idle_bytes -= buffer.nbytes
+                return buffer
+        return np.empty(shape, dtype)
+
+    def give(self, buffer: np.ndarray) -> None:
+        """Return ``buffer`` (from :meth:`take`) for reuse, unless it alone exceeds the bound."""
+        bound = min(self.max_bytes, get_workspace_limit())
+        if buffer.nbytes > bound:
+            return
+        key = (buffer.shape, buffer.dtype)
+        with self._lock:
+            while self._idle and self.idle_bytes + buffer.nbytes > bound:
+                _, oldest = self._idle.popitem(last=False)
+                self.idle_bytes -= sum(b.nbytes for b in oldest)
+            self._idle.setdefault(key, []).append(buffer)
+            self._idle.move_to_end(key)
+            self.idle_bytes += buffer.nbytes
+
+    def clear(self) -> None:
+        """Drop every idle buffer."""
+        with self._lock:
+            self._idle.clear()
+            self.idle_bytes = 0
+
+
+#: The kernel's buffers (column matrix chunks, padded copies), reused across calls.
+workspace_pool = WorkspacePool()
 
 
 class Plan:
@@ -96,10 +193,10 @@ class Plan:
     """
 
     __slots__ = ("col_bytes", "g", "gathered", "images_per_chunk", "lowered", "pad_bytes", "padded",
-                 "rows_per_chunk", "weight_copy_bytes", "workspace_bytes")
+                 "rows_per_chunk", "weight_copy_bytes", "workers", "workspace_bytes")
 
     def __init__(self, g: ConvGeometry, x: np.ndarray, weight: np.ndarray, workspace_limit: int,
-                 target_bytes: int = CHUNK_TARGET_BYTES):
+                 target_bytes: int = CHUNK_TARGET_BYTES, workers: int = 1):
         self.g = g
         itemsize = x.dtype.itemsize
         self.weight_copy_bytes = 0 if weight.flags.c_contiguous else weight.nbytes
@@ -109,23 +206,29 @@ class Plan:
         batch, out_height = g.batch, g.out_height
         if not self.lowered:
             # no workspace; chunk only so that the bias is added while the output is in cache
+            # (and so that every worker has a chunk)
             output_image_bytes = g.out_channels * out_height * g.out_width * itemsize
-            self.images_per_chunk = _even_chunks(batch, target_bytes // output_image_bytes)
+            largest = min(target_bytes // output_image_bytes, math.ceil(batch / max(1, workers)))
+            self.images_per_chunk = _even_chunks(batch, largest)
             self.rows_per_chunk = out_height
             self.col_bytes = self.pad_bytes = 0
         else:
             row_bytes = g.in_channels * g.kernel_h * g.kernel_w * g.out_width * itemsize
             padded_row_bytes = g.in_channels * _padded_width(g) * itemsize if self.padded else 0
-            budget = min(workspace_limit, target_bytes) - self.weight_copy_bytes
+            room = workspace_limit - self.weight_copy_bytes
             # where the padded copy of one output row's input would not fit in the limit, gather instead
             # (only then: the padded copy and one strided copy are faster where both fit)
-            room = workspace_limit - self.weight_copy_bytes
             if self.padded and room < row_bytes + _input_rows(g, 1) * padded_row_bytes:
                 self.gathered, padded_row_bytes = True, 0  # no padded copy: see _Lowering._gather
 
             def chunk_bytes(images: int, rows: int) -> int:
                 return images * (rows * row_bytes + _input_rows(g, rows) * padded_row_bytes)
 
+            # as many workers as the limit holds a smallest chunk for, each with its own buffers,
+            # and chunks small enough that every worker has one
+            workers = max(1, min(workers, room // max(1, chunk_bytes(1, 1))))
+            budget = min(room // workers, target_bytes,
+                         math.ceil(chunk_bytes(batch, out_height) / workers) if workers > 1 else target_bytes)
             image_bytes = chunk_bytes(1, out_height)
             if image_bytes <= budget:
                 images, rows = _even_chunks(batch, budget // image_bytes), out_height
@@ -147,12 +250,13 @@ class Plan:
             self.images_per_chunk, self.rows_per_chunk = images, rows
             self.col_bytes = images * rows * row_bytes
             self.pad_bytes = images * _input_rows(g, rows) * padded_row_bytes
-        self.workspace_bytes = self.col_bytes + self.pad_bytes + self.weight_copy_bytes
+        self.workers = max(1, min(workers, self.chunks))
+        self.workspace_bytes = self.workers * (self.col_bytes + self.pad_bytes) + self.weight_copy_bytes
         ensure_workspace_fits(
             self.workspace_bytes, workspace_limit,
             f"the im2col workspace ({self.workspace_bytes:,} bytes: a column matrix of "
             f"{format_bytes(self.col_bytes)} for {self.images_per_chunk} image(s) x "
-            f"{self.rows_per_chunk} output row(s))",
+            f"{self.rows_per_chunk} output row(s){f', for each of {self.workers} workers' if self.workers > 1 else ''})",
         )
 
     @property
@@ -209,20 +313,29 @@ class _Lowering:
         (sh, sw), (dh, dw) = g.stride, g.dilation
         # window view strides, in units of the source's (image, channel, row, column) strides
         self.step = (dh, dw, sh, sw)
-        self.cols = np.empty(plan.col_bytes // x.itemsize, dtype=x.dtype)
+        self.cols = workspace_pool.take((plan.col_bytes // x.itemsize,), x.dtype)
+        self.buffers = [self.cols]
         if plan.gathered:
             self.column_ranges = [_valid_range(kw * dw - g.padding[1][0], sw, g.width, 0, g.out_width)
                                   for kw in range(g.kernel_w)]
         elif plan.padded:
-            self.padded_input = np.empty(
+            self.padded_input = workspace_pool.take(
                 (plan.images_per_chunk, g.in_channels, _input_rows(g, plan.rows_per_chunk), _padded_width(g)),
-                dtype=x.dtype,
+                x.dtype,
             )
+            self.buffers.append(self.padded_input)
             if count:
                 # which padded-input columns hold input, seen through the lowering's window view
                 real = np.zeros(_padded_width(g), dtype=np.uint8)
                 real[g.padding[1][0]: g.padding[1][0] + g.width] = 1
                 self.real_taps_w = int(_windows(real, g.kernel_w, g.out_width, dw, sw).sum())
+
+    def release(self) -> None:
+        """Return the buffers to the pool (the column matrices returned are then invalid)."""
+        if self.plan.lowered:
+            for buffer in self.buffers:
+                workspace_pool.give(buffer)
+            self.buffers = []
 
     def __call__(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """The column matrices of images ``n0:n1``, output rows ``r0:r1``.
@@ -234,34 +347,33 @@ class _Lowering:
         images, rows = n1 - n0, r1 - r0
         if not self.plan.lowered:
             return self.x[n0:n1].reshape(images, *self.stack)
-        dh, dw, sh, sw = self.step
         shape = (images, *self.taps, rows, self.out_width)
         if self.plan.gathered:
             cols = self._gather(self.cols[: math.prod(shape)].reshape(shape), n0, n1, r0, r1)
             return cols.reshape(images, *self.stack, rows * self.out_width)
+        cols = self.cols[: math.prod(shape)].reshape(shape)
+        dh, dw, sh, sw = self.step
         if self.plan.padded:
             source = self._fill_padded(n0, n1, r0, r1)
-            s0, s1, s2, s3 = source.strides
-            windows = np.ndarray(shape, source.dtype, source, 0, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
+            if self.count:
+                self._count_padded(n0, n1, r0, r1)
         else:
             source = self.x[n0:n1, :, r0 * sh:]
-            s0, s1, s2, s3 = source.strides
-            windows = as_strided(source, shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
-        cols = self.cols[: windows.size].reshape(shape)
+        s0, s1, s2, s3 = source.strides
+        windows = as_strided(source, shape, (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3), writeable=False)
         np.copyto(cols, windows)
         return cols.reshape(images, *self.stack, rows * self.out_width)
 
     def _fill_padded(self, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
-        """Copy the input rows that output rows ``r0:r1`` read into the zero-bordered buffer."""
+        """Copy the input rows that output rows ``r0:r1`` of images ``n0:n1`` read into the
+        zero-bordered buffer; returns the part of the buffer filled."""
         g = self.g
         (top, _), (left, _) = g.padding
-        height, width = g.height, g.width
+        width = g.width
         rows_in = _input_rows(g, r1 - r0)
         buffer = self.padded_input[: n1 - n0]
-        first = r0 * g.stride[0]  # first padded-input row read
-        # buffer rows [a, b) hold input rows [first + a - top, first + b - top); the rest is zero
-        a = min(max(top - first, 0), rows_in)
-        b = max(min(top + height - first, rows_in), a)
+        a, b = self._input_span(r0, r1)
+        first = r0 * g.stride[0]
         if a < b:
             buffer[:, :, a:b, left: left + width] = self.x[n0:n1, :, first + a - top: first + b - top]
             if left:
@@ -272,14 +384,28 @@ class _Lowering:
             buffer[:, :, :a] = 0
         if b < rows_in:
             buffer[:, :, b:rows_in] = 0
-        if self.count:
-            real = np.zeros(rows_in, dtype=np.uint8)
-            real[a:b] = 1
-            real_taps_h = int(_windows(real, g.kernel_h, r1 - r0, g.dilation[0], g.stride[0]).sum())
-            taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
-            self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
-        return buffer
+        return buffer[:, :, :rows_in]
 
+    def _input_span(self, r0: int, r1: int) -> tuple[int, int]:
+        """Rows ``[a, b)`` of the padded buffer that hold input rows (the rest is zero) for output rows ``r0:r1``."""
+        g = self.g
+        top = g.padding[0][0]
+        rows_in = _input_rows(g, r1 - r0)
+        first = r0 * g.stride[0]  # first padded-input row read
+        # buffer rows [a, b) hold input rows [first + a - top, first + b - top)
+        a = min(max(top - first, 0), rows_in)
+        return a, max(min(top + g.height - first, rows_in), a)
+
+    def _count_padded(self, n0: int, n1: int, r0: int, r1: int) -> None:
+        """Tally the column-matrix entries of this chunk copied from the zero border."""
+        g = self.g
+        rows_in = _input_rows(g, r1 - r0)
+        a, b = self._input_span(r0, r1)
+        real = np.zeros(rows_in, dtype=np.uint8)
+        real[a:b] = 1
+        real_taps_h = int(_windows(real, g.kernel_h, r1 - r0, g.dilation[0], g.stride[0]).sum())
+        taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
+        self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
 
     def _gather(self, cols: np.ndarray, n0: int, n1: int, r0: int, r1: int) -> np.ndarray:
         """Fill ``cols`` (images, C_in, KH, KW, rows, OW) for output rows ``r0:r1`` from the input itself:
@@ -328,8 +454,8 @@ def _windows(mask: np.ndarray, kernel: int, outputs: int, dilation: int, stride:
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, *,
-              count: bool, stage_times: dict[str, float] | None = None):
-    """Run ``plan``: returns ``y`` and the tallies ``(mults, adds, padded_mults)``.
+              count: bool, stage_times: dict[str, float] | None = None, out: np.ndarray | None = None):
+    """Run ``plan``: returns ``y`` (``out`` when given) and the tallies ``(mults, adds, padded_mults)``.
 
     ``stage_times``, when a dict, accumulates seconds spent in ``"lower"``,
     ``"gemm"`` and ``"bias"`` (for ``bench/im2col_split.py``).
@@ -337,19 +463,46 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     g = plan.g
     batch, groups, out_per_group = g.batch, g.groups, g.out_channels_per_group
     out_height, out_width = g.out_height, g.out_width
-    images_per_chunk, rows_per_chunk = plan.images_per_chunk, plan.rows_per_chunk
     weights = np.ascontiguousarray(weight).reshape(groups, out_per_group, -1)
-    y = np.empty((batch, g.out_channels, out_height, out_width), dtype=x.dtype)
+    y = np.empty((batch, g.out_channels, out_height, out_width), dtype=x.dtype) if out is None else out
     # y[n] as (groups, C_out/g, OH, OW): a row chunk of it is the GEMM output as it is
     y_groups = y.reshape(batch, groups, out_per_group, out_height, out_width)
     bias_column = None if bias is None else bias.reshape(groups, out_per_group, 1)
-    lower = _Lowering(x, plan, count)
+    chunks = [(n0, min(n0 + plan.images_per_chunk, batch), r0, min(r0 + plan.rows_per_chunk, out_height))
+              for n0 in range(0, batch, plan.images_per_chunk)
+              for r0 in range(0, out_height, plan.rows_per_chunk)]
     timed = stage_times is not None
+    if plan.workers == 1:
+        results = [_multiply_chunks(x, plan, count, weights, bias_column, y_groups, chunks, timed)]
+    else:
+        parts = [(chunks[lo:hi], timed) for lo, hi in shares(len(chunks), plan.workers)]
+        with blas_single_threaded():
+            results = in_parallel(_multiply_chunks, x, plan, count, weights, bias_column, y_groups, parts=parts)
+    mults = adds = padded_entries = 0
+    for worker_mults, worker_adds, worker_padded, times in results:
+        mults, adds, padded_entries = mults + worker_mults, adds + worker_adds, padded_entries + worker_padded
+        for stage, seconds in times.items():
+            stage_times[stage] = stage_times.get(stage, 0.0) + seconds
+    return y, (mults, adds, padded_entries * weights.shape[1])
+
+
+def workers_for(g: ConvGeometry) -> int:
+    """Worker threads for a layer: the BLAS's thread count (at most one per CPU: the pool has one
+    thread per CPU but the caller's), or 1 for a layer too small to share out."""
+    mults = g.batch * g.out_channels * g.out_height * g.out_width * g.in_channels_per_group * g.kernel_h * g.kernel_w
+    return min(blas_threads(), os.cpu_count() or 1) if mults >= PARALLEL_MIN_MULTS else 1
+
+
+def _multiply_chunks(x: np.ndarray, plan: Plan, count: bool, weights: np.ndarray, bias_column: np.ndarray | None,
+                     y_groups: np.ndarray, chunks: list[tuple[int, int, int, int]], timed: bool):
+    """Lower, multiply and add the bias into ``y_groups`` for each ``(n0, n1, r0, r1)`` of ``chunks``,
+    with buffers of this worker's own; returns ``(mults, adds, padded column entries, stage seconds)``."""
+    _, groups, out_per_group, _, _ = y_groups.shape
+    stage_times: dict[str, float] = {}
     mults = adds = 0
-    for n0 in range(0, batch, images_per_chunk):
-        n1 = min(n0 + images_per_chunk, batch)
-        for r0 in range(0, out_height, rows_per_chunk):
-            r1 = min(r0 + rows_per_chunk, out_height)
+    lower = _Lowering(x, plan, count)
+    try:
+        for n0, n1, r0, r1 in chunks:
             started = time.perf_counter() if timed else 0.0
             cols = lower(n0, n1, r0, r1)
             out = y_groups[n0:n1, :, :, r0:r1].reshape(n1 - n0, groups, out_per_group, -1)
@@ -371,7 +524,9 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
                 stage_times["lower"] = stage_times.get("lower", 0.0) + lowered - started
                 stage_times["gemm"] = stage_times.get("gemm", 0.0) + multiplied - lowered
                 stage_times["bias"] = stage_times.get("bias", 0.0) + finished - multiplied
-    return y, (mults, adds, lower.padded_entries * weights.shape[1])
+    finally:
+        lower.release()
+    return mults, adds, lower.padded_entries, stage_times
 
 
 def conv2d(
@@ -383,6 +538,7 @@ def conv2d(
     convention: str = "dense",
     count: bool = True,
     workspace_limit: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer by im2col + GEMM.
 
@@ -396,10 +552,13 @@ def conv2d(
     count : return the counts tallied from the GEMMs made
     workspace_limit : bytes the column matrix chunk, padded copy and weight
         copy may take together
+    out : None, or a C-contiguous, writeable (N, C_out, OH, OW) array of
+        ``x.dtype`` not overlapping the operands (checked by the caller): the
+        GEMMs write into it
 
     Returns
     -------
-    y : (N, C_out, OH, OW) C-contiguous array of ``x.dtype``
+    y : (N, C_out, OH, OW) C-contiguous array of ``x.dtype`` (``out`` when given)
     counts : :class:`~npconv.counts.Counts`, or None when ``count`` is false
 
     Raises
@@ -409,9 +568,10 @@ def conv2d(
         do not fit, before anything is allocated.
     """
     if geometry.batch == 0:  # an empty batch: no chunk to plan, nothing to lower or multiply
-        return np.empty(geometry.output_shape, dtype=x.dtype), (Counts(0, 0, convention, NAME) if count else None)
-    plan = Plan(geometry, x, weight, workspace_limit)
-    y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count)
+        y = np.empty(geometry.output_shape, dtype=x.dtype) if out is None else out
+        return y, (Counts(0, 0, convention, NAME) if count else None)
+    plan = Plan(geometry, x, weight, workspace_limit, workers=workers_for(geometry))
+    y, (mults, adds, padded_mults) = _convolve(x, weight, bias, plan, count=count, out=out)
     if not count:
         return y, None
     return y, Counts(mults, adds, convention, NAME, padded_mults, plan.workspace_bytes)
@@ -653,6 +813,20 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
     if plan.transposed_bytes:
         transposed = np.empty(plan.transposed_bytes // dtype.itemsize, dtype=dtype)
     lower = _Lowering(x, plan, count)
+    try:
+        mults, adds = _weight_gradient_chunks(lower, dy, grad_w, chunk_sum, transposed if plan.transposed_bytes
+                                              else None)
+    finally:
+        lower.release()
+    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+
+
+def _weight_gradient_chunks(lower: _Lowering, dy: np.ndarray, grad_w: np.ndarray, chunk_sum: np.ndarray,
+                            transposed: np.ndarray | None) -> tuple[int, int]:
+    """Sum the chunks' products into ``grad_w``; returns ``(mults, adds)``."""
+    plan, g = lower.plan, lower.g
+    groups, out_per_group, out_height = g.groups, g.out_channels_per_group, g.out_height
+    reduction = grad_w.shape[-1]
     mults = adds = 0
     first = True
     for n0 in range(0, g.batch, plan.images_per_chunk):
@@ -685,7 +859,7 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
                 np.add(grad_w, chunk_sum, out=grad_w)
                 adds += grad_w.size
             first = False
-    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+    return mults, adds
 
 
 def conv2d_backward(

@@ -52,6 +52,7 @@ def conv2d(
     convention: str = "dense",
     count: bool = True,
     workspace_limit: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated layer.
 
@@ -65,6 +66,8 @@ def conv2d(
     count : return the counts (the reference always tallies them; it costs
         little next to the interpreter's own overhead)
     workspace_limit : bytes the list copies of one image, the weight and the bias may take together
+    out : None, or a C-contiguous, writeable (N, C_out, OH, OW) array of
+        ``x.dtype`` not overlapping the operands (checked by the caller), written and returned
 
     Returns
     -------
@@ -90,7 +93,7 @@ def conv2d(
                           f"({image_elements:,} + {weight_elements:,} values)")
     w = weight.tolist()
     b = None if bias is None else bias.tolist()
-    y = np.empty(g.output_shape, dtype=x.dtype)
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else out
     mults = adds = padded_mults = 0
 
     out_height, out_width = g.out_height, g.out_width

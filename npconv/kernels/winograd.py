@@ -514,7 +514,7 @@ def _run_chunks(x: np.ndarray, filters: np.ndarray, bias: np.ndarray | None, y: 
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, tally: _Tally,
-              stage_times: dict[str, float] | None = None) -> np.ndarray:
+              stage_times: dict[str, float] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Run ``plan``, tallying into ``tally``.
 
     With ``plan.workers > 1`` the chunks are shared out in contiguous runs,
@@ -535,7 +535,7 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
     g = plan.g
     filters = _filter_transform(weight, plan, tally)
     clock("filter")
-    y = np.empty(g.output_shape, x.dtype)
+    y = np.empty(g.output_shape, x.dtype) if out is None else out
     chunks = [(n0, min(n0 + plan.images_per_chunk, g.batch), t0, min(t0 + plan.tile_rows_per_chunk, plan.tiles_h))
               for n0 in range(0, g.batch, plan.images_per_chunk)
               for t0 in range(0, plan.tiles_h, plan.tile_rows_per_chunk)]
@@ -558,19 +558,19 @@ def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: 
 
 def run(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geometry: ConvGeometry, m: int, method: str, *,
         count: bool, workspace_limit: int, target_bytes: int = CHUNK_TARGET_BYTES,
-        stage_times: dict[str, float] | None = None) -> tuple[np.ndarray, Counts | None]:
+        stage_times: dict[str, float] | None = None, out: np.ndarray | None = None) -> tuple[np.ndarray, Counts | None]:
     """Winograd F(m x m, 3 x 3) on a validated layer; see :func:`conv2d`."""
     check_supported(geometry, method)
     algorithm = formulas.WINOGRAD_TRANSFORMS[m].name
     if geometry.batch == 0:  # an empty batch: nothing to transform or multiply
-        y = np.empty(geometry.output_shape, dtype=x.dtype)
+        y = np.empty(geometry.output_shape, dtype=x.dtype) if out is None else out
         return y, (Counts(0, 0, "winograd", method, stages=_Tally().stages(), algorithm=algorithm) if count else None)
     work = (m + 2) ** 2 * (geometry.in_channels + geometry.out_channels) * geometry.batch \
         * math.ceil(geometry.out_height / m) * (math.ceil(geometry.out_width / m) + 1)
     workers = blas_threads() if work >= PARALLEL_MIN_VALUES else 1
     plan = Plan(geometry, m, x.itemsize, workspace_limit, target_bytes, workers)
     tally = _Tally()
-    y = _convolve(x, weight, bias, plan, tally, stage_times)
+    y = _convolve(x, weight, bias, plan, tally, stage_times, out)
     if not count:
         return y, None
     stages = tally.stages()
@@ -587,6 +587,7 @@ def conv2d(
     convention: str = "winograd",
     count: bool = True,
     workspace_limit: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Counts | None]:
     """Compute ``y[n, co, oh, ow]`` for a validated 3x3 stride-1 layer by Winograd minimal filtering.
 
@@ -599,6 +600,8 @@ def conv2d(
     convention : ``"winograd"``, the only one this kernel executes
     count : return the counts tallied while running
     workspace_limit : bytes the transformed tiles of a chunk and the transformed filters may take
+    out : None, or a C-contiguous, writeable (N, C_out, OH, OW) array of
+        ``x.dtype`` not overlapping the operands (checked by the caller), written and returned
 
     Returns
     -------
@@ -613,15 +616,15 @@ def conv2d(
         naming ``workspace_limit`` when even one row of tiles of one image does not fit.
     """
     return run(x, weight, bias, geometry, default_tile(geometry), NAME, count=count,
-               workspace_limit=workspace_limit)
+               workspace_limit=workspace_limit, out=out)
 
 
 def with_tile(method: str, m: int):
     """The ``conv2d`` of the method that always uses ``m x m`` tiles."""
 
     def conv2d_m(x, weight, bias, geometry, *, convention: str = "winograd", count: bool = True,
-                 workspace_limit: int):
-        return run(x, weight, bias, geometry, m, method, count=count, workspace_limit=workspace_limit)
+                 workspace_limit: int, out: np.ndarray | None = None):
+        return run(x, weight, bias, geometry, m, method, count=count, workspace_limit=workspace_limit, out=out)
 
     conv2d_m.__doc__ = f"Winograd F({m}x{m},3x3): :func:`npconv.kernels.winograd.conv2d` with {m}x{m} tiles."
     conv2d_m.__name__ = "conv2d"
