@@ -84,9 +84,9 @@ def test_any_memory_layout_gives_the_same_result(layout):
     assert counts.workspace_bytes == copied  # the planes nest reads the weight in its own layout
 
 
-@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
+@pytest.mark.parametrize("loop", ["pixels", "planes"])
 @given(layer=layers(max_group_channels=10), dtype=st.sampled_from(DTYPES))
-def test_both_loop_nests_match_scipy_and_count_exactly(loop, layer, dtype):
+def test_each_loop_nest_matches_scipy_and_counts_exactly(loop, layer, dtype):
     """Each loop nest on every layer, whichever one choose_loop would pick."""
     from npconv.kernels import direct
 
@@ -155,7 +155,7 @@ def thread_count():
     return limit
 
 
-@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
+@pytest.mark.parametrize("loop", ["pixels", "planes"])
 def test_out_receives_the_result(loop):
     from npconv.kernels import direct
 
@@ -186,11 +186,11 @@ def test_a_bad_out_is_refused_naming_it(bad):
         direct.conv2d(x, w, None, g, workspace_limit=2**30, out=out)
 
 
-@pytest.mark.parametrize("loop", ["rows", "pixels", "planes"])
+@pytest.mark.parametrize("loop", ["pixels", "planes"])
 def test_writable_and_read_only_inputs_share_one_compiled_variant(loop):
     from npconv.kernels import direct
 
-    kernel = {"rows": direct._rows, "pixels": direct._pixel_rows, "planes": direct._planes}[loop]
+    kernel = {"pixels": direct._pixel_tasks, "planes": direct._plane_tasks}[loop]
     x, w = np.ones((1, 16, 6, 6), np.float32), np.ones((16, 16, 3, 3), np.float32)
     g = ConvGeometry.from_shapes(x.shape, w.shape, None, padding=1)
     direct.conv2d(x, w, None, g, workspace_limit=2**30, loop=loop)

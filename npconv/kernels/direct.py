@@ -1,29 +1,34 @@
-"""Direct kernel: the reference loops compiled with Numba, parallel and vectorised.
+"""Direct kernel: the reference loops compiled with Numba, vectorised and run on every core.
 
 The same cross-correlation as :mod:`npconv.kernels.reference`, with the loops
 rearranged for speed: a tap that falls on the padding is *skipped*, never
 multiplied, and no padded copy of the input is made -- so this kernel
-executes the **effective** count.
+executes the **effective** count.  Products are summed in a different order
+than the reference's, so results agree with it to rounding, not bit for bit;
+``fastmath`` is limited to contraction (FMA), so NaN and inf still propagate.
 
-Loop order.  One parallel task computes one output row ``y[n, co, oh, :]``
-(``N x OH x C_out`` tasks keep both cores busy even for ``N = 1``; the output
-channel varies fastest, so neighbouring tasks read the same input rows).  The
-kernel rows ``kh`` whose input row exists form a contiguous range, and for
-each tap column ``kw`` the output columns whose input column exists form a
-range ``[lo, hi)`` computed once per call.  The innermost loop runs along
-that range of the output row::
+Three loop nests (:func:`choose_loop`, :data:`LOOPS`):
 
-    y[n, co, oh, lo:hi] += sum over a block of input rows r of  w_r * x_r[lo*sw + off : hi*sw + off : sw]
+``planes`` (resnet-like layers, large kernels, 1x1)
+    one task per (image, group, block of :data:`PLANE_BLOCK` output
+    channels, band of output rows); the interior of each output plane is
+    summed by blocks of up to 3 x 3 taps (4 input channels for a 1x1 kernel)
+    in one contiguous, branch-free loop along each row, so the output row is
+    loaded and stored once per block, which is what bounds a direct kernel's
+    speed; border columns are summed as strips down the rows, border rows by
+    the row pass (:func:`_pass`, blocks of "streams"), each over the taps on
+    real input only.  See its section below.
+``pixels`` (short or strided rows and at least 16 output channels a group: the
+    seed and stem layers) vectorises along output channels instead
+    (:func:`_pixels`).
+``depthwise`` (groups == C_in, any multiplier): one plane per task, in
+    :mod:`npconv.kernels.direct_depthwise`.
 
-where the block ("streams") is 8 input channels at one ``(kh, kw)``, or, for
-the channels left over (a depthwise layer has one per group), up to 3 kernel
-rows of one channel.  Summing a block before touching the output row loads
-and stores the row once per block instead of once per product, which is
-what bounds a direct kernel's speed; at stride 1 the loop reads contiguous
-memory, has no bounds checks or branches, and LLVM vectorises it (with FMA:
-``fastmath`` is limited to contraction, so NaN and inf still propagate).
-Products are summed in a different order than the reference's, so results
-agree with it to rounding, not bit for bit.
+The flat arrays' geometry is passed as ``layer`` = (N, C_in, H, W, C_out, OH,
+OW, KH, KW, stride_h, stride_w, pad_top, dilation_h, C_in/g, C_out/g), and
+``columns[kw]`` = (lo, hi, offset): the output columns ``[lo, hi)`` whose input
+column ``ow * stride_w + offset`` for tap column ``kw`` exists
+(:func:`_column_ranges`).
 
 Counting.  Each loop nest has one compiled entry point with a ``counting``
 flag.  With the flag on, it tallies, where each innermost loop runs, the
@@ -34,21 +39,22 @@ fast path does not pay for counting, and the two modes cannot compute
 different outputs because they are the same code.  Summing ``T`` terms
 takes ``T - 1`` additions (see :mod:`npconv.counts`): without a bias, the
 first term or block that reaches an output *starts* its sum (an assignment,
-no addition), and the kernel executes exactly that.  The tallies are
-per-task partial sums that Numba's ``prange`` reduction combines, so they
-do not depend on the thread count.
+no addition), and the kernel executes exactly that.
 
-Three loop nests (:func:`choose_loop`).  The row loop above vectorises along
-output rows one row per task (depthwise layers); when rows are short or
-strided, or the kernel is 1x1, and a group has at least 16 output channels
-(the seed, stem and pointwise layers), :func:`_pixels` vectorises along
-output channels instead; the others run the planes nest (see its section),
-a block of output channels per task whose interior is summed by blocks of
-3 x 3 taps.
+Threads.  The tasks are split between Numba's thread count of Python threads
+(:func:`_run_tasks`; the entry points release the GIL), each task writing
+only its own outputs; the tallies are the per-task sums, so they do not
+depend on the thread count.  Threads rather than ``prange``: a ``prange``
+loop compiles the nest it calls a second time.
 
 Compilation happens on first use of ``method="direct"`` (this module is
-imported only then) and is cached on disk (``cache=True``), per dtype;
+imported only then) and is cached on disk (``cache=True``), once per dtype:
+the inputs always reach the compiled code as read-only views
+(:func:`_read_only`), so a caller's read-only array compiles nothing more;
 float32 stays float32.
+
+Size: one module for forward and backward, which share the row pass, the
+task runner and the layer tuple; the sections are headed.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from npconv.counts import Counts
 from npconv.errors import ConvArgumentError
@@ -153,7 +159,7 @@ def _streams_1(y, y_at, x, x_at, x_step, w, w_at, length, begin):
 
 @njit(cache=True, inline="always")
 def _streams(streams, y, y_at, x, x_at, x_gap, x_step, w, w_at, w_step, length, begin):
-    # Blocks of streams run at stride 1 only (see _row), where a contiguous
+    # Blocks of streams run at stride 1 only (see _pass), where a contiguous
     # loop over up to 9 arrays still vectorises; a runtime stride would make
     # LLVM give up on them.
     if streams == 8:
@@ -201,77 +207,6 @@ def _pass(streams, y, y_row, x, x_row, x_gap, x_step, w, w_tap, w_kw, w_step, co
 
 
 @njit(cache=True, fastmath={"contract"})
-def _row(x, w, bias, n, co, oh, layer, columns, y, counting):
-    """Compute output row ``y[n, co, oh, :]`` (flat arrays); return its (mults, adds) when counting.
-
-    ``x`` is the flat (N, C_in, H, W) input, ``w`` the flat weight transposed
-    to (C_out, KH, KW, C_in/g) so that a channel block's taps are adjacent,
-    ``y`` the flat (N, C_out, OH, OW) output.  ``layer`` = (N, C_in, H, W,
-    C_out, OH, OW, KH, KW, stride_h, stride_w, pad_top, dilation_h,
-    C_in/g, C_out/g).  ``columns[kw]`` = (lo, hi, offset): the output
-    columns ``[lo, hi)`` whose input column ``ow * stride_w + offset`` for
-    tap ``kw`` exists.
-    """
-    (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
-     stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
-    first_channel = (co // out_per_group) * in_per_group
-    y_row = np.uint64(((n * out_channels + co) * out_height + oh) * out_width)
-    w_kw = in_per_group  # weight step from one kw to the next, and kh: kernel_w * in_per_group
-    mults = 0
-    adds = 0
-
-    has_bias = bias.shape[0] > 0
-    start = bias[co] if has_bias else 0.0
-    for i in range(np.uint64(out_width)):
-        y[y_row + i] = start  # unreached outputs keep this
-    starting = not has_bias  # the first block that reaches an output starts its sum
-
-    # The kernel rows that land inside the image: a contiguous range of kh.
-    top = oh * stride_h - pad_top
-    kh_first = max(0, -(top // dilation_h))
-    kh_end = min(kernel_h, max(0, -((top - height) // dilation_h)))
-    x_step = np.uint64(stride_w)
-    blocks = stride_w == 1  # blocks of streams need contiguous input rows (see _streams)
-    c = 0
-    while c < in_per_group:
-        x_channel = (n * in_channels + first_channel + c) * height
-        wide = blocks and in_per_group - c >= CHANNEL_BLOCK
-        kh = kh_first
-        while kh < kh_end:
-            if wide:  # 8 channels at a time, one kernel row after another
-                streams, x_gap, w_step = CHANNEL_BLOCK, height * width, 1
-            else:  # one channel, up to 3 kernel rows at a time (3x3 kernels are the common case)
-                streams = min(3, kh_end - kh) if blocks else 1
-                x_gap, w_step = dilation_h * width, kernel_w * in_per_group
-            x_row = (x_channel + top + kh * dilation_h) * width
-            w_tap = (co * kernel_h + kh) * kernel_w * in_per_group + c
-            m, a = _pass(streams, y, y_row, x, x_row, np.uint64(x_gap), x_step, w, w_tap, w_kw,
-                         np.uint64(w_step), columns, starting, counting)
-            mults += m
-            adds += a
-            starting = False
-            kh += 1 if wide else streams
-        c += CHANNEL_BLOCK if wide else 1
-    return mults, adds
-
-
-@njit(parallel=True, cache=True)
-def _rows(x, w, bias, layer, columns, y, counting):
-    """All output rows in parallel; the summed (mults, adds) of the rows when counting, else zeros."""
-    batch, out_channels, out_height = layer[0], layer[4], layer[5]
-    mults = 0
-    adds = 0
-    for task in prange(batch * out_height * out_channels):
-        # output channel fastest: neighbouring tasks read the same input rows
-        n, rest = divmod(np.int64(task), out_height * out_channels)
-        oh, co = divmod(rest, out_channels)
-        m, a = _row(x, w, bias, n, co, oh, layer, columns, y, counting)
-        mults += m
-        adds += a
-    return mults, adds
-
-
-@njit(cache=True, fastmath={"contract"})
 def _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting):
     """Compute ``y[n, group's channels, oh, :]`` pixel by pixel, vectorised over output channels.
 
@@ -281,7 +216,7 @@ def _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting):
     -- and accumulates into ``acc`` (C_out/g values, in L1); the pixel's sums
     are then stored into the NCHW output.  The vector loop is as long as the
     output channels, however short the output rows and whatever the stride.
-    Other arguments as in :func:`_row`.  Returns (mults, adds) when counting.
+    Other arguments as in the module docstring.  Returns (mults, adds) when counting.
     """
     (_, in_channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
      stride_h, stride_w, pad_top, dilation_h, in_per_group, out_per_group) = layer
@@ -329,16 +264,17 @@ def _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting):
     return mults, adds
 
 
-@njit(parallel=True, cache=True)
-def _pixel_rows(x, w, bias, layer, columns, y, counting):
-    """All (image, output row, group) tasks of :func:`_pixels` in parallel; (mults, adds) as :func:`_rows`."""
-    batch, out_height, groups = layer[0], layer[5], layer[4] // layer[14]
+@njit(cache=True, nogil=True)
+def _pixel_tasks(first, last, x, w, bias, layer, columns, y, counting):
+    """The (image, output row, group) tasks ``[first, last)`` of :func:`_pixels`; their summed
+    (mults, adds) when counting, else zeros (run by :func:`_run_tasks`)."""
+    out_height, groups = layer[5], layer[4] // layer[14]
     mults = 0
     adds = 0
-    for task in prange(batch * out_height * groups):
+    acc = np.empty(layer[14], dtype=y.dtype)
+    for task in range(first, last):
         n, rest = divmod(np.int64(task), out_height * groups)
         oh, group = divmod(rest, groups)
-        acc = np.empty(layer[14], dtype=y.dtype)
         m, a = _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting)
         mults += m
         adds += a
@@ -503,7 +439,7 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     """One task of the planes nest: output channels ``block`` of ``group``, rows ``band``, image ``n``.
 
     ``w`` is the flat weight in its own layout (C_out, C_in/g, KH, KW); ``layer``, ``columns`` as
-    in :func:`_row`; ``column_taps[ow]``: the tap columns ``[first, end)`` whose input column for output column ``ow`` is real; ``plan`` = (first interior column,
+    in the module docstring; ``column_taps[ow]``: the tap columns ``[first, end)`` whose input column for output column ``ow`` is real; ``plan`` = (first interior column,
     end of the interior columns, first interior row, end of the interior rows, rows per band,
     bands, whether interior rows run by tap blocks: stride and dilation 1 along columns).
     (mults, adds) when counting.
@@ -629,16 +565,16 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     return mults, adds
 
 
-@njit(parallel=True, cache=True)
-def _planes(x, w, bias, layer, plan, columns, column_taps, y, counting):
-    """All tasks of :func:`_plane_task` in parallel; (mults, adds) as :func:`_rows`."""
-    batch, out_channels, out_per_group = layer[0], layer[4], layer[14]
+@njit(cache=True, nogil=True)
+def _plane_tasks(first, last, x, w, bias, layer, plan, columns, column_taps, y, counting):
+    """The tasks ``[first, last)`` of :func:`_plane_task`; (mults, adds) as :func:`_pixel_tasks`."""
+    out_channels, out_per_group = layer[4], layer[14]
     groups = out_channels // out_per_group
     blocks = (out_per_group + PLANE_BLOCK - 1) // PLANE_BLOCK
     bands = plan[5]
     mults = 0
     adds = 0
-    for task in prange(batch * groups * blocks * bands):
+    for task in range(first, last):
         n, rest = divmod(np.int64(task), groups * blocks * bands)
         group, rest = divmod(rest, blocks * bands)
         block, band = divmod(rest, bands)
@@ -703,10 +639,10 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-#: The loop nests: "rows" vectorises along output rows, "pixels" along output channels, "planes"
-#: along output rows with a block of output channels per task, by blocks of taps, and
-#: "depthwise" (groups == C_in only) runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
-LOOPS = ("rows", "pixels", "planes", "depthwise")
+#: The loop nests: "planes" vectorises along output rows with a block of output channels per
+#: task, by blocks of taps; "pixels" along output channels; "depthwise" (groups == C_in only)
+#: runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
+LOOPS = ("planes", "pixels", "depthwise")
 
 
 def choose_loop(g: ConvGeometry) -> str:
@@ -777,9 +713,7 @@ def conv2d(
     if loop == "depthwise":
         return direct_depthwise.conv2d(x, weight, bias, g, count=count, workspace_limit=workspace_limit, out=out)
     y = np.empty(g.output_shape, dtype=x.dtype) if out is None else _check_out(out, g, x.dtype)
-    if loop == "rows":
-        w = np.moveaxis(weight, 1, 3)  # (C_out, KH, KW, C_in/g)
-    elif loop == "pixels":
+    if loop == "pixels":
         split = weight.reshape(g.groups, g.out_channels_per_group, *weight.shape[1:])
         w = np.moveaxis(split, 1, 4)  # (groups, C_in/g, KH, KW, C_out/g)
     else:
@@ -803,10 +737,12 @@ def conv2d(
         arrays = (_read_only(x), _read_only(w), _read_only(bias))
         if loop == "planes":
             plan, column_taps = _plane_plan(g, columns)
-            tallies = _planes(*arrays, layer, plan, columns, column_taps, y.reshape(-1), count)
+            blocks = -(-g.out_channels_per_group // PLANE_BLOCK)
+            tallies = _run_tasks(_plane_tasks, g.batch * g.groups * blocks * plan[5], *arrays, layer, plan,
+                                 columns, column_taps, y.reshape(-1), count)
         else:
-            kernel = _rows if loop == "rows" else _pixel_rows
-            tallies = kernel(*arrays, layer, columns, y.reshape(-1), count)
+            tallies = _run_tasks(_pixel_tasks, g.batch * g.out_height * g.groups, *arrays, layer, columns,
+                                 y.reshape(-1), count)
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
@@ -914,7 +850,7 @@ def _gather(streams, dx, dx_at, dx_step, gy, g_at, g_gap, w, w_at, w_gap, length
 def _input_gradient_plane(gy, w, n, c, layer, reach_h, kh_step, columns, starts_w, dx, counting):
     """Compute ``dx[n, c]`` row by row (flat arrays); return its (mults, adds) when counting.
 
-    ``layer`` as in :func:`_row`; ``reach_h[ih]`` = (first kernel row reaching input row ``ih``,
+    ``layer`` as in the module docstring; ``reach_h[ih]`` = (first kernel row reaching input row ``ih``,
     how many do), the reaching rows being ``first, first + kh_step, ...``; ``columns[kw]`` =
     (lo, hi, offset): the output columns ``[lo, hi)`` whose input column
     ``ow * stride_w + offset`` for tap column ``kw`` is real; ``starts_w[kw]``: the first output
@@ -1226,7 +1162,7 @@ def _run_tasks(kernel, tasks: int, *args) -> tuple[int, int]:
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
-                                       thread_name_prefix="npconv-backward")
+                                       thread_name_prefix="npconv-direct")
     bounds = [tasks * i // threads for i in range(threads + 1)]
     futures = [_pool.submit(kernel, first, last, *args) for first, last in itertools.pairwise(bounds)]
     tallies = [future.result() for future in futures]
