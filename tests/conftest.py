@@ -1,6 +1,6 @@
 """Shared test configuration: Hypothesis profiles, chosen with ``NPCONV_HYPOTHESIS_PROFILE``.
 
-* ``default`` -- what ``pytest`` runs: few examples per property, so that the
+* ``default`` -- what ``pytest -n auto`` runs: few examples per property, so that the
   whole suite stays well under 90 s on a fresh 2-core machine (Numba's
   compilation included);
 * ``ci`` -- what CI runs (the README's ``ci:also`` block): 20 times more
