@@ -51,4 +51,4 @@ def test_readme_python_examples_run_and_their_comments_hold(capsys):
 
 def test_readme_has_the_two_setup_commands():
     block = re.search(r"<!-- ci:begin.*?```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
-    assert block.splitlines() == ['pip install . && npconv explain', 'pip install ".[test]" && pytest']
+    assert block.splitlines() == ['pip install . && npconv explain', 'pip install ".[test]" && pytest -n auto']

@@ -51,6 +51,18 @@ torch, torch_status = bench.import_torch()
 print("PyTorch:", torch_status)
 print("npconv methods:", ", ".join(npconv.available_methods()))
 
+
+def settle(most_seconds: float = 60) -> None:
+    """Wait, up to ``most_seconds``, for the load average to fall below the busy threshold: it is a
+    one-minute average, so a benchmark just run (the cell before) still counts in it for a while."""
+    import os
+
+    started = time.perf_counter()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    while (hasattr(os, "getloadavg") and os.getloadavg()[0] > bench.BUSY_LOAD_PER_CORE * cores
+           and time.perf_counter() - started < most_seconds):
+        time.sleep(2)
+
 # %% [markdown]
 # ## The first call of `method="direct"` compiles
 #
@@ -80,6 +92,7 @@ for label in ("first call (compiles unless cached)", "second call"):
 
 # %%
 small = ConvGeometry.from_layer((1, 3, 14, 14), 16, 5, padding=1, bias=True)
+settle()
 small_report = bench.run_benchmark({"small 5x5": small}, repeats=REPEATS)
 print(bench.render_text(small_report))
 
@@ -93,10 +106,13 @@ def say_how_quiet(report) -> None:
         print("load average: not known on this system")
     elif env.busy:
         print(f"WARNING: the load average was {env.load_average:.2f} on {env.cores} cores when timing began: "
-              "other work shared the CPU, so these times are noisy and the multithreaded contestants "
-              "suffer most. Re-run this notebook on a quiet machine before drawing conclusions.")
+              "other work was using the CPU (or had been, within the last minute: the load average is a "
+              "one-minute average), so these times may be noisy and the multithreaded contestants suffer "
+              "most. Re-run this notebook on a quiet machine before drawing conclusions.")
     else:
         print(f"load average {env.load_average:.2f} on {env.cores} cores when timing began: a quiet machine")
+
+
 
 
 say_how_quiet(small_report)
@@ -128,6 +144,7 @@ plt.show()
 # take minutes per call).
 
 # %%
+settle()  # the small layer's run above still weighs in the one-minute load average
 report = bench.run_benchmark(methods=("direct", "im2col"), repeats=REPEATS)
 print(bench.render_text(report))
 say_how_quiet(report)
@@ -230,6 +247,7 @@ standard_layers = {
     "28x28x64, 5x5 -> 128": ConvGeometry.from_layer((1, 64, 28, 28), 128, 5, padding=2, bias=True),
 }
 pairs = {name: bench.separable_counterpart(g) for name, g in standard_layers.items()}
+settle()
 separable_report = bench.run_benchmark(separable=pairs, methods=("direct", "im2col"), repeats=REPEATS)
 print(bench.render_text(separable_report))
 say_how_quiet(separable_report)
