@@ -24,8 +24,10 @@ PROBLEM = dict(input_shape=(1, 3, 14, 14), out_channels=256, kernel_size=5)
 
 
 def evaluate(working: str) -> Fraction:
-    """Evaluate a rendered working string as arithmetic (``x`` is times, ``floor`` is floor)."""
-    expr = working.replace(",", "").replace(" x ", " * ")
+    """Evaluate a rendered working string as arithmetic (``x`` is times, ``floor`` is floor; the
+    middle of a long sum, ``[5 more columns: 24]``, is the number it stands for)."""
+    expr = re.sub(r"\[[0-9,]+ more [a-z ]+: ([0-9,]+)\]", r"\1", working)
+    expr = expr.replace(",", "").replace(" x ", " * ")
     assert re.fullmatch(r"[0-9+\-*/() floor]*", expr), working
     expr = re.sub(r"(\d+)", r"Fraction(\1)", expr)
     return eval(expr, {"Fraction": Fraction, "floor": math.floor})
@@ -202,3 +204,11 @@ def test_effective_counts_of_an_axis_with_billions_of_outputs_take_no_time():
     assert F.mults(g, "effective").value == 256 * 3 * 70 * 70
     assert F.outputs(g, "effective").value == 256 * 18 * 18
     assert time.perf_counter() - started < 5
+
+
+def test_a_long_sum_shown_with_its_middle_elided_still_adds_up():
+    """A 1x6 kernel over a row padded by 6: the effective count sums 13 output columns, and the
+    working shows the first and last four with ``[5 more columns: 24]`` between them."""
+    g = ConvGeometry.from_shapes((1, 1, 1, 6), (1, 1, 1, 6), None, padding=6)
+    columns = next(d for d in F.mults(g, "effective").details if "more columns" in d.working)
+    assert evaluate(columns.working) == columns.value == 36
