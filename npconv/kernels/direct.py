@@ -42,7 +42,7 @@ first term or block that reaches an output *starts* its sum (an assignment,
 no addition), and the kernel executes exactly that.
 
 Threads.  The tasks are split between Numba's thread count of Python threads
-(:func:`_run_tasks`; the entry points release the GIL), each task writing
+(:func:`~npconv.kernels._threads.run_tasks`; the entry points release the GIL), each task writing
 only its own outputs; the tallies are the per-task sums, so they do not
 depend on the thread count.  Threads rather than ``prange``: a ``prange``
 loop compiles the nest it calls a second time.
@@ -59,10 +59,7 @@ task runner and the layer tuple; the sections are headed.
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -73,6 +70,7 @@ from npconv.errors import ConvArgumentError
 from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
 from npconv.gradients import GradCounts, Grads
 from npconv.kernels import direct_depthwise
+from npconv.kernels._threads import run_tasks
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -267,7 +265,7 @@ def _pixels(x, w, bias, n, oh, group, layer, columns, acc, y, counting):
 @njit(cache=True, nogil=True)
 def _pixel_tasks(first, last, x, w, bias, layer, columns, y, counting):
     """The (image, output row, group) tasks ``[first, last)`` of :func:`_pixels`; their summed
-    (mults, adds) when counting, else zeros (run by :func:`_run_tasks`)."""
+    (mults, adds) when counting, else zeros (run by :func:`~npconv.kernels._threads.run_tasks`)."""
     out_height, groups = layer[5], layer[4] // layer[14]
     mults = 0
     adds = 0
@@ -738,10 +736,10 @@ def conv2d(
         if loop == "planes":
             plan, column_taps = _plane_plan(g, columns)
             blocks = -(-g.out_channels_per_group // PLANE_BLOCK)
-            tallies = _run_tasks(_plane_tasks, g.batch * g.groups * blocks * plan[5], *arrays, layer, plan,
+            tallies = run_tasks(_plane_tasks, g.batch * g.groups * blocks * plan[5], *arrays, layer, plan,
                                  columns, column_taps, y.reshape(-1), count)
         else:
-            tallies = _run_tasks(_pixel_tasks, g.batch * g.out_height * g.groups, *arrays, layer, columns,
+            tallies = run_tasks(_pixel_tasks, g.batch * g.out_height * g.groups, *arrays, layer, columns,
                                  y.reshape(-1), count)
     if not count:
         return y, None
@@ -779,7 +777,7 @@ def conv2d(
 # * Bias gradient: NumPy's sum of grad_y per output channel.
 #
 # One compiled entry point per gradient (the loop nest a flag), run on Numba's thread count of
-# threads (_run_tasks), with a ``counting`` flag tested outside the innermost loops; the arrays are flat, C-contiguous and writable, so
+# threads (run_tasks), with a ``counting`` flag tested outside the innermost loops; the arrays are flat, C-contiguous and writable, so
 # each entry point compiles once per dtype.  Blocks of streams and the first term's assignment
 # have one variant each, to keep compilation short.
 
@@ -1142,33 +1140,6 @@ def _weight_gradient(first, last, gy, gy_t, x, layer, rows, columns, dw, countin
     return mults, adds
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _run_tasks(kernel, tasks: int, *args) -> tuple[int, int]:
-    """Run ``kernel(first, last, *args)`` over ``tasks`` tasks split evenly between Numba's thread
-    count (``numba.set_num_threads``) of Python threads, and sum the tallies.
-
-    The kernels release the GIL (``nogil``) and every task writes only its own gradient
-    elements, so the split does not change the results.  Threads rather than ``prange``: a
-    ``prange`` loop calling the loop nests compiles them a second time, which doubled the
-    backward pass' compilation (measured: 14 s instead of 7 s of CPU per dtype).
-    """
-    global _pool
-    threads = min(numba.get_num_threads(), tasks)
-    if threads <= 1:
-        return kernel(0, tasks, *args)
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
-                                       thread_name_prefix="npconv-direct")
-    bounds = [tasks * i // threads for i in range(threads + 1)]
-    futures = [_pool.submit(kernel, first, last, *args) for first, last in itertools.pairwise(bounds)]
-    tallies = [future.result() for future in futures]
-    return sum(int(m) for m, _ in tallies), sum(int(a) for _, a in tallies)
-
-
 def _kernel_ready(array: np.ndarray, name: str, limit: int) -> tuple[np.ndarray, int]:
     """``array`` flat, C-contiguous and writable (one compiled variant), and the bytes copied."""
     if array.flags.c_contiguous and array.flags.writeable:
@@ -1288,7 +1259,7 @@ def conv2d_backward(
             kh_step = g.stride[0] // math.gcd(g.stride[0], g.dilation[0])
             starts_w = np.array(first_touch_starts(g.out_width, g.kernel_w, g.stride[1], g.dilation[1]), np.int64)
             tasks = g.batch * (g.groups if want_pixels[0] else g.in_channels)
-            tallies = _run_tasks(_input_gradient, tasks, gy, w, layer, reach_h, kh_step, columns, starts_w,
+            tallies = run_tasks(_input_gradient, tasks, gy, w, layer, reach_h, kh_step, columns, starts_w,
                                  reach_w, grad_x.reshape(-1), count, want_pixels[0])
         counts["input"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, gy_copied + w_copied)
     if want_weight:
@@ -1299,7 +1270,7 @@ def conv2d_backward(
         if want_pixels[1]:
             gy_t = np.ascontiguousarray(gy.reshape(g.output_shape).transpose(0, 2, 3, 1)).reshape(-1)
         tasks = g.in_channels * g.kernel_h if want_pixels[1] else g.out_channels * g.in_channels_per_group
-        tallies = _run_tasks(_weight_gradient, tasks, gy, gy_t, xs, layer, rows, columns, grad_w.reshape(-1), count,
+        tallies = run_tasks(_weight_gradient, tasks, gy, gy_t, xs, layer, rows, columns, grad_w.reshape(-1), count,
                              want_pixels[1])
         copied = (gy_t.nbytes if want_pixels[1] else gy_copied) + x_copied
         counts["weight"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, copied)

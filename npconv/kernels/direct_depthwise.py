@@ -6,7 +6,7 @@ output plane ``y[n, co]`` from one input plane ``x[n, co // m]`` and one
 speed is that of reading the input and writing the output.  So one task
 computes one whole ``(image, output channel)`` plane, whose input and output
 planes stay in L1/L2 while it runs (the planes are split between threads,
-:func:`_run`), in three parts:
+:func:`~npconv.kernels._threads.run_tasks`), in three parts:
 
 * **interior** -- the output rows ``[oh_lo, oh_hi)`` and columns
   ``[ow_lo, ow_hi)`` all of whose taps land on real input.  For a 3x3 filter
@@ -50,16 +50,12 @@ once per dtype (float32, float64), cached on disk.
 
 from __future__ import annotations
 
-import itertools
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import numba
 import numpy as np
 from numba import njit
 
 from npconv.counts import Counts
 from npconv.geometry import ConvGeometry
+from npconv.kernels._threads import run_tasks
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -287,7 +283,7 @@ def _plane(x, w, bias, n, co, layer, rows, cols, y, counting):
 @njit(cache=True, nogil=True)
 def _planes(first, last, x, w, bias, layer, rows, cols, y, counting):
     """Planes ``first .. last - 1`` of the (image, output channel) planes; their summed (mults,
-    adds) when counting, else zeros.  Releases the GIL: :func:`_run` runs slices of the planes
+    adds) when counting, else zeros.  Releases the GIL: :func:`~npconv.kernels._threads.run_tasks` runs slices of the planes
     on threads."""
     out_channels = layer[4]
     mults = 0
@@ -298,32 +294,6 @@ def _planes(first, last, x, w, bias, layer, rows, cols, y, counting):
         mults += m
         adds += a
     return mults, adds
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _run(tasks: int, *args) -> tuple[int, int]:
-    """:func:`_planes` over ``tasks`` planes split evenly between Numba's thread count
-    (``numba.set_num_threads``) of Python threads, and the tallies summed.
-
-    Threads rather than ``prange``: a parallel loop compiled the loop nest twice (measured:
-    14 s instead of 7 s of CPU per dtype).  Each plane is one task's and is summed in the same
-    order whatever the split, so neither the outputs nor the tallies depend on the thread count.
-    """
-    global _pool
-    threads = min(numba.get_num_threads(), tasks)
-    if threads <= 1:
-        return _planes(0, tasks, *args)
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
-                                       thread_name_prefix="npconv-depthwise")
-    bounds = [tasks * i // threads for i in range(threads + 1)]
-    futures = [_pool.submit(_planes, first, last, *args) for first, last in itertools.pairwise(bounds)]
-    tallies = [future.result() for future in futures]
-    return sum(int(m) for m, _ in tallies), sum(int(a) for _, a in tallies)
 
 
 def _tap_ranges(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out: int) -> np.ndarray:
@@ -410,7 +380,7 @@ def conv2d(
         layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
                  g.out_channels // g.in_channels, ow_lo, ow_hi, oh_lo, oh_hi, int(has_bias))
-        tallies = _run(g.batch * g.out_channels, _read_only(xs), _read_only(ws), _read_only(b), layer, rows, cols,
+        tallies = run_tasks(_planes, g.batch * g.out_channels, _read_only(xs), _read_only(ws), _read_only(b), layer, rows, cols,
                        y.reshape(-1), bool(count))
     if not count:
         return y, None
