@@ -9,7 +9,9 @@
 """
 
 import os
+from contextlib import contextmanager
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -31,3 +33,24 @@ settings.register_profile(
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("NPCONV_HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def thread_count():
+    """A context manager setting Numba's and every BLAS pool's thread count, then restoring them."""
+    numba = pytest.importorskip("numba")
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+
+    @contextmanager
+    def limit(threads: int):
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            with controller.limit(limits=threads):
+                yield
+        finally:
+            numba.set_num_threads(before)
+
+    return limit

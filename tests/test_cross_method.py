@@ -14,7 +14,6 @@ conftest.py).
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -117,27 +116,6 @@ def test_separable_is_depthwise_then_pointwise_with_both_parts_counted(method, d
 
 
 # ---------------------------------------------------------------------- threads
-
-
-@pytest.fixture(scope="module")
-def thread_count():
-    """A context manager setting Numba's and every BLAS pool's thread count, then restoring them."""
-    numba = pytest.importorskip("numba")
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-
-    @contextmanager
-    def limit(threads: int):
-        before = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
-            with controller.limit(limits=threads):
-                yield
-        finally:
-            numba.set_num_threads(before)
-
-    return limit
 
 
 @pytest.mark.parametrize("method", METHODS)

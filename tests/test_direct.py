@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -134,25 +133,6 @@ def test_planes_match_scipy_and_count_exactly_on_larger_layers(layer, dtype, thr
     np.testing.assert_array_equal(y, y2)
     assert counts == counts2
     assert_counts_equal_formulas(counts, g, METHOD, "effective")
-
-
-@pytest.fixture(scope="module")
-def thread_count():
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-
-    @contextmanager
-    def limit(threads: int):
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            with controller.limit(limits=threads):
-                yield
-        finally:
-            numba.set_num_threads(before)
-
-    return limit
 
 
 @pytest.mark.parametrize("loop", ["pixels", "planes"])

@@ -50,7 +50,7 @@ loop compiles the nest it calls a second time.
 Compilation happens on first use of ``method="direct"`` (this module is
 imported only then) and is cached on disk (``cache=True``), once per dtype:
 the inputs always reach the compiled code as read-only views
-(:func:`_read_only`), so a caller's read-only array compiles nothing more;
+(:func:`~npconv.kernels.direct_depthwise.read_only`), so a caller's read-only array compiles nothing more;
 float32 stays float32.
 
 Size: one module for forward and backward, which share the row pass, the
@@ -71,6 +71,7 @@ from npconv.geometry import ConvGeometry, first_touch_starts, tap_output_range
 from npconv.gradients import GradCounts, Grads
 from npconv.kernels import direct_depthwise
 from npconv.kernels._threads import run_tasks
+from npconv.kernels.direct_depthwise import read_only
 from npconv.memory import ensure_workspace_fits
 
 NAME = "direct"
@@ -625,18 +626,6 @@ def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(array), array.nbytes
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A flat read-only view of the C-contiguous ``array``.
-
-    The forward entry points always get their inputs as read-only views: Numba compiles a
-    separate variant for read-only and writable arrays, and a caller's read-only input would
-    otherwise cost a second compilation.
-    """
-    view = array.reshape(-1).view()
-    view.flags.writeable = False
-    return view
-
-
 #: The loop nests: "planes" vectorises along output rows with a block of output channels per
 #: task, by blocks of taps; "pixels" along output channels; "depthwise" (groups == C_in only)
 #: runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
@@ -708,9 +697,10 @@ def conv2d(
     loop = choose_loop(g) if loop is None else loop
     if loop not in LOOPS or (loop == "depthwise" and g.groups != g.in_channels):
         raise ValueError(f"loop: expected one of {LOOPS} (depthwise only where groups == in_channels), got {loop!r}")
+    out = None if out is None else _check_out(out, g, x.dtype)
     if loop == "depthwise":
         return direct_depthwise.conv2d(x, weight, bias, g, count=count, workspace_limit=workspace_limit, out=out)
-    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else _check_out(out, g, x.dtype)
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else out
     if loop == "pixels":
         split = weight.reshape(g.groups, g.out_channels_per_group, *weight.shape[1:])
         w = np.moveaxis(split, 1, 4)  # (groups, C_in/g, KH, KW, C_out/g)
@@ -732,7 +722,7 @@ def conv2d(
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
                  g.in_channels_per_group, g.out_channels_per_group)
         columns = _column_ranges(g)
-        arrays = (_read_only(x), _read_only(w), _read_only(bias))
+        arrays = (read_only(x), read_only(w), read_only(bias))
         if loop == "planes":
             plan, column_taps = _plane_plan(g, columns)
             blocks = -(-g.out_channels_per_group // PLANE_BLOCK)

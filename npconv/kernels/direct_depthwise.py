@@ -313,23 +313,16 @@ def _full_range(ranges: np.ndarray, kernel: int) -> tuple[int, int]:
     return (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    """A read-only flat view: operands always reach the compiled code as one Numba type."""
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A flat read-only view of the C-contiguous ``array``.
+
+    The direct kernels' entry points always get their inputs as read-only views: Numba
+    compiles a separate variant for read-only and writable arrays, and a caller's read-only
+    input would otherwise cost a second compilation.
+    """
     view = array.reshape(-1).view()
     view.flags.writeable = False
     return view
-
-
-def check_out(out: object, geometry: ConvGeometry, dtype: np.dtype) -> np.ndarray:
-    """``out`` if it is a C-contiguous, writable ndarray of the layer's output shape and ``dtype``."""
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    if out.shape != geometry.output_shape or out.dtype != dtype:
-        raise ValueError(f"out: expected shape {geometry.output_shape} and dtype {np.dtype(dtype)}, "
-                         f"got shape {out.shape} and dtype {out.dtype}")
-    if not (out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError("out: expected a C-contiguous, writable array")
-    return out
 
 
 def conv2d(
@@ -352,7 +345,8 @@ def conv2d(
     geometry : the layer, validated against these shapes (``groups == in_channels``)
     count : run with the counting flag on and return its tallies
     workspace_limit : bytes that contiguous copies of the operands may take
-    out : optional C-contiguous, writable (N, m * C_in, OH, OW) array of ``x.dtype`` to write into
+    out : None, or a C-contiguous, writable (N, m * C_in, OH, OW) array of ``x.dtype`` to write
+        into, checked by the caller (:func:`npconv.kernels.direct.conv2d`)
 
     Returns
     -------
@@ -363,7 +357,7 @@ def conv2d(
     if g.groups != g.in_channels:
         raise ValueError(f"geometry: expected a depthwise layer (groups == in_channels), got groups {g.groups} "
                          f"and {g.in_channels} input channels")
-    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else check_out(out, g, x.dtype)
+    y = np.empty(g.output_shape, dtype=x.dtype) if out is None else out
     copied = sum(a.nbytes for a in (x, weight) if not a.flags.c_contiguous)
     if copied:
         ensure_workspace_fits(copied, workspace_limit, f"contiguous copies of the operands ({copied:,} bytes)")
@@ -380,8 +374,8 @@ def conv2d(
         layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
                  g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
                  g.out_channels // g.in_channels, ow_lo, ow_hi, oh_lo, oh_hi, int(has_bias))
-        tallies = run_tasks(_planes, g.batch * g.out_channels, _read_only(xs), _read_only(ws), _read_only(b), layer, rows, cols,
-                       y.reshape(-1), bool(count))
+        tallies = run_tasks(_planes, g.batch * g.out_channels, read_only(xs), read_only(ws), read_only(b), layer,
+                            rows, cols, y.reshape(-1), bool(count))
     if not count:
         return y, None
     return y, Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, copied)
