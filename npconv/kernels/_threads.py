@@ -9,8 +9,10 @@ is compared at the same number of threads.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _blas = None  # the threadpoolctl controller of NumPy's BLAS, found on first use
@@ -138,10 +140,7 @@ def run_tasks(kernel, tasks: int, *args) -> tuple[int, int]:
     ``prange`` loop calling a loop nest compiles the nest a second time (measured: twice the
     compilation, 14 s instead of 7 s of CPU per dtype for the backward pass).
     """
-    import itertools
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numba
+    import numba  # the direct kernels' thread count; imported only by them
 
     global _task_pool
     threads = min(numba.get_num_threads(), tasks)
