@@ -626,6 +626,11 @@ def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(array), array.nbytes
 
 
+#: Dense products (an upper bound of those executed, used only to decide) below which the pixels
+#: nest runs on the calling thread rather than the task runner's threads.
+SMALL_LAYER_MULTS = 4_000_000
+
+
 #: The loop nests: "planes" vectorises along output rows with a block of output channels per
 #: task, by blocks of taps; "pixels" along output channels; "depthwise" (groups == C_in only)
 #: runs one plane per task (:mod:`npconv.kernels.direct_depthwise`).
@@ -729,8 +734,13 @@ def conv2d(
             tallies = run_tasks(_plane_tasks, g.batch * g.groups * blocks * plan[5], *arrays, layer, plan,
                                  columns, column_taps, y.reshape(-1), count)
         else:
-            tallies = run_tasks(_pixel_tasks, g.batch * g.out_height * g.groups, *arrays, layer, columns,
-                                 y.reshape(-1), count)
+            tasks = g.batch * g.out_height * g.groups
+            if y.size * g.in_channels_per_group * g.kernel_h * g.kernel_w < SMALL_LAYER_MULTS:
+                # a small layer (the seed's 1.9M products) runs on the calling thread: handing
+                # tasks to the pool and waiting for them costs more than the work saved
+                tallies = _pixel_tasks(0, tasks, *arrays, layer, columns, y.reshape(-1), count)
+            else:
+                tallies = run_tasks(_pixel_tasks, tasks, *arrays, layer, columns, y.reshape(-1), count)
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
