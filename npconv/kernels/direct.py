@@ -59,6 +59,7 @@ task runner and the layer tuple; the sections are headed.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -607,8 +608,14 @@ def _plane_plan(g: ConvGeometry, columns: np.ndarray) -> tuple[tuple[int, ...], 
     return plan, taps
 
 
+@functools.lru_cache(maxsize=256)
 def _column_ranges(g: ConvGeometry) -> np.ndarray:
-    """(KW, 3) int64: for each tap column kw, the output columns [lo, hi) it reaches and its offset."""
+    """(KW, 3) int64: for each tap column kw, the output columns [lo, hi) it reaches and its offset.
+
+    Remembered per layer (a geometry is immutable and hashable): the loop costs more than a small
+    layer's convolution.  The array is shared between calls: read it, never write it (it stays
+    writeable so that the compiled nests see one array type).
+    """
     stride, dilation, pad_left = g.stride[1], g.dilation[1], g.padding[1][0]
     ranges = np.empty((g.kernel_w, 3), dtype=np.int64)
     for kw in range(g.kernel_w):
