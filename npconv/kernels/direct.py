@@ -1212,6 +1212,7 @@ def conv2d_backward(
     count: bool = False,
     workspace_limit: int,
     loops: tuple[str, str] | None = None,
+    out: Grads | None = None,
 ) -> tuple[Grads, GradCounts | None]:
     """The gradients of a validated layer with the compiled gathers (see the section comment).
 
@@ -1225,6 +1226,7 @@ def conv2d_backward(
     workspace_limit : bytes that contiguous and transposed copies of the operands may take
     loops : ``(input loop, weight loop)``, each ``"rows"`` or ``"pixels"``, to force the loop
         nests (tests); default :func:`choose_backward_loops`
+    out : checked C-contiguous arrays to write the gradients into (``None`` entries: allocated), or None
 
     Returns
     -------
@@ -1235,6 +1237,7 @@ def conv2d_backward(
     want_input, want_weight = "input" in needs, "weight" in needs
     want_bias = "bias" in needs and g.bias
     dtype = grad_y.dtype
+    out = Grads(None, None, None) if out is None else out
     layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
              g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
              g.in_channels_per_group, g.out_channels_per_group)
@@ -1252,7 +1255,7 @@ def conv2d_backward(
     grad_x = grad_w = grad_b = None
     counts: dict[str, Counts] = {}
     if want_input:
-        grad_x = np.empty(g.input_shape, dtype=dtype)
+        grad_x = np.empty(g.input_shape, dtype=dtype) if out.input is None else out.input
         if want_pixels[0]:
             split = weight.reshape(g.groups, g.out_channels_per_group, g.in_channels_per_group, g.kernel_h, g.kernel_w)
             w = np.ascontiguousarray(split.transpose(0, 3, 4, 1, 2)).reshape(-1)  # (groups, KH, KW, C_out/g, C_in/g)
@@ -1271,7 +1274,7 @@ def conv2d_backward(
         counts["input"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, gy_copied + w_copied)
     if want_weight:
         xs, x_copied = _kernel_ready(x, "x", workspace_limit)
-        grad_w = np.empty(g.weight_shape, dtype=dtype)
+        grad_w = np.empty(g.weight_shape, dtype=dtype) if out.weight is None else out.weight
         rows = _axis_ranges(g, 0)[:, :2].copy()
         gy_t = gy
         if want_pixels[1]:
@@ -1284,7 +1287,7 @@ def conv2d_backward(
     if want_bias:
         # a sum per output channel, by NumPy: a reduction of N x OH x OW terms into each of C_out
         # sums, counted from the shape reduced (compiling a loop for it would cost more than it runs)
-        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3))
+        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3), out=out.bias)
         terms = g.batch * g.out_height * g.out_width
         counts["bias"] = Counts(0, g.out_channels * (terms - 1) if terms else 0, "effective", NAME, 0, gy_copied)
     grads = Grads(grad_x, grad_w, grad_b)
