@@ -12,7 +12,7 @@ Three loop nests (:func:`choose_loop`, :data:`LOOPS`):
 ``planes`` (resnet-like layers, large kernels, 1x1)
     one task per (image, group, block of :data:`PLANE_BLOCK` output
     channels, band of output rows); the interior of each output plane is
-    summed by blocks of up to 3 x 3 taps (4 input channels for a 1x1 kernel)
+    summed by blocks of up to 3 x 3 taps (8 input channels for a 1x1 kernel)
     in one contiguous, branch-free loop along each row, so the output row is
     loaded and stored once per block, which is what bounds a direct kernel's
     speed; border columns are summed as strips down the rows, border rows by
@@ -395,22 +395,28 @@ def _block_11(y, ya, y_step, x, xa, x_step, w, wa, rows, length, begin):
 
 @njit(cache=True, fastmath={"contract"})
 def _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, wa, rows, length, begin):
-    """As :func:`_block_11` for 4 input channels at once (a 1x1 kernel): input channel ``k``'s row
+    """As :func:`_block_11` for 8 input channels at once (a 1x1 kernel): input channel ``k``'s row
     ``r`` starts at ``xa + k * c_gap + r * x_rows``, its weight is ``w[wa + k]``."""
-    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
-    w0, w1, w2, w3 = w[wa], w[wa + one], w[wa + two], w[wa + three]
+    w0, w1, w2, w3 = w[wa], w[wa + np.uint64(1)], w[wa + np.uint64(2)], w[wa + np.uint64(3)]
+    w4, w5, w6, w7 = w[wa + np.uint64(4)], w[wa + np.uint64(5)], w[wa + np.uint64(6)], w[wa + np.uint64(7)]
     for r in range(rows):
         r0 = xa + r * x_rows
         r1 = r0 + c_gap
         r2 = r1 + c_gap
         r3 = r2 + c_gap
+        r4 = r3 + c_gap
+        r5 = r4 + c_gap
+        r6 = r5 + c_gap
+        r7 = r6 + c_gap
         y0 = ya + r * y_step
         if begin:
             for i in range(length):
-                y[y0 + i] = (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+                y[y0 + i] = (((w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i]))
+                             + ((w4 * x[r4 + i] + w5 * x[r5 + i]) + (w6 * x[r6 + i] + w7 * x[r7 + i])))
         else:
             for i in range(length):
-                y[y0 + i] += (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+                y[y0 + i] += (((w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i]))
+                              + ((w4 * x[r4 + i] + w5 * x[r5 + i]) + (w6 * x[r6 + i] + w7 * x[r7 + i])))
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -472,14 +478,14 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     k_step = np.uint64(row_gap)
     mults = 0
     adds = 0
-    # a 1x1 kernel has one tap: blocks of 4 input channels make the products per output row
+    # a 1x1 kernel has one tap: blocks of 8 input channels make the products per output row
     channel_blocks = kernel_h == 1 and kernel_w == 1 and fused
     c_gap = np.uint64(height * width)
     ci = 0
     while ci < in_per_group:
         starting = not has_bias and ci == 0  # the first term to reach an output starts its sum
         x_channel = (n * in_channels + group * in_per_group + ci) * height
-        if channel_blocks and in_per_group - ci >= 4:
+        if channel_blocks and in_per_group - ci >= 8:
             # only the interior of a 1x1 kernel's output reads real input
             for co in range(co_first, co_end):
                 if fused_rows > 0 and inner > 0:
@@ -488,9 +494,9 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
                     _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, np.uint64(co * in_per_group + ci),
                                     fused_rows, inner, starting)
                     if counting:
-                        mults += 4 * np.int64(fused_rows) * inner
-                        adds += (3 if starting else 4) * np.int64(fused_rows) * inner
-            ci += 4
+                        mults += 8 * np.int64(fused_rows) * inner
+                        adds += (7 if starting else 8) * np.int64(fused_rows) * inner
+            ci += 8
             continue
         ci += 1
         for co in range(co_first, co_end):
