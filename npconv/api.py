@@ -63,7 +63,13 @@ under ``np.errstate(invalid="raise")``.
 The backward functions (:func:`conv2d_backward` and its wrappers) take the
 forward operands, ``grad_y = dL/dy`` first, and ``needs=`` (the gradients
 to compute); they return the gradients, with their counts when ``count`` is
-not False.  What is computed and counted: :mod:`npconv.gradients`.
+not False.  What is computed and counted: :mod:`npconv.gradients`.  Their
+``out=`` is a :class:`~npconv.gradients.Grads` (or a sequence in its order)
+of arrays the gradients are written into, ``None`` for a gradient to
+allocate; each array is checked as the forward ``out`` is, by its field's
+name (``out.weight``), and must share no memory with another.  A gradient
+that is not computed (not in ``needs``, or a layer without bias) takes
+``None``.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ from npconv.counts import ALGORITHM_CONVENTIONS, ALL_CONVENTIONS, Counts, Separa
 from npconv.errors import ConvArgumentError, ConvTypeError
 from npconv.geometry import ConvGeometry, SeparableGeometry
 from npconv.gradients import (
+    GRADIENTS,
     GradCounts,
     Grads,
     SeparableGradCounts,
@@ -218,10 +225,10 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @functools.cache
-def _takes_out(kernel) -> bool:
-    """Whether ``kernel.conv2d`` writes into an ``out=`` array (every built-in kernel does)."""
+def _takes_out(function) -> bool:
+    """Whether a kernel's ``function`` (``conv2d``, ``conv2d_backward``) takes ``out=`` (every built-in one does)."""
     try:
-        return "out" in inspect.signature(kernel.conv2d).parameters
+        return "out" in inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
 
@@ -278,7 +285,7 @@ def _run(method: object, count: object, workspace_limit: object, x: np.ndarray, 
     if out is None:
         y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
                                   workspace_limit=limit)
-    elif _takes_out(kernel):
+    elif _takes_out(kernel.conv2d):
         y, counts = kernel.conv2d(x, weight, bias, geometry, convention=convention, count=wanted,
                                   workspace_limit=limit, out=out)
     else:  # a kernel registered without out=: its result is copied
@@ -458,9 +465,52 @@ def _check_grad_y(grad_y: np.ndarray, geometry: ConvGeometry, name: str = "grad_
         )
 
 
+def _check_grads_out(out: object, fields: tuple[str, ...], shapes: dict[str, tuple[int, ...] | None],
+                     dtype: np.dtype, operands: dict[str, np.ndarray | None]) -> tuple[np.ndarray | None, ...]:
+    """A backward ``out=`` checked: one array or None per gradient in ``fields``.
+
+    ``out`` is None, or a sequence (a :class:`~npconv.gradients.Grads` or
+    :class:`~npconv.gradients.SeparableGrads`) with one entry per field.
+    ``shapes[field]`` is the gradient's shape, or None when it is not
+    computed (that entry must be None).  Each array is checked as
+    :func:`_check_out` checks the forward output, named ``out.<field>``,
+    against the operands and the other entries.
+    """
+    if out is None:
+        return (None,) * len(fields)
+    expected = f"None or a sequence of {len(fields)} arrays or None, ({', '.join(fields)})"
+    if isinstance(out, (np.ndarray, str, bytes)) or not isinstance(out, (tuple, list)):
+        raise ConvTypeError("out", expected, type(out).__name__)
+    if len(out) != len(fields):
+        raise ConvArgumentError("out", expected, f"a sequence of {len(out)}")
+    checked: dict[str, np.ndarray | None] = {}
+    for field, array in zip(fields, out, strict=True):
+        name, shape = f"out.{field}", shapes[field]
+        if shape is None:
+            if array is not None:
+                raise ConvArgumentError(name, "None: this gradient is not computed (not in needs, or no bias)",
+                                        type(array).__name__)
+            checked[field] = None
+            continue
+        others = {**operands, **{f"out.{k}": v for k, v in checked.items()}}
+        checked[field] = _check_out(array, shape, dtype, others, name)
+    return tuple(checked[field] for field in fields)
+
+
+def _gradient_shapes(geometry: ConvGeometry, needs: frozenset[str]) -> dict[str, tuple[int, ...] | None]:
+    """The shape of each gradient ``needs`` computes, None for one it does not (or a layer without bias)."""
+    return {"input": geometry.input_shape if "input" in needs else None,
+            "weight": geometry.weight_shape if "weight" in needs else None,
+            "bias": geometry.bias_shape if "bias" in needs and geometry.bias else None}
+
+
 def _run_backward(method: object, count: object, needs: frozenset[str], workspace_limit: object,
-                  grad_y: np.ndarray, x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry):
-    """Run ``method``'s backward kernel: ``(Grads, GradCounts | None)``."""
+                  grad_y: np.ndarray, x: np.ndarray, weight: np.ndarray, geometry: ConvGeometry,
+                  out: Grads | None = None):
+    """Run ``method``'s backward kernel: ``(Grads, GradCounts | None)``.
+
+    ``out``: checked arrays (:func:`_check_grads_out`) the kernel writes the gradients into, or None.
+    """
     kernel = kernels.load(method)
     if not hasattr(kernel, "conv2d_backward"):
         raise ConvArgumentError("method", "a method with a backward pass", repr(method))
@@ -471,13 +521,26 @@ def _run_backward(method: object, count: object, needs: frozenset[str], workspac
                         ("bias", geometry.bias_shape)):
         if name in needs and shape is not None:
             ensure_fits(math.prod(shape) * dtype.itemsize, f"the {name} gradient, shape {shape} of {dtype.name},")
-    return kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
-                                  count=wanted, workspace_limit=limit)
+    if out is None or not any(a is not None for a in out):
+        return kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
+                                      count=wanted, workspace_limit=limit)
+    if _takes_out(kernel.conv2d_backward):
+        return kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
+                                      count=wanted, workspace_limit=limit, out=out)
+    # a kernel registered without out=: its gradients are copied
+    grads, counts = kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
+                                           count=wanted, workspace_limit=limit)
+    written = []
+    for given, computed in zip(out, grads, strict=True):
+        if given is not None:
+            np.copyto(given, computed)
+        written.append(computed if given is None else given)
+    return Grads(*written), counts
 
 
 def _differentiate(arrays: dict[str, np.ndarray | None], stride: object, padding: object,
                    dilation: object, groups: object, method: object, count: object, needs: object,
-                   workspace_limit: object):
+                   workspace_limit: object, out: object = None):
     """:func:`conv2d_backward` on operands already converted by :func:`_as_float_arrays`."""
     grad_y, x, weight, bias = arrays["grad_y"], arrays["x"], arrays["weight"], arrays["bias"]
     geometry = ConvGeometry.from_shapes(
@@ -486,13 +549,16 @@ def _differentiate(arrays: dict[str, np.ndarray | None], stride: object, padding
     )
     _check_grad_y(grad_y, geometry)
     wanted = parse_needs(needs)
-    grads, counts = _run_backward(method, count, wanted, workspace_limit, grad_y, x, weight, geometry)
+    shapes = _gradient_shapes(geometry, wanted)
+    out = _check_grads_out(out, GRADIENTS, shapes, x.dtype, arrays)
+    grads, counts = _run_backward(method, count, wanted, workspace_limit, grad_y, x, weight, geometry,
+                                  Grads(*out))
     return grads if counts is None else (grads, counts)
 
 
 def conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     method="reference", count=False, needs=("input", "weight", "bias"),
-                    workspace_limit=None):
+                    workspace_limit=None, out=None):
     """Gradients of :func:`conv2d`: given ``grad_y = dL/dy``, return ``dL/dx``, ``dL/dweight``, ``dL/dbias``.
 
     Parameters
@@ -511,6 +577,12 @@ def conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=
         suits layers with and without bias.  The first layer of a network
         needs no input gradient: ``needs=("weight", "bias")``.
     workspace_limit : int bytes or None, as in :func:`conv2d`
+    out : None, or ``Grads(input, weight, bias)`` (any sequence in that order)
+        of arrays to write the gradients into -- each C-contiguous,
+        writeable, of the gradient's shape and dtype, sharing no memory with
+        the operands or each other -- and ``None`` where a gradient is to be
+        allocated or is not computed (see module docstring).  The returned
+        gradients are those arrays.
 
     Operands follow :func:`conv2d`'s dtype rules (float32 or float64, mixed
     dtypes promoted: ``grad_y`` takes part) and the gradients have that
@@ -526,30 +598,30 @@ def conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=
         ``npconv.formulas.backward_mults`` / ``backward_adds``.
     """
     arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
-    return _differentiate(arrays, stride, padding, dilation, groups, method, count, needs, workspace_limit)
+    return _differentiate(arrays, stride, padding, dilation, groups, method, count, needs, workspace_limit, out)
 
 
 def depthwise_conv2d_backward(grad_y, x, weight, bias=None, stride=1, padding=0, dilation=1,
                               method="reference", count=False, needs=("input", "weight", "bias"),
-                              workspace_limit=None):
+                              workspace_limit=None, out=None):
     """Gradients of :func:`depthwise_conv2d` (``groups = C_in``); arguments as in :func:`conv2d_backward`."""
     arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
     return _differentiate(arrays, stride, padding, dilation, _channels(arrays["x"]), method, count, needs,
-                          workspace_limit)
+                          workspace_limit, out)
 
 
 def pointwise_conv2d_backward(grad_y, x, weight, bias=None, method="reference", count=False,
-                              needs=("input", "weight", "bias"), workspace_limit=None):
+                              needs=("input", "weight", "bias"), workspace_limit=None, out=None):
     """Gradients of :func:`pointwise_conv2d` (a 1x1 kernel); arguments as in :func:`conv2d_backward`."""
     arrays = _as_float_arrays(grad_y=grad_y, x=x, weight=weight, bias=bias)
     _check_pointwise_weight(arrays["weight"], "weight")
-    return _differentiate(arrays, 1, 0, 1, 1, method, count, needs, workspace_limit)
+    return _differentiate(arrays, 1, 0, 1, 1, method, count, needs, workspace_limit, out)
 
 
 def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, depthwise_bias=None,
                               pointwise_bias=None, stride=1, padding=0, dilation=1, method="reference",
                               count=False, needs=("input", "weight", "bias"), workspace_limit=None,
-                              hidden=None):
+                              hidden=None, out=None):
     """Gradients of :func:`separable_conv2d`: the pointwise part's backward, then the depthwise part's.
 
     Parameters
@@ -566,6 +638,11 @@ def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, dep
         (and that gradient is needed) it is recomputed with ``method``, and
         the recomputation's counts are reported apart, in
         ``counts.hidden_recompute``, not in the gradient counts.
+    out : None, or a :class:`~npconv.gradients.SeparableGrads` (any sequence
+        in its order) of arrays to write the gradients into, each checked as
+        in :func:`conv2d_backward`, ``None`` for one to allocate or not
+        computed.  The depthwise output's gradient, an intermediate, is
+        always allocated.
 
     Returns
     -------
@@ -585,6 +662,12 @@ def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, dep
     if "hidden" in a:
         _check_grad_y(a["hidden"], layer.depthwise, "hidden")
     dw_needs, pw_needs = separable_needs(parse_needs(needs))
+    dw_shapes, pw_shapes = _gradient_shapes(layer.depthwise, dw_needs), _gradient_shapes(layer.pointwise, pw_needs)
+    out = _check_grads_out(out, SeparableGrads._fields,
+                           {"input": dw_shapes["input"], "depthwise_weight": dw_shapes["weight"],
+                            "pointwise_weight": pw_shapes["weight"], "depthwise_bias": dw_shapes["bias"],
+                            "pointwise_bias": pw_shapes["bias"]}, x.dtype, a)
+    out_input, out_dw_w, out_pw_w, out_dw_b, out_pw_b = out
     kernel = kernels.load(method)
     _backward_convention(kernel, count)  # refuse a bad count before any work
     hidden, recompute = a.get("hidden"), None
@@ -595,10 +678,10 @@ def separable_conv2d_backward(grad_y, x, depthwise_weight, pointwise_weight, dep
         # forward input only for the weight gradient.
         hidden = np.broadcast_to(np.zeros((), x.dtype), layer.depthwise.output_shape)
     pw_grads, pw_counts = _run_backward(method, count, pw_needs, workspace_limit, grad_y, hidden, pw_w,
-                                        layer.pointwise)
+                                        layer.pointwise, Grads(None, out_pw_w, out_pw_b))
     if dw_needs:
         dw_grads, dw_counts = _run_backward(method, count, dw_needs, workspace_limit, pw_grads.input, x, dw_w,
-                                            layer.depthwise)
+                                            layer.depthwise, Grads(out_input, out_dw_w, out_dw_b))
     else:
         dw_grads, dw_counts = Grads(None, None, None), None
     grads = SeparableGrads(dw_grads.input, dw_grads.weight, pw_grads.weight, dw_grads.bias, pw_grads.bias)

@@ -63,6 +63,36 @@ PADDING_RULES = ("same", "valid")
 #: files; the formulas take a layer of any size.)
 MAX_STEP = MAX_SIZE
 
+#: Layers already validated by :meth:`ConvGeometry.from_shapes`, by their typed arguments
+#: (:func:`_plain_key`): a call that repeats a layer (a training loop, a benchmark) skips the
+#: checks, which cost more than a small layer's convolution.  Only successes are kept, so every
+#: refusal is raised again; the geometry is immutable, so sharing it is safe.
+_VALIDATED: dict = {}
+_VALIDATED_MAX = 1024
+
+
+def _plain_key(value: object) -> object:
+    """``value`` as a hashable key that tells apart what validation tells apart, or None.
+
+    Only exact ``int``, ``bool``, ``str``, ``None``, types and tuples of those qualify, each
+    tagged with its type (``True == 1`` and ``np.int64(1) == 1`` in Python, but validation may
+    refuse one and not the other); anything else (a list, a float, an object with ``__index__``)
+    gives None: not memoised, validated every time.
+    """
+    kind = type(value)
+    if kind is tuple:
+        parts = []
+        for item in value:
+            part = _plain_key(item)
+            if part is None:
+                return None
+            parts.append(part)
+        return (tuple, *parts)
+    if kind is int or kind is bool or kind is str or value is None or kind is type:
+        return (kind, value)
+    return None
+
+
 _FIELD_NAMES = {
     "batch": "batch",
     "in_channels": "in_channels",
@@ -280,6 +310,25 @@ class ConvGeometry:
         ``argument_names`` under the keys ``x``, ``weight``, ``bias`` and the
         hyper-parameter names).
         """
+        key = _plain_key((cls, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups,
+                          None if argument_names is None else tuple(sorted(argument_names.items()))))
+        if key is not None:
+            known = _VALIDATED.get(key)
+            if known is not None:
+                return known
+        geometry = cls._validated_from_shapes(input_shape, weight_shape, bias_shape, stride=stride,
+                                              padding=padding, dilation=dilation, groups=groups,
+                                              argument_names=argument_names)
+        if key is not None:
+            if len(_VALIDATED) >= _VALIDATED_MAX:
+                _VALIDATED.clear()
+            _VALIDATED[key] = geometry
+        return geometry
+
+    @classmethod
+    def _validated_from_shapes(cls, input_shape, weight_shape, bias_shape, *, stride, padding, dilation,
+                               groups, argument_names) -> ConvGeometry:
+        """:meth:`from_shapes` without its memo: every check run."""
         names = {"x": "x", "weight": "weight", "bias": "bias", **_FIELD_NAMES}
         names.update(argument_names or {})
         x_name, w_name, b_name = names["x"], names["weight"], names["bias"]

@@ -47,6 +47,12 @@ and defines
     ``npconv.formulas.backward_mults`` / ``backward_adds``).  Workspace as
     for ``conv2d``.
 
+Either function may also take ``out=``: for ``conv2d`` an output array, for
+``conv2d_backward`` a ``Grads`` of arrays or ``None`` per gradient, each
+checked by the API (shape, dtype, C-contiguous, writeable, no overlap), that
+the kernel writes into and returns.  Every built-in kernel does; for one
+that does not, the API copies its result into the caller's arrays.
+
 Adding an algorithm is adding a module and one line to :data:`METHODS`.
 Modules are imported on first use, so a method that compiles (Numba) costs
 nothing until it is asked for; :func:`declaration` reads a module's

@@ -12,7 +12,7 @@ Three loop nests (:func:`choose_loop`, :data:`LOOPS`):
 ``planes`` (resnet-like layers, large kernels, 1x1)
     one task per (image, group, block of :data:`PLANE_BLOCK` output
     channels, band of output rows); the interior of each output plane is
-    summed by blocks of up to 3 x 3 taps (4 input channels for a 1x1 kernel)
+    summed by blocks of up to 3 x 3 taps (8 input channels for a 1x1 kernel)
     in one contiguous, branch-free loop along each row, so the output row is
     loaded and stored once per block, which is what bounds a direct kernel's
     speed; border columns are summed as strips down the rows, border rows by
@@ -59,6 +59,7 @@ task runner and the layer tuple; the sections are headed.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -394,22 +395,28 @@ def _block_11(y, ya, y_step, x, xa, x_step, w, wa, rows, length, begin):
 
 @njit(cache=True, fastmath={"contract"})
 def _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, wa, rows, length, begin):
-    """As :func:`_block_11` for 4 input channels at once (a 1x1 kernel): input channel ``k``'s row
+    """As :func:`_block_11` for 8 input channels at once (a 1x1 kernel): input channel ``k``'s row
     ``r`` starts at ``xa + k * c_gap + r * x_rows``, its weight is ``w[wa + k]``."""
-    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
-    w0, w1, w2, w3 = w[wa], w[wa + one], w[wa + two], w[wa + three]
+    w0, w1, w2, w3 = w[wa], w[wa + np.uint64(1)], w[wa + np.uint64(2)], w[wa + np.uint64(3)]
+    w4, w5, w6, w7 = w[wa + np.uint64(4)], w[wa + np.uint64(5)], w[wa + np.uint64(6)], w[wa + np.uint64(7)]
     for r in range(rows):
         r0 = xa + r * x_rows
         r1 = r0 + c_gap
         r2 = r1 + c_gap
         r3 = r2 + c_gap
+        r4 = r3 + c_gap
+        r5 = r4 + c_gap
+        r6 = r5 + c_gap
+        r7 = r6 + c_gap
         y0 = ya + r * y_step
         if begin:
             for i in range(length):
-                y[y0 + i] = (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+                y[y0 + i] = (((w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i]))
+                             + ((w4 * x[r4 + i] + w5 * x[r5 + i]) + (w6 * x[r6 + i] + w7 * x[r7 + i])))
         else:
             for i in range(length):
-                y[y0 + i] += (w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i])
+                y[y0 + i] += (((w0 * x[r0 + i] + w1 * x[r1 + i]) + (w2 * x[r2 + i] + w3 * x[r3 + i]))
+                              + ((w4 * x[r4 + i] + w5 * x[r5 + i]) + (w6 * x[r6 + i] + w7 * x[r7 + i])))
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -471,14 +478,14 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
     k_step = np.uint64(row_gap)
     mults = 0
     adds = 0
-    # a 1x1 kernel has one tap: blocks of 4 input channels make the products per output row
+    # a 1x1 kernel has one tap: blocks of 8 input channels make the products per output row
     channel_blocks = kernel_h == 1 and kernel_w == 1 and fused
     c_gap = np.uint64(height * width)
     ci = 0
     while ci < in_per_group:
         starting = not has_bias and ci == 0  # the first term to reach an output starts its sum
         x_channel = (n * in_channels + group * in_per_group + ci) * height
-        if channel_blocks and in_per_group - ci >= 4:
+        if channel_blocks and in_per_group - ci >= 8:
             # only the interior of a 1x1 kernel's output reads real input
             for co in range(co_first, co_end):
                 if fused_rows > 0 and inner > 0:
@@ -487,9 +494,9 @@ def _plane_task(x, w, bias, n, group, block, band, layer, plan, columns, column_
                     _block_channels(y, ya, y_step, x, xa, x_rows, c_gap, w, np.uint64(co * in_per_group + ci),
                                     fused_rows, inner, starting)
                     if counting:
-                        mults += 4 * np.int64(fused_rows) * inner
-                        adds += (3 if starting else 4) * np.int64(fused_rows) * inner
-            ci += 4
+                        mults += 8 * np.int64(fused_rows) * inner
+                        adds += (7 if starting else 8) * np.int64(fused_rows) * inner
+            ci += 8
             continue
         ci += 1
         for co in range(co_first, co_end):
@@ -607,8 +614,14 @@ def _plane_plan(g: ConvGeometry, columns: np.ndarray) -> tuple[tuple[int, ...], 
     return plan, taps
 
 
+@functools.lru_cache(maxsize=256)
 def _column_ranges(g: ConvGeometry) -> np.ndarray:
-    """(KW, 3) int64: for each tap column kw, the output columns [lo, hi) it reaches and its offset."""
+    """(KW, 3) int64: for each tap column kw, the output columns [lo, hi) it reaches and its offset.
+
+    Remembered per layer (a geometry is immutable and hashable): the loop costs more than a small
+    layer's convolution.  The array is shared between calls: read it, never write it (it stays
+    writeable so that the compiled nests see one array type).
+    """
     stride, dilation, pad_left = g.stride[1], g.dilation[1], g.padding[1][0]
     ranges = np.empty((g.kernel_w, 3), dtype=np.int64)
     for kw in range(g.kernel_w):
@@ -624,6 +637,11 @@ def _contiguous(array: np.ndarray) -> tuple[np.ndarray, int]:
     if array.flags.c_contiguous:
         return array, 0
     return np.ascontiguousarray(array), array.nbytes
+
+
+#: Dense products (an upper bound of those executed, used only to decide) below which the pixels
+#: nest runs on the calling thread rather than the task runner's threads.
+SMALL_LAYER_MULTS = 4_000_000
 
 
 #: The loop nests: "planes" vectorises along output rows with a block of output channels per
@@ -729,8 +747,13 @@ def conv2d(
             tallies = run_tasks(_plane_tasks, g.batch * g.groups * blocks * plan[5], *arrays, layer, plan,
                                  columns, column_taps, y.reshape(-1), count)
         else:
-            tallies = run_tasks(_pixel_tasks, g.batch * g.out_height * g.groups, *arrays, layer, columns,
-                                 y.reshape(-1), count)
+            tasks = g.batch * g.out_height * g.groups
+            if y.size * g.in_channels_per_group * g.kernel_h * g.kernel_w < SMALL_LAYER_MULTS:
+                # a small layer (the seed's 1.9M products) runs on the calling thread: handing
+                # tasks to the pool and waiting for them costs more than the work saved
+                tallies = _pixel_tasks(0, tasks, *arrays, layer, columns, y.reshape(-1), count)
+            else:
+                tallies = run_tasks(_pixel_tasks, tasks, *arrays, layer, columns, y.reshape(-1), count)
     if not count:
         return y, None
     mults, adds = (int(t) for t in tallies)
@@ -1195,6 +1218,7 @@ def conv2d_backward(
     count: bool = False,
     workspace_limit: int,
     loops: tuple[str, str] | None = None,
+    out: Grads | None = None,
 ) -> tuple[Grads, GradCounts | None]:
     """The gradients of a validated layer with the compiled gathers (see the section comment).
 
@@ -1208,6 +1232,7 @@ def conv2d_backward(
     workspace_limit : bytes that contiguous and transposed copies of the operands may take
     loops : ``(input loop, weight loop)``, each ``"rows"`` or ``"pixels"``, to force the loop
         nests (tests); default :func:`choose_backward_loops`
+    out : checked C-contiguous arrays to write the gradients into (``None`` entries: allocated), or None
 
     Returns
     -------
@@ -1218,6 +1243,7 @@ def conv2d_backward(
     want_input, want_weight = "input" in needs, "weight" in needs
     want_bias = "bias" in needs and g.bias
     dtype = grad_y.dtype
+    out = Grads(None, None, None) if out is None else out
     layer = (g.batch, g.in_channels, g.height, g.width, g.out_channels, g.out_height, g.out_width,
              g.kernel_h, g.kernel_w, g.stride[0], g.stride[1], g.padding[0][0], g.dilation[0],
              g.in_channels_per_group, g.out_channels_per_group)
@@ -1235,7 +1261,7 @@ def conv2d_backward(
     grad_x = grad_w = grad_b = None
     counts: dict[str, Counts] = {}
     if want_input:
-        grad_x = np.empty(g.input_shape, dtype=dtype)
+        grad_x = np.empty(g.input_shape, dtype=dtype) if out.input is None else out.input
         if want_pixels[0]:
             split = weight.reshape(g.groups, g.out_channels_per_group, g.in_channels_per_group, g.kernel_h, g.kernel_w)
             w = np.ascontiguousarray(split.transpose(0, 3, 4, 1, 2)).reshape(-1)  # (groups, KH, KW, C_out/g, C_in/g)
@@ -1254,7 +1280,7 @@ def conv2d_backward(
         counts["input"] = Counts(int(tallies[0]), int(tallies[1]), "effective", NAME, 0, gy_copied + w_copied)
     if want_weight:
         xs, x_copied = _kernel_ready(x, "x", workspace_limit)
-        grad_w = np.empty(g.weight_shape, dtype=dtype)
+        grad_w = np.empty(g.weight_shape, dtype=dtype) if out.weight is None else out.weight
         rows = _axis_ranges(g, 0)[:, :2].copy()
         gy_t = gy
         if want_pixels[1]:
@@ -1267,7 +1293,7 @@ def conv2d_backward(
     if want_bias:
         # a sum per output channel, by NumPy: a reduction of N x OH x OW terms into each of C_out
         # sums, counted from the shape reduced (compiling a loop for it would cost more than it runs)
-        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3))
+        grad_b = gy.reshape(g.output_shape).sum(axis=(0, 2, 3), out=out.bias)
         terms = g.batch * g.out_height * g.out_width
         counts["bias"] = Counts(0, g.out_channels * (terms - 1) if terms else 0, "effective", NAME, 0, gy_copied)
     grads = Grads(grad_x, grad_w, grad_b)

@@ -765,8 +765,9 @@ class _WeightGradientPlan:
         )
 
 
-def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradientPlan, count: bool):
-    """``grad_x`` by GEMMs and col2im; returns it and the tallies (mults, adds, padded_mults)."""
+def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradientPlan, count: bool,
+                    grad_x: np.ndarray | None = None):
+    """``grad_x`` by GEMMs and col2im (into ``grad_x`` when given); returns it and the tallies (mults, adds, padded_mults)."""
     g = plan.g
     groups, per_group, out_per_group = g.groups, g.in_channels_per_group, g.out_channels_per_group
     kernel_h, kernel_w, out_height, out_width = g.kernel_h, g.kernel_w, g.out_height, g.out_width
@@ -774,7 +775,11 @@ def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradient
     (sh, sw), (dh, dw) = g.stride, g.dilation
     (top, _), (left, _) = g.padding
     dtype = grad_y.dtype
-    grad_x = np.zeros(g.input_shape, dtype=dtype)  # a position that no tap reaches has gradient 0
+    # a position that no tap reaches has gradient 0
+    if grad_x is None:
+        grad_x = np.zeros(g.input_shape, dtype=dtype)
+    else:
+        grad_x.fill(0)
     # W[g].T as a view: each (C_in/g x KH x KW, C_out/g) matrix is Fortran-ordered, as BLAS takes it
     weight_t = weight.reshape(groups, out_per_group, per_group * taps).transpose(0, 2, 1)
     dy = grad_y.reshape(g.batch, groups, out_per_group, out_height * out_width)
@@ -844,14 +849,17 @@ def _input_gradient(grad_y: np.ndarray, weight: np.ndarray, plan: _InputGradient
     return grad_x, (mults, adds, padded_mults)
 
 
-def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPlan, count: bool):
-    """``grad_w`` by GEMMs on the forward lowering; returns it and the tallies."""
+def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPlan, count: bool,
+                     grad_w: np.ndarray | None = None):
+    """``grad_w`` by GEMMs on the forward lowering (into ``grad_w`` when given); returns it and the tallies."""
     g = plan.g
     groups, out_per_group = g.groups, g.out_channels_per_group
     out_height, out_width = g.out_height, g.out_width
     reduction = g.in_channels_per_group * g.kernel_h * g.kernel_w
     dtype = grad_y.dtype
-    grad_w = np.empty((groups, out_per_group, reduction), dtype=dtype)
+    given = grad_w
+    grad_w = (np.empty((groups, out_per_group, reduction), dtype=dtype) if given is None
+              else given.reshape(groups, out_per_group, reduction))
     chunk_sum = np.empty_like(grad_w)
     dy = grad_y.reshape(g.batch, groups, out_per_group, out_height, out_width)
     if plan.transposed_bytes:
@@ -862,7 +870,8 @@ def _weight_gradient(grad_y: np.ndarray, x: np.ndarray, plan: _WeightGradientPla
                                               else None)
     finally:
         lower.release()
-    return grad_w.reshape(g.weight_shape), (mults, adds, lower.padded_entries * out_per_group)
+    return (grad_w.reshape(g.weight_shape) if given is None else given,
+            (mults, adds, lower.padded_entries * out_per_group))
 
 
 def _weight_gradient_chunks(lower: _Lowering, dy: np.ndarray, grad_w: np.ndarray, chunk_sum: np.ndarray,
@@ -916,6 +925,7 @@ def conv2d_backward(
     convention: str = "dense",
     count: bool = True,
     workspace_limit: int,
+    out: Grads | None = None,
 ) -> tuple[Grads, GradCounts | None]:
     """The gradients of a validated layer by GEMMs, col2im and the forward lowering.
 
@@ -929,6 +939,7 @@ def conv2d_backward(
     workspace_limit : bytes the chunks' buffers and contiguous copies of the operands may
         take; the input gradient is chunked over images, then groups, then input channels,
         the weight gradient over images, then output rows
+    out : checked C-contiguous arrays to write the gradients into (``None`` entries: allocated), or None
 
     Returns
     -------
@@ -945,10 +956,17 @@ def conv2d_backward(
     want_input, want_weight = "input" in needs, "weight" in needs
     want_bias = "bias" in needs and g.bias
     dtype = grad_y.dtype
+    out = Grads(None, None, None) if out is None else out
     if g.batch == 0:
-        grads = Grads(np.empty(g.input_shape, dtype) if want_input else None,
-                      np.zeros(g.weight_shape, dtype) if want_weight else None,
-                      np.zeros(g.out_channels, dtype) if want_bias else None)
+        def zeros(wanted, given, shape):
+            if not wanted:
+                return None
+            if given is None:
+                return np.zeros(shape, dtype)
+            given.fill(0)
+            return given
+        grads = Grads(zeros(want_input, out.input, g.input_shape), zeros(want_weight, out.weight, g.weight_shape),
+                      zeros(want_bias, out.bias, g.out_channels))
         zero = Counts(0, 0, convention, NAME)
         return grads, (GradCounts(zero if want_input else None, zero if want_weight else None,
                                   zero if want_bias else None, convention, NAME) if count else None)
@@ -966,14 +984,15 @@ def conv2d_backward(
     grad_x = grad_w = grad_b = None
     counts: dict[str, Counts] = {}
     if want_input:
-        grad_x, (mults, adds, padded) = _input_gradient(grad_y, np.ascontiguousarray(weight), input_plan, count)
+        grad_x, (mults, adds, padded) = _input_gradient(grad_y, np.ascontiguousarray(weight), input_plan, count,
+                                                        out.input)
         counts["input"] = Counts(mults, adds, convention, NAME, padded, input_plan.workspace_bytes + fixed)
     if want_weight:
-        grad_w, (mults, adds, padded) = _weight_gradient(grad_y, x, weight_plan, count)
+        grad_w, (mults, adds, padded) = _weight_gradient(grad_y, x, weight_plan, count, out.weight)
         counts["weight"] = Counts(mults, adds, convention, NAME, padded,
                                   weight_plan.workspace_bytes + copies["grad_y"])
     if want_bias:
-        grad_b = grad_y.sum(axis=(0, 2, 3))
+        grad_b = grad_y.sum(axis=(0, 2, 3), out=out.bias)
         # a reduction of N x OH x OW terms into each of C_out sums, from the shapes reduced
         terms = grad_y.size // g.out_channels
         counts["bias"] = Counts(0, g.out_channels * (terms - 1), convention, NAME, 0, copies["grad_y"])

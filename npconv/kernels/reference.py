@@ -144,6 +144,7 @@ def conv2d_backward(
     convention: str = "dense",
     count: bool = True,
     workspace_limit: int,
+    out: Grads | None = None,
 ) -> tuple[Grads, GradCounts | None]:
     """The gradients of the loss with respect to ``x``, ``weight`` and the bias, in plain loops.
 
@@ -171,6 +172,7 @@ def conv2d_backward(
     convention : ``"dense"`` or ``"effective"``
     count : return the counts
     workspace_limit : bytes the list copies of one image and of the gradients may take
+    out : checked arrays to write the gradients into (``None`` entries: allocated), or None
 
     Returns
     -------
@@ -200,7 +202,10 @@ def conv2d_backward(
                           f"one image, its gradients and the weight gradient as Python floats "
                           f"({listed:,} values)")
     w = weight.tolist()
-    grad_x = np.empty(g.input_shape, dtype=x.dtype) if want_input else None
+    out = Grads(None, None, None) if out is None else out
+    grad_x = None
+    if want_input:
+        grad_x = np.empty(g.input_shape, dtype=x.dtype) if out.input is None else out.input
     grad_w = [[[[None] * kernel_w for _ in range(kernel_h)] for _ in range(in_per_group)]
               for _ in range(g.out_channels)] if want_weight else None
     grad_b = [None] * g.out_channels if want_bias else None
@@ -266,8 +271,14 @@ def conv2d_backward(
                         total = row[iw + pad_left]
                         grad_x[n, c, ih, iw] = 0.0 if total is None else total
 
-    def as_array(sums, shape):
-        return np.array(sums, dtype=float).reshape(shape).astype(x.dtype) if sums is not None else None
+    def as_array(sums, shape, into):
+        if sums is None:
+            return None
+        values = np.array(sums, dtype=float).reshape(shape)
+        if into is None:
+            return values.astype(x.dtype)
+        into[...] = values
+        return into
 
     def zero_if_unreached(sums):
         if isinstance(sums, list):
@@ -276,8 +287,8 @@ def conv2d_backward(
 
     grads = Grads(
         grad_x,
-        None if grad_w is None else as_array(zero_if_unreached(grad_w), weight.shape),
-        None if grad_b is None else as_array(zero_if_unreached(grad_b), (g.out_channels,)),
+        None if grad_w is None else as_array(zero_if_unreached(grad_w), weight.shape, out.weight),
+        None if grad_b is None else as_array(zero_if_unreached(grad_b), (g.out_channels,), out.bias),
     )
     if not count:
         return grads, None
