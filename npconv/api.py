@@ -501,7 +501,7 @@ def _gradient_shapes(geometry: ConvGeometry, needs: frozenset[str]) -> dict[str,
     """The shape of each gradient ``needs`` computes, None for one it does not (or a layer without bias)."""
     return {"input": geometry.input_shape if "input" in needs else None,
             "weight": geometry.weight_shape if "weight" in needs else None,
-            "bias": geometry.bias_shape if "bias" in needs and geometry.bias else None}
+            "bias": geometry.bias_shape if "bias" in needs else None}
 
 
 def _run_backward(method: object, count: object, needs: frozenset[str], workspace_limit: object,
@@ -517,9 +517,8 @@ def _run_backward(method: object, count: object, needs: frozenset[str], workspac
     wanted, convention = _backward_convention(kernel, count)
     limit = resolve_workspace_limit(workspace_limit)
     dtype = x.dtype
-    for name, shape in (("input", geometry.input_shape), ("weight", geometry.weight_shape),
-                        ("bias", geometry.bias_shape)):
-        if name in needs and shape is not None:
+    for name, shape in _gradient_shapes(geometry, needs).items():
+        if shape is not None:
             ensure_fits(math.prod(shape) * dtype.itemsize, f"the {name} gradient, shape {shape} of {dtype.name},")
     if out is None or not any(a is not None for a in out):
         return kernel.conv2d_backward(grad_y, x, weight, geometry, needs=needs, convention=convention,
