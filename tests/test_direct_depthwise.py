@@ -92,6 +92,23 @@ def test_every_path_of_a_padded_layer(kernel, stride):
         assert_counts_equal_formulas(counts, g, "direct", "effective")
 
 
+@pytest.mark.parametrize("height,width", [(1, 1), (2, 3), (3, 2), (3, 3), (4, 4), (5, 8), (13, 17)])
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_a_same_padded_3x3_layer_sums_its_border_rows_and_columns_in_the_row_passes(height, width, multiplier):
+    """Padding 1 at stride 1: the border rows' two-kernel-row pass and the edge outputs summed
+    with each row (corners included), from planes with no interior row or column upwards."""
+    rng = np.random.default_rng(height * 100 + width)
+    for bias in (True, False):
+        for dtype in DTYPES:
+            x = rng.standard_normal((2, 3, height, width)).astype(dtype)
+            w = rng.standard_normal((3 * multiplier, 1, 3, 3)).astype(dtype)
+            b = rng.standard_normal(3 * multiplier).astype(dtype) if bias else None
+            g = ConvGeometry.from_shapes(x.shape, w.shape, None if b is None else b.shape, padding=1, groups=3)
+            y, counts = npconv.conv2d(x, w, b, padding=1, groups=3, method="direct", count=True)
+            assert_conv_close(y, x, w, b, g, oracle=reference_conv2d)
+            assert_counts_equal_formulas(counts, g, "direct", "effective")
+
+
 def test_an_empty_batch_and_unreached_outputs():
     x = np.ones((0, 3, 4, 4))
     y, counts = npconv.depthwise_conv2d(x, np.ones((6, 1, 3, 3)), padding=1, method="direct", count=True)
