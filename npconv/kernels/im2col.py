@@ -325,10 +325,8 @@ class _Lowering:
             )
             self.buffers.append(self.padded_input)
             if count:
-                # which padded-input columns hold input, seen through the lowering's window view
-                real = np.zeros(_padded_width(g), dtype=np.uint8)
-                real[g.padding[1][0]: g.padding[1][0] + g.width] = 1
-                self.real_taps_w = int(_windows(real, g.kernel_w, g.out_width, dw, sw).sum())
+                # the window view's (tap column, output column) entries on the buffer's real columns
+                self.real_taps_w = _entries_on(g.padding[1][0], g.width, g.kernel_w, dw, sw, g.out_width)
 
     def release(self) -> None:
         """Return the buffers to the pool (the column matrices returned are then invalid)."""
@@ -405,11 +403,8 @@ class _Lowering:
     def _count_padded(self, n0: int, n1: int, r0: int, r1: int) -> None:
         """Tally the column-matrix entries of this chunk copied from the zero border."""
         g = self.g
-        rows_in = _input_rows(g, r1 - r0)
         a, b = self._input_span(r0, r1)
-        real = np.zeros(rows_in, dtype=np.uint8)
-        real[a:b] = 1
-        real_taps_h = int(_windows(real, g.kernel_h, r1 - r0, g.dilation[0], g.stride[0]).sum())
+        real_taps_h = _entries_on(a, b - a, g.kernel_h, g.dilation[0], g.stride[0], r1 - r0)
         taps = g.kernel_h * g.kernel_w * (r1 - r0) * g.out_width
         self.padded_entries += (n1 - n0) * g.in_channels * (taps - real_taps_h * self.real_taps_w)
 
@@ -465,10 +460,22 @@ def _valid_range(offset: int, stride: int, size: int, first: int, end: int) -> t
     return (lo, hi) if lo < hi else None
 
 
-def _windows(mask: np.ndarray, kernel: int, outputs: int, dilation: int, stride: int) -> np.ndarray:
-    """``mask`` seen through one axis of the lowering's view: ``[k, o] = mask[k * dilation + o * stride]``."""
-    (step,) = mask.strides
-    return np.ndarray((kernel, outputs), mask.dtype, mask, 0, (dilation * step, stride * step))
+def _entries_on(first: int, size: int, kernel: int, dilation: int, stride: int, outputs: int) -> int:
+    """Entries ``(k, o)`` of one axis of the lowering's window view, which reads buffer element
+    ``k * dilation + o * stride``, that land on the buffer's real elements ``[first, first + size)``.
+
+    Python integers, one range per tap: the counting mode's tally of the padded entries a chunk
+    copied costs a few microseconds, not the NumPy calls of a mask seen through the view (which
+    made counting 15-30% slower than the fast path on the seed layer).
+    """
+    if size <= 0:
+        return 0
+    total = 0
+    for k in range(kernel):
+        outs = _valid_range(k * dilation - first, stride, size, 0, outputs)
+        if outs is not None:
+            total += outs[1] - outs[0]
+    return total
 
 
 def _convolve(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, plan: Plan, *,
